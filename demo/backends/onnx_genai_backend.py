@@ -1,0 +1,302 @@
+"""Back end: onnxruntime-genai, the fast CPU path (int4/int8/fp32 ONNX models).
+
+`build_onnx_model` turns a local safetensors checkpoint (see demo/weights.py) into an ONNX model
+with onnxruntime-genai's model builder, once, into the user cache. `OnnxGenaiGenerator` decodes
+it token by token. Tokenizing stays outside, in `ModelRunner`: the runtime's own tokenizer does
+not add Gemma's `<bos>`, and without it the model emits garbage, so this back end only ever sees
+the ids the Hugging Face tokenizer made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+import onnxruntime_genai as og
+
+from ..generation import SamplingSettings
+from ..weights import cache_dir
+
+log = logging.getLogger(__name__)
+
+OnnxPrecision = Literal["int4", "int8", "fp32"]
+ExecutionProvider = Literal["cpu", "cuda"]
+PRECISIONS: tuple[str, ...] = ("int4", "int8", "fp32")
+THREADS_ENV_VAR = "DEMO_THREADS"
+_MARKER = "demo-onnx-build.json"
+
+# Room for prompt + answer. The KV cache of full-attention layers is allocated at the request's
+# max_length, and Gemma's sliding-window layers refuse a capacity below their window (512), so
+# the capacity is a build constant, not the model's 32k context (which would cost memory).
+KV_CAPACITY = 2048
+
+# Chosen by measurement on the two demo models (greedy agreement with fp32 transformers and
+# decode speed on 2 CPU cores); the numbers are in the pull request that added this module.
+_QUANT_OPTIONS: dict[str, dict[str, str]] = {
+    "int4": {"accuracy_level": "4", "block_size": "32"},
+    "int8": {"accuracy_level": "4", "block_size": "32"},
+    "fp32": {},
+}
+
+
+class OnnxBuildError(RuntimeError):
+    """The model builder could not convert a checkpoint; carries the builder's last output."""
+
+
+def onnx_model_dir(checkpoint: Path, precision: str, execution_provider: str) -> Path:
+    return cache_dir() / "onnx" / f"{checkpoint.name}-{precision}-{execution_provider}"
+
+
+def _recipe(precision: str, execution_provider: str, trust_remote_code: bool) -> dict:
+    """Everything that shapes a build; a cached build made with another recipe is rebuilt."""
+    return {
+        "precision": precision,
+        "execution_provider": execution_provider,
+        "options": _QUANT_OPTIONS[precision],
+        "kv_capacity": KV_CAPACITY,
+        "trust_remote_code": trust_remote_code,
+        "onnxruntime_genai": og.__version__,
+    }
+
+
+def build_onnx_model(
+    checkpoint: Path,
+    precision: OnnxPrecision,
+    execution_provider: ExecutionProvider = "cpu",
+    *,
+    trust_remote_code: bool = False,
+) -> Path:
+    """The ONNX model folder for `checkpoint`, built on first use and reused afterwards.
+
+    Built into a temporary sibling folder and renamed when complete, so an interrupted build is
+    never mistaken for a finished one.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not available for onnxruntime-genai; use one of {PRECISIONS}")
+    if execution_provider not in ("cpu", "cuda"):
+        raise ValueError(f"execution provider {execution_provider!r} is not supported; use 'cpu' or 'cuda'")
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / "config.json").is_file():
+        raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json in it)")
+
+    target = onnx_model_dir(checkpoint, precision, execution_provider)
+    recipe = _recipe(precision, execution_provider, trust_remote_code)
+    if _built_with(target) == recipe:
+        return target
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    started = time.perf_counter()
+    try:
+        _run_builder(checkpoint, staging, precision, execution_provider, trust_remote_code)
+        _cap_kv_capacity(staging / "genai_config.json")
+        (staging / _MARKER).write_text(json.dumps({"checkpoint": str(checkpoint), **recipe}, indent=2))
+        if target.exists():
+            shutil.rmtree(target)  # built with another recipe
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished the same build first; theirs is as good as ours.
+            if _built_with(target) != recipe:
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("built %s in %.1f s", target, time.perf_counter() - started)
+    return target
+
+
+def _built_with(folder: Path) -> dict | None:
+    try:
+        marker = json.loads((folder / _MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    marker.pop("checkpoint", None)
+    return marker
+
+
+def _run_builder(
+    checkpoint: Path, output: Path, precision: str, execution_provider: str, trust_remote_code: bool
+) -> None:
+    # Imported here: it pulls in torch and transformers and appends its own folder to sys.path.
+    from onnxruntime_genai.models import builder
+
+    options = {**_QUANT_OPTIONS[precision], "hf_token": "false"}  # a local folder: never the hub
+    if trust_remote_code:
+        options["hf_remote"] = "true"
+    scratch = output / "builder-cache"
+    transcript = io.StringIO()
+    quantizer_log = logging.getLogger("onnxruntime.quantization")
+    previous_level = quantizer_log.level
+    quantizer_log.setLevel(logging.WARNING)  # it logs every MatMul it quantizes
+    try:
+        with contextlib.redirect_stdout(transcript), contextlib.redirect_stderr(transcript):
+            prepared = builder.parse_extra_options(
+                None,
+                str(checkpoint),
+                str(output),
+                precision,
+                execution_provider,
+                str(scratch),
+                [f"{key}={value}" for key, value in options.items()],
+            )
+            _adapt_config(prepared["hf_details"]["hf_config"])
+            builder.create_model(
+                None, str(checkpoint), str(output), precision, execution_provider, str(scratch), **prepared
+            )
+    except Exception as error:
+        tail = "\n".join(transcript.getvalue().splitlines()[-20:])
+        raise OnnxBuildError(
+            f"onnxruntime-genai {og.__version__} could not build a {precision} {execution_provider} "
+            f"model from {checkpoint}: {type(error).__name__}: {error}\n"
+            f"last builder output:\n{tail}\n"
+            "Use the transformers back end for this model (backend: transformers in models.yaml) "
+            "or an onnxruntime-genai version that supports its architecture."
+        ) from error
+    finally:
+        quantizer_log.setLevel(previous_level)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _adapt_config(config) -> None:
+    """Give the builder the Gemma 3 config fields it reads (those of transformers 4).
+
+    Transformers 5 keeps one RoPE block per attention type, `rope_parameters = {full_attention:
+    {...}, sliding_attention: {...}}`, and turns the old top-level fields into that form when it
+    reads config.json, so rewriting the file cannot help: the loaded config object is patched.
+    Builder 0.18 wants `rope_theta` (full attention), `rope_local_base_freq` (sliding layers) and
+    a flat `rope_parameters` with a `rope_type`; without them it fails, or worse, silently uses
+    theta 10000 for every layer.
+    """
+    architectures = getattr(config, "architectures", None) or []
+    if not any(name.startswith("Gemma3") for name in architectures):
+        return
+    rope = getattr(config, "rope_parameters", None)
+    if not (isinstance(rope, dict) and "full_attention" in rope and "sliding_attention" in rope):
+        return
+    full, local = dict(rope["full_attention"]), dict(rope["sliding_attention"])
+    if local.get("rope_type", "default") != "default":
+        raise OnnxBuildError(
+            f"sliding-window RoPE type {local.get('rope_type')!r} is not supported by the ONNX "
+            "build; use the transformers back end for this model"
+        )
+    config.rope_theta = full["rope_theta"]
+    config.rope_local_base_freq = local["rope_theta"]
+    config.rope_parameters = full
+
+
+def _cap_kv_capacity(genai_config: Path) -> None:
+    config = json.loads(genai_config.read_text())
+    search = config["search"]
+    search["max_length"] = min(int(search["max_length"]), KV_CAPACITY)
+    genai_config.write_text(json.dumps(config, indent=4))
+
+
+def threads_from_env() -> int:
+    raw = os.environ.get(THREADS_ENV_VAR, "1")
+    try:
+        threads = int(raw)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{THREADS_ENV_VAR}={raw!r}: expected a whole number of CPU threads, 1 or more")
+    return threads
+
+
+class OnnxGenaiGenerator:
+    """`TokenGenerator` over an onnxruntime-genai model folder."""
+
+    def __init__(self, model_dir: Path, device: ExecutionProvider = "cpu", threads: int | None = None):
+        self.model_dir = Path(model_dir)
+        self.threads = threads or threads_from_env()
+        genai = json.loads((self.model_dir / "genai_config.json").read_text())
+        config = og.Config(str(self.model_dir))
+        # Intra-op threads per model: the two models decode side by side, so on a 2-core machine
+        # one thread each keeps them from fighting over cores.
+        config.overlay(
+            json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": self.threads}}}})
+        )
+        if device == "cuda":
+            config.clear_providers()
+            config.append_provider("cuda")
+        self.model = og.Model(config)
+        self.device = device
+        eos = genai["model"]["eos_token_id"]
+        self.eos_token_ids: tuple[int, ...] = tuple(eos) if isinstance(eos, list) else (int(eos),)
+        self.vocab_size = int(genai["model"]["vocab_size"])
+        self.capacity = int(genai["search"]["max_length"])
+        window = genai["model"]["decoder"].get("sliding_window") or {}
+        self._min_length = int(window.get("window_size", 0))
+
+    @classmethod
+    def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False):
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device {device!r} is not supported by onnxruntime-genai; use 'cpu' or 'cuda'")
+        if device == "cuda" and not og.is_cuda_available():
+            raise RuntimeError(
+                "this onnxruntime-genai build has no CUDA support; install onnxruntime-genai-cuda, "
+                "or use the transformers back end on GPU"
+            )
+        model_dir = build_onnx_model(Path(checkpoint), precision, device, trust_remote_code=trust_remote_code)
+        return cls(model_dir, device)
+
+    def _params(self, prompt_length: int, sampling: SamplingSettings) -> og.GeneratorParams:
+        needed = prompt_length + sampling.max_new_tokens
+        if needed > self.capacity:
+            raise ValueError(
+                f"prompt ({prompt_length} tokens) + max_new_tokens ({sampling.max_new_tokens}) exceeds "
+                f"the {self.capacity}-token capacity of this ONNX model; shorten the prompt or lower "
+                "max_new_tokens"
+            )
+        options: dict[str, float | int | bool] = {
+            # Sliding-window layers need a cache at least one window long, whatever is asked.
+            "max_length": min(self.capacity, max(needed, self._min_length)),
+            "repetition_penalty": sampling.repetition_penalty,
+            "random_seed": sampling.seed,
+        }
+        if sampling.greedy:
+            options["do_sample"] = False
+        else:
+            # top_k 0 disables the runtime's default top-k of 50, so sampling matches transformers.
+            options.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(**options)
+        return params
+
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[int],
+        sampling: SamplingSettings,
+        *,
+        eos_ids: Sequence[int],
+        suppress_ids: Sequence[int],
+    ) -> Iterator[int]:
+        if not prompt_ids:
+            raise ValueError("the prompt has no tokens; the model needs at least one to continue")
+        params = self._params(len(prompt_ids), sampling)
+        stop = set(eos_ids)
+        suppress = np.array(sorted({i for i in suppress_ids if 0 <= i < self.vocab_size}), dtype=np.int64)
+        generator = og.Generator(self.model, params)
+        try:
+            generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
+            for _ in range(sampling.max_new_tokens):
+                if suppress.size:
+                    # The runtime has no banned-token option: mask the logits it is about to use.
+                    logits = generator.get_logits()
+                    logits[..., suppress] = -np.inf
+                    generator.set_logits(logits)
+                generator.generate_next_token()
+                token = int(generator.get_next_tokens()[0])
+                yield token
+                if token in stop or generator.is_done():
+                    return
+        finally:
+            del generator  # frees its KV cache now, not at the next garbage collection

@@ -1,0 +1,112 @@
+"""Back end: transformers on CPU or CUDA, in fp32/bf16/fp16 or bitsandbytes 4-bit/8-bit.
+
+Decoding is a plain loop over the model's forward pass with a KV cache, so each new token is
+available at once, the caller can stop it by closing the iterator, and sampling draws from a
+per-request `torch.Generator`: the same seed gives the same answer, whatever else runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from ..generation import SamplingSettings
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def quantization_config(precision: str):
+    """The BitsAndBytesConfig for a bnb precision, or None for a plain dtype."""
+    if not precision.startswith("bnb-"):
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if precision == "bnb-nf4":
+        compute = torch.bfloat16
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=compute,
+            bnb_4bit_use_double_quant=True,
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_causal_lm(checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False):
+    """Load a checkpoint directory with the requested precision on the requested device."""
+    quant = quantization_config(precision)
+    kwargs = dict(trust_remote_code=trust_remote_code)
+    if quant is not None:
+        kwargs.update(quantization_config=quant, device_map=device, dtype=torch.bfloat16)
+    else:
+        kwargs.update(dtype=_DTYPES[precision])
+    model = AutoModelForCausalLM.from_pretrained(str(checkpoint), **kwargs)
+    if quant is None:
+        model.to(device)
+    model.eval()
+    return model
+
+
+class TransformersGenerator:
+    """`TokenGenerator` over a transformers causal LM."""
+
+    def __init__(self, model):
+        self.model = model
+        self.device = next(model.parameters()).device
+        eos = model.generation_config.eos_token_id
+        self.eos_token_ids = tuple(eos) if isinstance(eos, (list, tuple)) else ((eos,) if eos is not None else ())
+
+    @classmethod
+    def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False):
+        return cls(load_causal_lm(checkpoint, precision, device, trust_remote_code))
+
+    def _processors(self, sampling: SamplingSettings, suppress_ids: Sequence[int]) -> LogitsProcessorList:
+        processors = LogitsProcessorList()
+        if sampling.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
+        if suppress_ids:
+            processors.append(SuppressTokensLogitsProcessor(list(suppress_ids), device=self.device))
+        if not sampling.greedy:
+            processors.append(TemperatureLogitsWarper(sampling.temperature))
+            if sampling.top_p < 1.0:
+                processors.append(TopPLogitsWarper(sampling.top_p))
+        return processors
+
+    @torch.inference_mode()
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[int],
+        sampling: SamplingSettings,
+        *,
+        eos_ids: Sequence[int],
+        suppress_ids: Sequence[int],
+    ) -> Iterator[int]:
+        processors = self._processors(sampling, suppress_ids)
+        rng = torch.Generator(device=self.device).manual_seed(sampling.seed)
+        sequence = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.device)
+        step_input, past = sequence, None
+        for _ in range(sampling.max_new_tokens):
+            output = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
+            past = output.past_key_values
+            scores = processors(sequence, output.logits[:, -1, :].float())
+            if sampling.greedy:
+                next_id = scores.argmax(dim=-1)
+            else:
+                probs = torch.softmax(scores, dim=-1)
+                next_id = torch.multinomial(probs, 1, generator=rng).squeeze(1)
+            token = int(next_id.item())
+            yield token
+            if token in eos_ids:
+                return
+            step_input = next_id.view(1, 1)
+            sequence = torch.cat([sequence, step_input], dim=1)

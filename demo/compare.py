@@ -1,0 +1,254 @@
+"""One prompt through both models at once, each answer scored: the product's single path.
+
+`Comparator.stream` validates the prompt, clamps the settings to the server's limits, runs the
+base and aligned workers concurrently, scores each answer as it finishes, and yields a
+`Comparison` snapshot after every change. The UI renders snapshots; the CLI, the API and the
+benchmark take the last one (`Comparator.run`) and its `to_json()`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from .config import ROLES, AppConfig, Limits
+from .formatting import BaseMode, clean_user_text
+from .generation import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
+from .scoring import AnswerScorer, preference
+
+
+class InvalidPrompt(ValueError):
+    """The prompt cannot be run as typed; the message says why and what the limit is."""
+
+
+def validate_prompt(prompt: str | None, limits: Limits) -> str:
+    """The prompt as it will be sent, or InvalidPrompt naming the problem."""
+    if prompt is None or not clean_user_text(prompt).strip():
+        raise InvalidPrompt("Please type a prompt (it is empty).")
+    if len(prompt) > limits.max_prompt_chars:
+        raise InvalidPrompt(
+            f"The prompt is {len(prompt):,} characters; the limit is {limits.max_prompt_chars:,}."
+        )
+    return prompt
+
+
+def clamp_settings(settings: SamplingSettings, limits: Limits) -> SamplingSettings:
+    """Server-side bounds, whatever a client sends."""
+    return SamplingSettings(
+        max_new_tokens=max(1, min(int(settings.max_new_tokens), limits.max_new_tokens)),
+        temperature=min(max(float(settings.temperature), 0.0), 2.0),
+        top_p=min(max(float(settings.top_p), 0.01), 1.0),
+        repetition_penalty=min(max(float(settings.repetition_penalty), 1.0), 2.0),
+        seed=int(settings.seed) % (2**31),
+    )
+
+
+@dataclass
+class SideState:
+    """One model's answer as it streams, then its scores."""
+
+    model: str
+    input_text: str = ""
+    text: str = ""
+    new_tokens: int = 0
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+    stop_reason: str | None = None
+    done: bool = False
+    error: str | None = None
+    reward: float | None = None
+    toxicity: float | None = None
+    toxic: bool | None = None
+    toxicity_labels: dict[str, float] | None = None
+    reward_error: str | None = None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.new_tokens / self.seconds if self.seconds > 0 and self.new_tokens else None
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "input_text": self.input_text,
+            "text": self.text,
+            "new_tokens": self.new_tokens,
+            "seconds": round(self.seconds, 4),
+            "reward": self.reward,
+            "toxicity": self.toxicity,
+            "toxic": self.toxic,
+            "toxicity_labels": self.toxicity_labels,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Comparison:
+    prompt: str
+    base: SideState
+    aligned: SideState
+    preferred: str = "tie"
+    p_aligned_preferred: float | None = None
+    error: str | None = None
+
+    def side(self, role: str) -> SideState:
+        return self.base if role == "base" else self.aligned
+
+    @property
+    def done(self) -> bool:
+        return self.base.done and self.aligned.done
+
+    def to_json(self) -> dict:
+        return {
+            "prompt": self.prompt,
+            "base": self.base.to_json(),
+            "aligned": self.aligned.to_json(),
+            "preferred": self.preferred,
+            "p_aligned_preferred": self.p_aligned_preferred,
+            "error": self.error,
+        }
+
+
+class Comparator:
+    """Runs both models on a prompt and scores their answers."""
+
+    def __init__(self, config: AppConfig, workers: dict, scorer: AnswerScorer | None, scoring_error: str | None = None):
+        self.config = config
+        self.workers = workers
+        self.scorer = scorer
+        self.scoring_error = scoring_error
+
+    def wait_ready(self, timeout: float | None = None) -> dict[str, bool]:
+        """Block until every worker has loaded or failed; which roles are ready."""
+        return {role: worker.wait_ready(timeout) for role, worker in self.workers.items()}
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+
+    def new_comparison(self, prompt: str) -> Comparison:
+        names = {role: self.config.models[role].name for role in ROLES}
+        return Comparison(prompt=prompt, base=SideState(names["base"]), aligned=SideState(names["aligned"]))
+
+    def stream(
+        self,
+        prompt: str,
+        settings: SamplingSettings,
+        base_mode: BaseMode = "raw",
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Comparison]:
+        limits = self.config.limits
+        comparison = self.new_comparison(prompt)
+        try:
+            validate_prompt(prompt, limits)
+        except InvalidPrompt as error:
+            comparison.error = str(error)
+            comparison.base.done = comparison.aligned.done = True
+            yield comparison
+            return
+        deadline = time.monotonic() + limits.request_timeout_seconds
+        timed_out = threading.Event()
+
+        def stop() -> bool:
+            if time.monotonic() > deadline:
+                timed_out.set()
+                return True
+            return should_stop()
+
+        request = GenerationRequest(
+            prompt=prompt,
+            sampling=clamp_settings(settings, limits),
+            base_mode=base_mode,
+            max_prompt_tokens=limits.max_prompt_tokens,
+        )
+        events: queue.Queue = queue.Queue()
+        for role in ROLES:
+            threading.Thread(
+                target=self._pump, args=(role, request, stop, events), name=f"gen-{role}", daemon=True
+            ).start()
+        pending = set(ROLES)
+        while pending:
+            role, event = events.get()
+            side = comparison.side(role)
+            if event is None:
+                pending.discard(role)
+                side.done = True
+                if side.error is None and side.stop_reason is None:
+                    side.error = "generation ended without an answer"
+                if timed_out.is_set() and side.stop_reason == "cancelled":
+                    side.error = f"stopped after the {limits.request_timeout_seconds:.0f} s time limit"
+                self._score_side(comparison, role)
+            else:
+                _apply(side, event)
+            yield comparison
+        comparison.preferred, comparison.p_aligned_preferred = preference(
+            comparison.base.reward, comparison.aligned.reward, self.config.scoring.tie_tolerance
+        )
+        yield comparison
+
+    def run(self, prompt: str, settings: SamplingSettings, base_mode: BaseMode = "raw") -> Comparison:
+        last = None
+        for last in self.stream(prompt, settings, base_mode):
+            pass
+        return last
+
+    def _pump(self, role: str, request: GenerationRequest, stop, events: queue.Queue) -> None:
+        try:
+            for event in self.workers[role].stream(request, stop):
+                events.put((role, event))
+        except Exception as error:  # a broken worker must not hang the comparison
+            events.put((role, Failed(f"{type(error).__name__}: {error}")))
+        finally:
+            events.put((role, None))
+
+    def _score_side(self, comparison: Comparison, role: str) -> None:
+        side = comparison.side(role)
+        if self.scorer is None or side.error is not None:
+            return
+        scores = self.scorer.score([(comparison.prompt, side.text)])[0]
+        side.reward = scores.reward
+        side.toxicity = scores.toxicity
+        side.toxic = scores.toxic
+        side.toxicity_labels = scores.toxicity_labels
+        side.reward_error = scores.reward_error
+
+
+def _apply(side: SideState, event) -> None:
+    if isinstance(event, Started):
+        side.input_text = event.input_text
+    elif isinstance(event, TextDelta):
+        side.text += event.text
+        side.new_tokens = event.new_tokens
+    elif isinstance(event, Finished):
+        side.text = event.text
+        side.new_tokens = event.new_tokens
+        side.seconds = event.seconds
+        side.first_token_seconds = event.first_token_seconds
+        side.stop_reason = event.stop_reason
+    elif isinstance(event, Failed):
+        side.error = event.message
+
+
+def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_scorer: bool = True) -> Comparator:
+    """Start both model workers (loading in the background) and load the scorers.
+
+    `auto` runs each model in its own process on a CPU host (true parallelism, one thread each)
+    and on threads of this process on a GPU host (one process owns the device).
+    """
+    from .loading import cuda_available
+    from .workers import start_worker
+
+    mode = worker_mode if worker_mode != "auto" else ("thread" if cuda_available() else "process")
+    workers = {
+        role: start_worker(role, config.models[role], config.base_prompted, mode=mode)
+        for role in ROLES
+    }
+    scorer, error = None, None
+    if with_scorer:
+        try:
+            scorer = AnswerScorer.from_config(config)
+        except Exception as exc:  # answers still stream; the page says why scores are missing
+            error = str(exc)
+    return Comparator(config, workers, scorer, error)

@@ -1,0 +1,261 @@
+"""From a user prompt to a stream of answer text, for one model.
+
+`ModelRunner.stream` is the single path every caller takes (UI, CLI, benchmark, tests): format the
+prompt for this model, tokenize it, let the back end produce token ids, decode them incrementally
+and stop on end-of-sequence, a stop sequence, or the token budget. Back ends only turn prompt ids
+into new token ids (`TokenGenerator`); everything a user could notice lives here, so every back
+end behaves the same.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Protocol, Sequence
+
+from .config import ModelSpec, PromptedFormat
+from .formatting import BaseMode, format_prompt, special_token_strings
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Shared by both models for one comparison. temperature 0 means greedy decoding."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.7
+    top_p: float = 0.95
+    repetition_penalty: float = 1.1
+    seed: int = 42
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    sampling: SamplingSettings
+    base_mode: BaseMode = "raw"
+    max_prompt_tokens: int = 512
+
+
+class TokenGenerator(Protocol):
+    """A back end: prompt token ids in, new token ids out, one at a time.
+
+    It stops by itself at an end-of-sequence id or after `max_new_tokens`; the caller may stop
+    earlier by closing the iterator. It must never emit an id in `suppress_ids`.
+    """
+
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[int],
+        sampling: SamplingSettings,
+        *,
+        eos_ids: Sequence[int],
+        suppress_ids: Sequence[int],
+    ) -> Iterator[int]: ...
+
+
+# --- events streamed to callers ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    input_text: str
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    new_tokens: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    text: str
+    new_tokens: int
+    seconds: float
+    first_token_seconds: float | None
+    stop_reason: Literal["eos", "stop_sequence", "max_new_tokens", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+
+
+GenerationEvent = Started | TextDelta | Finished | Failed
+
+
+class PromptTooLong(ValueError):
+    pass
+
+
+# --- decoding helpers --------------------------------------------------------------------------
+
+
+class IncrementalDecoder:
+    """Turns a growing list of token ids into text deltas.
+
+    Decodes the whole answer each step and emits what is new, holding back a trailing U+FFFD:
+    a multi-byte character (emoji, CJK) split across tokens is emitted only once complete.
+    """
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+        self._ids: list[int] = []
+        self._emitted = ""
+
+    def push(self, token_id: int) -> str:
+        self._ids.append(token_id)
+        text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""
+        if not text.startswith(self._emitted):
+            # A tokenizer may re-space earlier text once it sees more; keep what was shown.
+            return ""
+        delta, self._emitted = text[len(self._emitted):], text
+        return delta
+
+    @property
+    def text(self) -> str:
+        return self._emitted
+
+
+@dataclass
+class StopSequenceFilter:
+    """Cuts the answer at the first stop sequence; holds back text that might start one, so a
+    half-printed "\\nUser:" never flashes on screen."""
+
+    stops: tuple[str, ...]
+    _pending: str = ""
+    _kept: list[str] = field(default_factory=list)
+    stopped: bool = False
+
+    def feed(self, delta: str) -> str:
+        if self.stopped or not self.stops:
+            return "" if self.stopped else delta
+        window = self._pending + delta
+        cut = min((i for i in (window.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            self._pending = ""
+            return window[:cut]
+        hold = max((_overlap(window, s) for s in self.stops), default=0)
+        emit, self._pending = window[: len(window) - hold], window[len(window) - hold:]
+        return emit
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        return "" if self.stopped else rest
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of `stop`."""
+    for length in range(min(len(text), len(stop) - 1), 0, -1):
+        if text.endswith(stop[:length]):
+            return length
+    return 0
+
+
+# --- the runner --------------------------------------------------------------------------------
+
+
+class ModelRunner:
+    """One loaded model: its spec, tokenizer and back end. Streams `GenerationEvent`s."""
+
+    def __init__(self, spec: ModelSpec, tokenizer, backend: TokenGenerator, prompted: PromptedFormat):
+        self.spec = spec
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.prompted = prompted
+        self._special_tokens = special_token_strings(tokenizer)
+        self._eos_ids = _eos_ids(tokenizer, backend)
+        self._suppress_ids = _token_ids(tokenizer, spec.suppress_tokens)
+
+    def format(self, prompt: str, base_mode: BaseMode):
+        return format_prompt(
+            prompt,
+            prompt_format=self.spec.prompt_format,
+            base_mode=base_mode,
+            tokenizer=self.tokenizer,
+            prompted=self.prompted,
+            special_tokens=self._special_tokens,
+            model_stop_sequences=self.spec.stop_sequences,
+        )
+
+    def encode(self, formatted) -> list[int]:
+        return list(
+            self.tokenizer(formatted.text, add_special_tokens=formatted.add_special_tokens)["input_ids"]
+        )
+
+    def stream(self, request: GenerationRequest, should_stop=lambda: False) -> Iterator[GenerationEvent]:
+        """Generate an answer; `should_stop()` is polled between tokens (the Stop button)."""
+        started = time.perf_counter()
+        formatted = self.format(request.prompt, request.base_mode)
+        prompt_ids = self.encode(formatted)
+        if len(prompt_ids) > request.max_prompt_tokens:
+            raise PromptTooLong(
+                f"the prompt is {len(prompt_ids)} tokens for {self.spec.name}; "
+                f"the limit is {request.max_prompt_tokens} tokens"
+            )
+        yield Started(input_text=formatted.text, prompt_tokens=len(prompt_ids))
+
+        decoder = IncrementalDecoder(self.tokenizer)
+        stops = StopSequenceFilter(formatted.stop_sequences)
+        new_tokens, first_token_at, reason = 0, None, "eos"
+        tokens = self.backend.generate_ids(
+            prompt_ids, request.sampling, eos_ids=self._eos_ids, suppress_ids=self._suppress_ids
+        )
+        try:
+            for token_id in tokens:
+                new_tokens += 1
+                if first_token_at is None:
+                    first_token_at = time.perf_counter() - started
+                if token_id in self._eos_ids:
+                    break
+                delta = stops.feed(decoder.push(token_id))
+                if delta:
+                    yield TextDelta(text=delta, new_tokens=new_tokens)
+                if stops.stopped:
+                    reason = "stop_sequence"
+                    break
+                if should_stop():
+                    reason = "cancelled"
+                    break
+            else:
+                reason = "max_new_tokens" if new_tokens >= request.sampling.max_new_tokens else "eos"
+        finally:
+            tokens.close() if hasattr(tokens, "close") else None
+        tail = stops.flush()
+        if tail:
+            yield TextDelta(text=tail, new_tokens=new_tokens)
+        text = decoder.text
+        if stops.stopped:
+            text = _cut_at_stop(text, formatted.stop_sequences)
+        yield Finished(
+            text=text.strip(),
+            new_tokens=new_tokens,
+            seconds=time.perf_counter() - started,
+            first_token_seconds=first_token_at,
+            stop_reason=reason,
+        )
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+def _token_ids(tokenizer, tokens: Sequence[str]) -> tuple[int, ...]:
+    vocab = tokenizer.get_vocab()
+    return tuple(vocab[t] for t in tokens if t in vocab)
+
+
+def _eos_ids(tokenizer, backend) -> tuple[int, ...]:
+    ids = set(getattr(backend, "eos_token_ids", ()) or ())
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return tuple(sorted(ids))

@@ -1,0 +1,101 @@
+"""Load one configured model into a `ModelRunner`: weights, device, back end, tokenizer.
+
+The back end is chosen per model in models.yaml (`cpu:` when no GPU is present, `gpu:` when one
+is); a new back end is one class with `load(checkpoint, precision, device, trust_remote_code)`
+and `generate_ids(...)`, registered in `BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ModelSpec, PromptedFormat, RuntimeSpec
+from .generation import ModelRunner
+from .weights import resolve_checkpoint
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {
+    "transformers": "demo.backends.transformers_backend:TransformersGenerator",
+    "onnxruntime-genai": "demo.backends.onnx_genai_backend:OnnxGenaiGenerator",
+}
+
+
+@dataclass(frozen=True)
+class LoadedModelInfo:
+    """What was loaded, for the model cards and the benchmark."""
+
+    backend: str
+    precision: str
+    device: str
+    origin: str
+    checkpoint: str
+    load_seconds: float
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def select_runtime(spec: ModelSpec, override: RuntimeSpec | None = None) -> tuple[RuntimeSpec, str]:
+    """The runtime for this machine: the `gpu:` entry on CUDA, else `cpu:`; an override wins."""
+    if override is not None:
+        return override, "cuda" if cuda_available() else "cpu"
+    if cuda_available():
+        return spec.gpu, "cuda"
+    return spec.cpu, "cpu"
+
+
+def backend_class(name: str):
+    module_name, class_name = BACKENDS[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise RuntimeError(
+            f"the {name!r} back end cannot be imported ({error}); install requirements.txt"
+        ) from None
+    return getattr(module, class_name)
+
+
+def _quiet_transformers() -> None:
+    # Progress bars from every load would bury the app's own log lines.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def load_tokenizer(checkpoint: Path, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(checkpoint), trust_remote_code=trust_remote_code)
+
+
+def load_runner(
+    spec: ModelSpec, prompted: PromptedFormat, override: RuntimeSpec | None = None
+) -> tuple[ModelRunner, LoadedModelInfo]:
+    started = time.perf_counter()
+    _quiet_transformers()
+    checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
+    runtime, device = select_runtime(spec, override)
+    tokenizer = load_tokenizer(checkpoint.path, spec.trust_remote_code)
+    backend = backend_class(runtime.backend).load(
+        checkpoint.path, runtime.precision, device, spec.trust_remote_code
+    )
+    info = LoadedModelInfo(
+        backend=runtime.backend,
+        precision=runtime.precision,
+        device=device,
+        origin=checkpoint.origin,
+        checkpoint=str(checkpoint.path),
+        load_seconds=time.perf_counter() - started,
+    )
+    log.info("loaded %s: %s", spec.name, info)
+    return ModelRunner(spec, tokenizer, backend, prompted), info

@@ -1,0 +1,174 @@
+"""The hand-written preference pairs the reward head learns from, and their held-out split.
+
+Pairs live in `data/preferences/written/part_*.jsonl`, one JSON object per line in the TRL
+preference format plus metadata: {"prompt", "chosen", "rejected", "category", "aspect", "flaw"}.
+
+The split is by prompt, never by pair: every pair that shares a prompt lands on the same side, so
+a test prompt is never seen in training. It is stratified by category: within each category the
+prompts are ordered by their sha256 and the first 15% go to test, so every category is held out
+in proportion and the split is identical on every run (no random state). `write_split`
+materialises it as `train.jsonl` / `test.jsonl` for TRL or anyone else.
+
+`unseen.jsonl` was written separately and is only for the final measurement: it is loaded by
+`load_unseen` and never enters a split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .config import REPO_ROOT
+
+PREFERENCES_DIR = REPO_ROOT / "data" / "preferences"
+WRITTEN_GLOB = "written/part_*.jsonl"
+TEST_FRACTION = 0.15
+_FIELDS = ("prompt", "chosen", "rejected", "category", "aspect", "flaw")
+_REQUIRED_TEXT = ("chosen", "rejected", "category", "aspect", "flaw")
+
+
+class PreferenceDataError(ValueError):
+    """A preference file is missing, or one of its lines is not a valid pair."""
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One comparison: for `prompt`, a person prefers `chosen` over `rejected`."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    category: str
+    aspect: str
+    flaw: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class PreferenceSplit:
+    train: tuple[PreferencePair, ...]
+    test: tuple[PreferencePair, ...]
+
+
+def parse_pair(line: str, where: str) -> PreferencePair:
+    """One JSONL line → a pair; `where` ("file:line") makes the error findable."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise PreferenceDataError(f"{where}: not valid JSON ({error.msg})") from None
+    if not isinstance(row, dict):
+        raise PreferenceDataError(f"{where}: expected a JSON object")
+    missing = [field for field in _FIELDS if not isinstance(row.get(field), str)]
+    if missing:
+        raise PreferenceDataError(f"{where}: missing or non-string field(s) {missing}")
+    # The prompt may be empty (a bare-text comparison); the answers and labels may not.
+    empty = [field for field in _REQUIRED_TEXT if not row[field].strip()]
+    if empty:
+        raise PreferenceDataError(f"{where}: empty field(s) {empty}")
+    if row["chosen"] == row["rejected"]:
+        raise PreferenceDataError(f"{where}: chosen and rejected are the same text")
+    return PreferencePair(**{field: row[field] for field in _FIELDS})
+
+
+def load_pairs(path: Path) -> list[PreferencePair]:
+    """All pairs of one JSONL file, in file order; blank lines are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PreferenceDataError(f"{path}: preference file not found") from None
+    return [
+        parse_pair(line, f"{path}:{number}")
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def written_parts(root: Path = PREFERENCES_DIR) -> list[Path]:
+    """The hand-written part files, in name order (part_a, part_b, ...)."""
+    parts = sorted(Path(root).glob(WRITTEN_GLOB))
+    if not parts:
+        raise PreferenceDataError(
+            f"no preference data found: expected {Path(root) / WRITTEN_GLOB}"
+        )
+    return parts
+
+
+def load_written(root: Path = PREFERENCES_DIR) -> list[PreferencePair]:
+    return [pair for part in written_parts(root) for pair in load_pairs(part)]
+
+
+def load_unseen(root: Path = PREFERENCES_DIR) -> list[PreferencePair]:
+    """The independently written pairs kept for the final measurement only."""
+    return load_pairs(Path(root) / "unseen.jsonl")
+
+
+def prompt_key(prompt: str) -> str:
+    """Prompts that differ only in case, spacing or Unicode form count as the same prompt."""
+    return " ".join(unicodedata.normalize("NFKC", prompt).casefold().split())
+
+
+def split_position(prompt: str) -> float:
+    """A stable number in [0, 1) from the prompt's sha256: the prompt's place in the split order."""
+    digest = hashlib.sha256(prompt_key(prompt).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def test_prompt_keys(
+    pairs: Iterable[PreferencePair], test_fraction: float = TEST_FRACTION
+) -> frozenset[str]:
+    """The prompt keys held out: per category, the `test_fraction` with the lowest position."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    category_of: dict[str, str] = {}
+    for pair in pairs:
+        # A prompt reused under two categories is placed once, by its first category.
+        category_of.setdefault(prompt_key(pair.prompt), pair.category)
+    by_category: dict[str, list[str]] = {}
+    for key, category in category_of.items():
+        by_category.setdefault(category, []).append(key)
+    held_out: set[str] = set()
+    for keys in by_category.values():
+        ordered = sorted(keys, key=lambda key: (split_position(key), key))
+        held_out.update(ordered[: int(test_fraction * len(ordered) + 0.5)])
+    return frozenset(held_out)
+
+
+def split_pairs(
+    pairs: Iterable[PreferencePair], test_fraction: float = TEST_FRACTION
+) -> PreferenceSplit:
+    """Held-out split by prompt, stratified by category; input order is kept on both sides."""
+    pairs = list(pairs)
+    held_out = test_prompt_keys(pairs, test_fraction)
+    train = tuple(pair for pair in pairs if prompt_key(pair.prompt) not in held_out)
+    test = tuple(pair for pair in pairs if prompt_key(pair.prompt) in held_out)
+    return PreferenceSplit(train=train, test=test)
+
+
+def write_jsonl(pairs: Sequence[PreferencePair], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # newline="\n" so the committed file is byte-identical on every platform.
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for pair in pairs:
+            handle.write(pair.to_json() + "\n")
+
+
+def write_split(
+    root: Path = PREFERENCES_DIR, test_fraction: float = TEST_FRACTION
+) -> PreferenceSplit:
+    """Regenerate `train.jsonl` and `test.jsonl` from the written parts (same bytes each run)."""
+    split = split_pairs(load_written(root), test_fraction)
+    write_jsonl(split.train, Path(root) / "train.jsonl")
+    write_jsonl(split.test, Path(root) / "test.jsonl")
+    return split
+
+
+def counts(pairs: Iterable[PreferencePair], field: str) -> dict[str, int]:
+    """How many pairs have each value of a metadata field, most common first."""
+    return dict(Counter(getattr(pair, field) for pair in pairs).most_common())

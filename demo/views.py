@@ -1,0 +1,194 @@
+"""Pure functions from comparison state to the HTML/Markdown the page shows.
+
+Everything a model or a user wrote is passed through `html.escape` before it is placed in markup,
+so `<script>`, `onerror=`, `javascript:` links and iframes in an answer are shown as text and
+never run. Tests call these functions directly; no browser is needed.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .compare import Comparison, SideState
+from .config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, TrainedHeadReward
+
+EXAMPLES_DIR = REPO_ROOT / "examples"
+ROLE_LABELS = {"base": "Base model", "aligned": "Aligned model"}
+
+
+def escape(text: str | None) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def answer_html(side: SideState, *, streaming: bool) -> str:
+    """The answer as escaped, whitespace-preserving text, with error or progress notes."""
+    parts = []
+    if side.error:
+        parts.append(f'<div class="demo-error" role="alert">⚠️ {escape(side.error)}</div>')
+    if side.text:
+        parts.append(f'<div class="demo-answer">{escape(side.text)}</div>')
+    elif streaming and not side.error:
+        parts.append('<div class="demo-waiting">…</div>')
+    return "".join(parts)
+
+
+def stats_text(side: SideState) -> str:
+    if not side.new_tokens:
+        return ""
+    parts = [f"{side.new_tokens} tokens"]
+    if side.seconds:
+        parts.append(f"{side.seconds:.2f} s")
+    if side.tokens_per_second:
+        parts.append(f"{side.tokens_per_second:.0f} tok/s")
+    if side.first_token_seconds is not None:
+        parts.append(f"first token {side.first_token_seconds * 1000:.0f} ms")
+    if side.stop_reason:
+        parts.append({"eos": "ended by the model", "stop_sequence": "stop rule", "max_new_tokens": "token limit", "cancelled": "stopped"}[side.stop_reason])
+    return " · ".join(parts)
+
+
+def scores_html(side: SideState, threshold: float) -> str:
+    """Reward, toxicity with its flag and top labels, under one answer."""
+    if side.toxicity is None and side.reward is None:
+        return ""
+    reward = (
+        f"<b>{side.reward:+.2f}</b>" if side.reward is not None
+        else f'<span title="{escape(side.reward_error)}">unavailable</span>'
+    )
+    flag = (
+        '<span class="demo-flag demo-toxic">⚠ toxic</span>' if side.toxic
+        else '<span class="demo-flag demo-clean">not flagged</span>'
+    )
+    labels = sorted((side.toxicity_labels or {}).items(), key=lambda kv: -kv[1])[:3]
+    label_text = ", ".join(f"{escape(name)} {p:.2f}" for name, p in labels)
+    return (
+        '<div class="demo-scores">'
+        f"<div>Reward: {reward}</div>"
+        f"<div>Toxicity: <b>{side.toxicity:.2f}</b> {flag} "
+        f'<span class="demo-muted">(threshold {threshold:.2f}; top labels: {label_text})</span></div>'
+        "</div>"
+    )
+
+
+def preference_html(comparison: Comparison) -> str:
+    if not comparison.done or comparison.base.reward is None or comparison.aligned.reward is None:
+        return ""
+    p = comparison.p_aligned_preferred
+    winner = {
+        "aligned": "the <b>aligned</b> answer",
+        "base": "the <b>base</b> answer",
+        "tie": "neither (a tie)",
+    }[comparison.preferred]
+    width = int(round((p or 0.5) * 100))
+    return (
+        '<div class="demo-preference">'
+        f"The reward model prefers {winner}: "
+        f"P(aligned ≻ base) = σ(r<sub>aligned</sub> − r<sub>base</sub>) = <b>{p:.2f}</b>"
+        f'<div class="demo-bar"><div style="width:{width}%"></div></div>'
+        "</div>"
+    )
+
+
+def model_header(role: str, spec: ModelSpec) -> str:
+    return f"### {ROLE_LABELS[role]}: {spec.name}\n{spec.parameters} parameters · {spec.training}"
+
+
+def model_card_markdown(config: AppConfig, loaded: dict) -> str:
+    """Model cards: family, size, format, how it runs here, license; then the scorers."""
+    rows = ["| | Base | Aligned |", "|---|---|---|"]
+    specs = config.models
+    info = {role: loaded.get(role) for role in specs}
+
+    def row(label, value):
+        rows.append(f"| {label} | {value(specs['base'], info['base'])} | {value(specs['aligned'], info['aligned'])} |")
+
+    row("Model", lambda s, i: s.name)
+    row("Family", lambda s, i: s.family)
+    row("Parameters", lambda s, i: s.parameters)
+    row("Training", lambda s, i: s.training)
+    row("Shipped weights", lambda s, i: s.weights_format)
+    row("Runs here as", lambda s, i: f"{i.backend} {i.precision} on {i.device}" if i else "loading…")
+    row("License", lambda s, i: f"[{s.license}]({s.license_url})" if s.license_url else s.license)
+    reward = config.scoring.reward
+    toxicity = config.scoring.toxicity
+    reward_note = (
+        f"**Reward model: {reward.name}** ({reward.license}). A small head trained by this project on "
+        "~600 hand-written preference pairs, reading the final hidden state of the aligned model. "
+        "Demonstration scale: it shares its backbone with the aligned model (so it may favour that "
+        "model's style), is weak on factual errors, and knows English only."
+        if isinstance(reward, TrainedHeadReward)
+        else f"**Reward model: {reward.name}** ({reward.license})."
+    )
+    toxicity_note = (
+        f"**Toxicity: {toxicity.name}** ({toxicity.license}). A small BiLSTM trained on the Jigsaw "
+        "toxic-comment data; it reads only the last 100 words and reacts to keywords "
+        "(\"kill -9\" scores ≈ 0.3 toxic), so read the per-label scores, not just the flag."
+        if isinstance(toxicity, KerasBiLSTMToxicity)
+        else f"**Toxicity: {toxicity.name}** ({toxicity.license})."
+    )
+    caveat = (
+        f"**Two different families.** {specs['base'].family} vs {specs['aligned'].family}: this is "
+        "not a controlled same-family comparison. It mirrors the InstructGPT paper's headline: "
+        "a much smaller aligned model (1.3B) was preferred over a much larger base model (175B)."
+        if specs["base"].family != specs["aligned"].family
+        else "**One family:** the aligned model is the base model after instruction and preference tuning."
+    )
+    return "\n".join(rows) + "\n\n" + caveat + "\n\n" + reward_note + "\n\n" + toxicity_note
+
+
+LEGEND = (
+    "**Reward** — the raw score of the reward model; only differences between two answers to the "
+    "same prompt mean anything. **P(aligned ≻ base)** — the Bradley–Terry probability that a "
+    "labeller prefers the aligned answer, the quantity the reward model was trained on. "
+    "**Toxicity** — the highest label probability of the toxicity classifier; flagged at the "
+    "threshold from models.yaml."
+)
+
+
+@dataclass(frozen=True)
+class ExampleGroup:
+    id: str
+    title: str
+    description: str
+    order: int
+    prompts: tuple[str, ...]
+
+
+def load_examples(folder: Path = EXAMPLES_DIR) -> list[ExampleGroup]:
+    """Example prompts from examples/*.yaml, in display order."""
+    groups = []
+    for path in sorted(folder.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        groups.append(
+            ExampleGroup(
+                id=path.stem,
+                title=str(data["title"]),
+                description=str(data["description"]),
+                order=int(data["order"]),
+                prompts=tuple(str(p) for p in data["prompts"]),
+            )
+        )
+    return sorted(groups, key=lambda g: g.order)
+
+
+def loading_status(comparator) -> tuple[str, bool]:
+    """A status line while models load; True once nothing is loading any more."""
+    parts, settled = [], True
+    for role, worker in comparator.workers.items():
+        name = escape(worker.spec.name)
+        if worker.state == "loading":
+            settled = False
+            parts.append(f"⏳ {name} is loading (the first start converts the weights once; later starts take seconds)")
+        elif worker.state == "failed":
+            parts.append(f"❌ {ROLE_LABELS[role]} unavailable: {escape(worker.error)}")
+        else:
+            parts.append(f"✅ {name} ready ({worker.info.backend} {worker.info.precision}, loaded in {worker.info.load_seconds:.1f} s)")
+    if comparator.scoring_error:
+        parts.append(f"❌ scores unavailable: {escape(comparator.scoring_error)}")
+    elif comparator.scorer is not None and comparator.scorer.reward_error:
+        parts.append(f"⚠️ reward unavailable: {escape(comparator.scorer.reward_error)}")
+    return "<br>".join(parts), settled

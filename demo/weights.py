@@ -1,0 +1,178 @@
+"""Turn a configured weights source into a local transformers checkpoint directory.
+
+Every source — a file inside an installed package, chunk packages that reassemble a file, a local
+directory or .gguf file, a hub repository — ends as one local directory with `config.json`,
+safetensors weights and a tokenizer. Everything after this module (transformers loading, the
+ONNX build, the reward backbone) reads that directory, so tests that use local directories
+exercise the same code path as hosted hub ids.
+
+GGUF files are de-quantized and saved as safetensors once, into the user cache, and reused:
+transformers reads GGUF slowly (15–35 s per model), a saved checkpoint in under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import (
+    AssembledPackageSource,
+    HubSource,
+    LocalSource,
+    PackageFileSource,
+    WeightsSource,
+)
+
+CACHE_ENV_VAR = "DEMO_CACHE_DIR"
+_MARKER = "demo-conversion.json"
+
+
+class WeightsUnavailable(RuntimeError):
+    """The weights a model needs are not installed or cannot be read; says how to fix it."""
+
+
+def cache_dir() -> Path:
+    """Where conversions live: $DEMO_CACHE_DIR, else the XDG cache, else ~/.cache."""
+    explicit = os.environ.get(CACHE_ENV_VAR)
+    if explicit:
+        root = Path(explicit)
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "base-vs-aligned"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A local transformers checkpoint directory and where it came from (for the UI/logs)."""
+
+    path: Path
+    origin: str
+    converted: bool
+
+
+def resolve_checkpoint(source: WeightsSource, *, trust_remote_code: bool = False) -> Checkpoint:
+    """Local checkpoint directory for `source`, converting a GGUF file once if needed."""
+    if isinstance(source, PackageFileSource):
+        gguf = _package_file(source)
+        return _converted(gguf, origin=f"{source.package}/{source.file}")
+    if isinstance(source, AssembledPackageSource):
+        gguf = _assembled(source)
+        return _converted(gguf, origin=f"{source.package} (reassembled)")
+    if isinstance(source, LocalSource):
+        if not source.path.exists():
+            raise WeightsUnavailable(f"local model path {source.path} does not exist")
+        if source.path.is_file():
+            return _converted(source.path, origin=str(source.path))
+        return Checkpoint(path=source.path, origin=str(source.path), converted=False)
+    if isinstance(source, HubSource):
+        local = _hub_snapshot(source)
+        if source.gguf_file:
+            return _converted(local / source.gguf_file, origin=f"{source.repo_id}@{source.revision}")
+        return Checkpoint(path=local, origin=f"{source.repo_id}@{source.revision}", converted=False)
+    raise TypeError(f"unknown weights source {source!r}")
+
+
+def package_dir(package: str, install: str) -> Path:
+    """Folder of an installed package, found without importing (executing) it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailable(
+            f"the weights package {package!r} is not installed; install it with: {install}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _package_file(source: PackageFileSource) -> Path:
+    path = package_dir(source.package, source.install) / source.file
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"{source.file} is missing from package {source.package!r}; reinstall it with: "
+            f"{source.install}"
+        )
+    return path
+
+
+def _assembled(source: AssembledPackageSource) -> Path:
+    package_dir(source.package, source.install)  # a clear error before importing it
+    try:
+        module = importlib.import_module(source.package)
+        target = cache_dir() / "assembled" / module.MODEL_NAME
+        # assemble() verifies the sha256 of the result and of an existing file.
+        return Path(module.assemble(target))
+    except (ImportError, FileNotFoundError) as error:
+        raise WeightsUnavailable(
+            f"cannot reassemble {source.package}: {error}; install all its parts with: "
+            f"{source.install}"
+        ) from None
+
+
+def _hub_snapshot(source: HubSource) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source.repo_id, revision=source.revision))
+    except Exception as error:  # network, auth, missing repo: all end as one actionable message
+        raise WeightsUnavailable(
+            f"cannot download {source.repo_id}@{source.revision} from the hub: {error}"
+        ) from None
+
+
+def _fingerprint(path: Path) -> str:
+    """Cheap identity of a weights file: name, size and a hash of its first and last MiB."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    digest.update(f"{path.name}:{size}".encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+        handle.seek(max(0, size - (1 << 20)))
+        digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def _converted(gguf: Path, *, origin: str) -> Checkpoint:
+    target = cache_dir() / "checkpoints" / f"{gguf.stem}-{_fingerprint(gguf)}"
+    if (target / _MARKER).is_file():
+        return Checkpoint(path=target, origin=origin, converted=True)
+    convert_gguf(gguf, target)
+    return Checkpoint(path=target, origin=origin, converted=True)
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """De-quantize a GGUF file into a safetensors checkpoint (fp32) with its tokenizer.
+
+    Written to a temporary sibling folder and renamed, so an interrupted conversion never
+    leaves a half-written checkpoint that later runs would trust.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        # The GGUF weights are already de-quantized to fp32 in memory; drop the marker that
+        # makes transformers refuse to save a "gguf-quantized" model.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / _MARKER).write_text(json.dumps({"gguf": str(gguf), "name": gguf.name}))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
