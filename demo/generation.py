@@ -26,6 +26,7 @@ class SamplingSettings:
     top_p: float = 0.95
     repetition_penalty: float = 1.1
     seed: int = 42
+    ignore_eos: bool = False  # benchmark only: decode exactly max_new_tokens
 
     @property
     def greedy(self) -> bool:
@@ -205,16 +206,17 @@ class ModelRunner:
 
         decoder = IncrementalDecoder(self.tokenizer)
         stops = StopSequenceFilter(formatted.stop_sequences)
+        eos_ids = () if request.sampling.ignore_eos else self._eos_ids
         new_tokens, first_token_at, reason = 0, None, "eos"
         tokens = self.backend.generate_ids(
-            prompt_ids, request.sampling, eos_ids=self._eos_ids, suppress_ids=self._suppress_ids
+            prompt_ids, request.sampling, eos_ids=eos_ids, suppress_ids=self._suppress_ids
         )
         try:
             for token_id in tokens:
                 new_tokens += 1
                 if first_token_at is None:
                     first_token_at = time.perf_counter() - started
-                if token_id in self._eos_ids:
+                if token_id in eos_ids:
                     break
                 delta = stops.feed(decoder.push(token_id))
                 if delta:

@@ -110,3 +110,12 @@ class TransformersGenerator:
                 return
             step_input = next_id.view(1, 1)
             sequence = torch.cat([sequence, step_input], dim=1)
+
+    @torch.inference_mode()
+    def continuation_logprobs(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> list[float]:
+        """Log-probability of each continuation token given everything before it (one pass)."""
+        ids = torch.tensor([list(prompt_ids) + list(continuation_ids)], device=self.device)
+        logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        targets = torch.tensor(list(continuation_ids), device=self.device)
+        return logprobs.gather(1, targets[:, None]).squeeze(1).tolist()

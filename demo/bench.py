@@ -1,0 +1,235 @@
+"""`python -m demo bench`: what the configured set-up costs, measured the way the app runs.
+
+For each model and its configured back end: warm load, time to first token and decode tokens/s;
+then the side-by-side wall time for 2×128 tokens through the app's own `Comparator`, scoring time
+for both answers and peak RSS of the whole app (this process and its worker processes). The
+baseline is the naive way — transformers fp32, one model after the other, in one process — and
+the quantization cost is where greedy tokens first diverge from fp32 and the mean per-token
+log-prob gap of fp32's greedy answer under both.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import psutil
+
+from .compare import start_comparator
+from .config import ROLES, AppConfig, RuntimeSpec
+from .generation import Finished, GenerationRequest, SamplingSettings, Started, TextDelta
+from .loading import load_runner
+
+BENCH_PROMPTS = (
+    "Explain why the sky is blue in two sentences.",
+    "Write a short thank-you note to a friend who helped me move.",
+    "List three tips for sleeping better.",
+)
+NEW_TOKENS = 128
+
+
+@dataclass
+class ModelFigures:
+    role: str
+    name: str
+    backend: str
+    precision: str
+    device: str
+    load_seconds: float
+    ttft_seconds: float
+    tokens_per_second: float
+    baseline_tokens_per_second: float | None = None
+    greedy_divergence_index: list[int] = field(default_factory=list)
+    mean_logprob_gap: float | None = None
+
+
+class PeakRss:
+    """Samples the RSS of this process and all its children every 50 ms."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
+
+
+def _fixed_length(seed: int = 0) -> SamplingSettings:
+    # Greedy with no early end: every run decodes exactly NEW_TOKENS tokens, so rates compare.
+    return SamplingSettings(max_new_tokens=NEW_TOKENS, temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=seed, ignore_eos=True)
+
+
+def _time_stream(stream) -> tuple[float, float, list[str]]:
+    """(time to first token, decode tokens/s after the first token, text deltas)."""
+    started = time.perf_counter()
+    first = None
+    texts = []
+    finished = None
+    for event in stream:
+        if isinstance(event, TextDelta) and first is None:
+            first = time.perf_counter() - started
+        if isinstance(event, TextDelta):
+            texts.append(event.text)
+        if isinstance(event, Finished):
+            finished = event
+    if finished is None:
+        raise RuntimeError("generation failed during the benchmark")
+    total = time.perf_counter() - started
+    decode_tokens = max(finished.new_tokens - 1, 1)
+    return first or total, decode_tokens / max(total - (first or 0), 1e-9), texts
+
+
+def _greedy_ids(runner, prompt: str) -> list[int]:
+    formatted = runner.format(prompt, "raw")
+    ids = runner.encode(formatted)
+    return list(runner.backend.generate_ids(ids, _fixed_length(), eos_ids=(), suppress_ids=runner._suppress_ids))
+
+
+def _divergence(a: list[int], b: list[int]) -> int:
+    for index, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return index
+    return min(len(a), len(b))
+
+
+def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = True) -> int:
+    report: dict = {"new_tokens": NEW_TOKENS, "prompt": BENCH_PROMPTS[0]}
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        comparator = start_comparator(config)
+        ready = comparator.wait_ready()
+        report["warm_start_seconds"] = time.perf_counter() - started
+        if not all(ready.values()):
+            raise RuntimeError(f"models failed to load: { {r: w.error for r, w in comparator.workers.items()} }")
+        figures: dict[str, ModelFigures] = {}
+        try:
+            for role in ROLES:
+                worker = comparator.workers[role]
+                request = GenerationRequest(BENCH_PROMPTS[0], _fixed_length(), "raw", config.limits.max_prompt_tokens)
+                _time_stream(worker.stream(request))  # warm-up
+                ttft, rate, _ = _time_stream(worker.stream(request))
+                info = worker.info
+                figures[role] = ModelFigures(
+                    role=role, name=worker.spec.name, backend=info.backend, precision=info.precision,
+                    device=info.device, load_seconds=info.load_seconds, ttft_seconds=ttft, tokens_per_second=rate,
+                )
+            walls = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                result = comparator.run(BENCH_PROMPTS[0], _fixed_length())
+                walls.append(time.perf_counter() - t0)
+            report["side_by_side_seconds"] = statistics.median(walls)
+            report["side_by_side_new_tokens"] = {r: result.side(r).new_tokens for r in ROLES}
+            if comparator.scorer is not None:
+                pairs = [(BENCH_PROMPTS[0], result.side(r).text) for r in ROLES]
+                comparator.scorer.score(pairs)  # warm-up
+                times = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    for pair in pairs:  # the app scores each answer as it finishes
+                        comparator.scorer.score([pair])
+                    times.append(time.perf_counter() - t0)
+                report["scoring_seconds"] = statistics.median(times)
+            else:
+                report["scoring_seconds"] = None
+                report["scoring_error"] = comparator.scoring_error
+        finally:
+            comparator.close()
+    report["peak_rss_mib"] = rss.mib
+
+    if baseline:
+        _baseline(config, report, figures)
+    report["models"] = {role: asdict(f) for role, f in figures.items()}
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_table(report))
+    return 0
+
+
+def _baseline(config: AppConfig, report: dict, figures: dict[str, ModelFigures]) -> None:
+    """Transformers fp32, one model after the other, in this process."""
+    fp32 = RuntimeSpec(backend="transformers", precision="fp32")
+    total = 0.0
+    for role in ROLES:
+        spec = config.models[role]
+        runner, _ = load_runner(spec, config.base_prompted, override=fp32)
+        request = GenerationRequest(BENCH_PROMPTS[0], _fixed_length(), "raw", config.limits.max_prompt_tokens)
+        _time_stream(runner.stream(request))  # warm-up
+        t0 = time.perf_counter()
+        _, rate, _ = _time_stream(runner.stream(request))
+        total += time.perf_counter() - t0
+        figures[role].baseline_tokens_per_second = rate
+        quantized, _ = load_runner(spec, config.base_prompted)
+        if (figures[role].backend, figures[role].precision) != ("transformers", "fp32"):
+            for prompt in BENCH_PROMPTS:
+                reference = _greedy_ids(runner, prompt)
+                figures[role].greedy_divergence_index.append(_divergence(reference, _greedy_ids(quantized, prompt)))
+            figures[role].mean_logprob_gap = _logprob_gap(runner, quantized)
+        del runner, quantized
+    report["baseline_side_by_side_seconds"] = total
+    report["speedup"] = total / report["side_by_side_seconds"]
+
+
+def _logprob_gap(reference, quantized) -> float | None:
+    """Mean over prompts of (fp32 − quantized) mean per-token log-prob of fp32's greedy answer."""
+    scorer = getattr(quantized.backend, "continuation_logprobs", None)
+    if scorer is None:
+        return None
+    gaps = []
+    for prompt in BENCH_PROMPTS:
+        ids = reference.encode(reference.format(prompt, "raw"))
+        answer = _greedy_ids(reference, prompt)
+        ref = reference.backend.continuation_logprobs(ids, answer)
+        quant = scorer(ids, answer)
+        gaps.append(statistics.fmean(ref) - statistics.fmean(quant))
+    return statistics.fmean(gaps)
+
+
+def format_table(report: dict) -> str:
+    lines = [
+        f"{'model':34} {'backend':26} {'load s':>7} {'TTFT s':>7} {'tok/s':>7} {'fp32 tok/s':>10} {'diverge@':>12} {'Δlogp':>7}",
+    ]
+    for figures in report["models"].values():
+        gap = figures["mean_logprob_gap"]
+        baseline = figures["baseline_tokens_per_second"]
+        lines.append(
+            f"{figures['name'][:34]:34} {figures['backend'] + ' ' + figures['precision'] + ' ' + figures['device']:26} "
+            f"{figures['load_seconds']:7.2f} {figures['ttft_seconds']:7.3f} {figures['tokens_per_second']:7.1f} "
+            f"{(baseline or float('nan')):10.1f} {','.join(map(str, figures['greedy_divergence_index'])) or '-':>12} "
+            f"{(gap if gap is not None else float('nan')):7.3f}"
+        )
+    lines.append("")
+    lines.append(f"warm start to serving       {report['warm_start_seconds']:.2f} s")
+    lines.append(f"side by side, 2×{report['new_tokens']} tokens  {report['side_by_side_seconds']:.2f} s")
+    if "baseline_side_by_side_seconds" in report:
+        lines.append(f"naive baseline (fp32, serial) {report['baseline_side_by_side_seconds']:.2f} s  → speedup {report['speedup']:.1f}×")
+    scoring = report.get("scoring_seconds")
+    lines.append(f"scoring both answers        {scoring:.3f} s" if scoring is not None else f"scoring unavailable: {report.get('scoring_error')}")
+    lines.append(f"peak RSS of the whole app   {report['peak_rss_mib']:.0f} MiB")
+    return "\n".join(lines)
