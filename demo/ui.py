@@ -189,7 +189,11 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
             loaded = {role: w.info for role, w in comparator.workers.items()}
             return text, views.model_card_markdown(config, loaded), gr.Timer(active=not settled)
 
-        run_args = dict(fn=run, inputs=settings_inputs, outputs=result_outputs, concurrency_limit=limits.concurrency_limit, concurrency_id="compare")
+        # "minimal" keeps streamed text readable (no overlay) while still showing queue position.
+        run_args = dict(
+            fn=run, inputs=settings_inputs, outputs=result_outputs, show_progress="minimal",
+            concurrency_limit=limits.concurrency_limit, concurrency_id="compare",
+        )
         run_btn.click(api_visibility="private", **run_args)
         prompt.submit(api_visibility="private", **run_args)
         stop_btn.click(stop, None, None, queue=False, api_visibility="private")
