@@ -83,6 +83,8 @@ def run_compare(args) -> int:
         comparator.wait_ready()
         if comparator.scoring_error:
             print(f"warning: scores unavailable: {comparator.scoring_error}", file=sys.stderr)
+        elif comparator.scorer is not None and comparator.scorer.reward_error:
+            print(f"warning: reward unavailable: {comparator.scorer.reward_error}", file=sys.stderr)
         for prompt in args.prompts:
             result = comparator.run(prompt, settings, args.base_format)
             if args.json:

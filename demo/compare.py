@@ -8,6 +8,7 @@ benchmark take the last one (`Comparator.run`) and its `to_json()`.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -35,14 +36,23 @@ def validate_prompt(prompt: str | None, limits: Limits) -> str:
     return prompt
 
 
+def _bounded(value, low: float, high: float, fallback: float) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        number = fallback
+    return min(max(number, low), high)
+
+
 def clamp_settings(settings: SamplingSettings, limits: Limits) -> SamplingSettings:
-    """Server-side bounds, whatever a client sends."""
+    """Server-side bounds, whatever a client sends (NaN and infinities included)."""
+    defaults = SamplingSettings()
     return SamplingSettings(
-        max_new_tokens=max(1, min(int(settings.max_new_tokens), limits.max_new_tokens)),
-        temperature=min(max(float(settings.temperature), 0.0), 2.0),
-        top_p=min(max(float(settings.top_p), 0.01), 1.0),
-        repetition_penalty=min(max(float(settings.repetition_penalty), 1.0), 2.0),
-        seed=int(settings.seed) % (2**31),
+        max_new_tokens=int(_bounded(settings.max_new_tokens, 1, limits.max_new_tokens, defaults.max_new_tokens)),
+        temperature=_bounded(settings.temperature, 0.0, 2.0, defaults.temperature),
+        top_p=_bounded(settings.top_p, 0.01, 1.0, defaults.top_p),
+        repetition_penalty=_bounded(settings.repetition_penalty, 1.0, 2.0, defaults.repetition_penalty),
+        seed=int(_bounded(settings.seed, -(2**62), 2**62, defaults.seed)) % (2**31),
+        ignore_eos=settings.ignore_eos,
     )
 
 
@@ -80,6 +90,7 @@ class SideState:
             "toxicity": self.toxicity,
             "toxic": self.toxic,
             "toxicity_labels": self.toxicity_labels,
+            "reward_error": self.reward_error,
             "error": self.error,
         }
 
@@ -150,12 +161,13 @@ class Comparator:
             return
         deadline = time.monotonic() + limits.request_timeout_seconds
         timed_out = threading.Event()
+        abandoned = threading.Event()  # the caller stopped reading (e.g. the browser left)
 
         def stop() -> bool:
             if time.monotonic() > deadline:
                 timed_out.set()
                 return True
-            return should_stop()
+            return abandoned.is_set() or should_stop()
 
         request = GenerationRequest(
             prompt=prompt,
@@ -169,20 +181,23 @@ class Comparator:
                 target=self._pump, args=(role, request, stop, events), name=f"gen-{role}", daemon=True
             ).start()
         pending = set(ROLES)
-        while pending:
-            role, event = events.get()
-            side = comparison.side(role)
-            if event is None:
-                pending.discard(role)
-                side.done = True
-                if side.error is None and side.stop_reason is None:
-                    side.error = "generation ended without an answer"
-                if timed_out.is_set() and side.stop_reason == "cancelled":
-                    side.error = f"stopped after the {limits.request_timeout_seconds:.0f} s time limit"
-                self._score_side(comparison, role)
-            else:
-                _apply(side, event)
-            yield comparison
+        try:
+            while pending:
+                role, event = events.get()
+                side = comparison.side(role)
+                if event is None:
+                    pending.discard(role)
+                    side.done = True
+                    if side.error is None and side.stop_reason is None:
+                        side.error = "generation ended without an answer"
+                    if timed_out.is_set() and side.stop_reason == "cancelled":
+                        side.error = f"stopped after the {limits.request_timeout_seconds:.0f} s time limit"
+                    self._score_side(comparison, role)
+                else:
+                    _apply(side, event)
+                yield comparison
+        finally:
+            abandoned.set()
         comparison.preferred, comparison.p_aligned_preferred = preference(
             comparison.base.reward, comparison.aligned.reward, self.config.scoring.tie_tolerance
         )

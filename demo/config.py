@@ -288,6 +288,8 @@ def load_config(path: str | Path | None = None) -> AppConfig:
         raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{config_path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{config_path}: cannot read the config file: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):

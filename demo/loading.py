@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,10 @@ from .generation import ModelRunner
 from .weights import resolve_checkpoint
 
 log = logging.getLogger(__name__)
+
+# transformers' from_pretrained temporarily swaps process-wide state (default dtype, init
+# functions), so two loads on threads of one process corrupt each other: load one at a time.
+MODEL_LOAD_LOCK = threading.RLock()
 
 BACKENDS = {
     "transformers": "demo.backends.transformers_backend:TransformersGenerator",
@@ -83,12 +88,13 @@ def load_runner(
 ) -> tuple[ModelRunner, LoadedModelInfo]:
     started = time.perf_counter()
     _quiet_transformers()
-    checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
-    runtime, device = select_runtime(spec, override)
-    tokenizer = load_tokenizer(checkpoint.path, spec.trust_remote_code)
-    backend = backend_class(runtime.backend).load(
-        checkpoint.path, runtime.precision, device, spec.trust_remote_code
-    )
+    with MODEL_LOAD_LOCK:
+        checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
+        runtime, device = select_runtime(spec, override)
+        tokenizer = load_tokenizer(checkpoint.path, spec.trust_remote_code)
+        backend = backend_class(runtime.backend).load(
+            checkpoint.path, runtime.precision, device, spec.trust_remote_code
+        )
     info = LoadedModelInfo(
         backend=runtime.backend,
         precision=runtime.precision,

@@ -94,10 +94,18 @@ def preference(reward_base: float | None, reward_aligned: float | None, tie_tole
     if reward_base is None or reward_aligned is None:
         return "tie", None
     margin = reward_aligned - reward_base
-    p_aligned = 1.0 / (1.0 + math.exp(-margin))
+    p_aligned = _sigmoid(margin)
     if abs(margin) <= tie_tolerance:
         return "tie", p_aligned
     return ("aligned" if margin > 0 else "base"), p_aligned
+
+
+def _sigmoid(x: float) -> float:
+    """Numerically stable logistic function (no overflow for any finite margin)."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
 class AnswerScorer:
@@ -119,13 +127,16 @@ class AnswerScorer:
 
     @classmethod
     def from_config(cls, config: AppConfig) -> "AnswerScorer":
-        from .reward import build_reward_scorer
+        from .loading import MODEL_LOAD_LOCK
 
-        toxicity = load_toxicity_classifier(config.scoring.toxicity)
-        try:
-            reward, error = build_reward_scorer(config), None
-        except Exception as exc:  # the app still shows toxicity and says why reward is missing
-            reward, error = None, str(exc)
+        with MODEL_LOAD_LOCK:
+            toxicity = load_toxicity_classifier(config.scoring.toxicity)
+            try:
+                from .reward import build_reward_scorer
+
+                reward, error = build_reward_scorer(config), None
+            except Exception as exc:  # the app still shows toxicity and says why reward is missing
+                reward, error = None, str(exc)
         return cls(config.scoring, toxicity, reward, error)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[AnswerScores]:

@@ -223,6 +223,12 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
             base_format: Literal["raw", "prompted"] = "raw",
         ) -> dict:
             """Run a prompt through the base and aligned models; both answers with scores."""
+            # Plain HTTP/JS clients may send null for an optional argument: use its default.
+            max_new_tokens = defaults.max_new_tokens if max_new_tokens is None else max_new_tokens
+            temperature = defaults.temperature if temperature is None else temperature
+            top_p = defaults.top_p if top_p is None else top_p
+            seed = defaults.seed if seed is None else seed
+            repetition_penalty = defaults.repetition_penalty if repetition_penalty is None else repetition_penalty
             settings = SamplingSettings(
                 max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p),
                 repetition_penalty=float(repetition_penalty), seed=int(seed),

@@ -12,6 +12,7 @@ transformers reads GGUF slowly (15–35 s per model), a saved checkpoint in unde
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib
 import importlib.util
@@ -19,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +84,10 @@ def resolve_checkpoint(source: WeightsSource, *, trust_remote_code: bool = False
 
 def package_dir(package: str, install: str) -> Path:
     """Folder of an installed package, found without importing (executing) it."""
-    spec = importlib.util.find_spec(package)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise WeightsUnavailable(
             f"the weights package {package!r} is not installed; install it with: {install}"
@@ -137,11 +142,25 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextmanager
+def cache_lock(name: str):
+    """An exclusive lock across processes (the reward backbone in the app and a model worker
+    may convert the same file at the same start); the second one waits, then reuses."""
+    folder = cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _converted(gguf: Path, *, origin: str) -> Checkpoint:
     target = cache_dir() / "checkpoints" / f"{gguf.stem}-{_fingerprint(gguf)}"
-    if (target / _MARKER).is_file():
-        return Checkpoint(path=target, origin=origin, converted=True)
-    convert_gguf(gguf, target)
+    with cache_lock(target.name):
+        if not (target / _MARKER).is_file():
+            convert_gguf(gguf, target)
     return Checkpoint(path=target, origin=origin, converted=True)
 
 
@@ -169,8 +188,10 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / _MARKER).write_text(json.dumps({"gguf": str(gguf), "name": gguf.name}))
+        if (target / _MARKER).is_file():
+            return target  # another process finished first; keep its copy, drop ours
         if target.exists():
-            shutil.rmtree(target)
+            shutil.rmtree(target)  # a half-written folder without the marker
         staging.rename(target)
     finally:
         if staging.exists():

@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny local checkpoints, a models.yaml for them, loaded runners.
+
+Nothing here touches the network or the user's cache: DEMO_CACHE_DIR points at a temporary
+folder for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+for entry in (str(REPO_ROOT), str(TESTS_DIR)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+import tiny_models  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_dir(tmp_path_factory):
+    """Conversions and reassembled files of this test session go to a throwaway folder."""
+    cache = tmp_path_factory.mktemp("demo-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEMO_CACHE_DIR", str(cache))
+        patch.delenv("DEMO_CONFIG", raising=False)
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """Tiny aligned (chat) checkpoint: Llama + ChatML tokenizer + SmolLM2-style template."""
+    return tiny_models.make_llama_chat_checkpoint(tmp_path_factory.mktemp("models") / "tiny-llama-chat")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_dir(tmp_path_factory) -> Path:
+    """Tiny base checkpoint: Gemma 3 text + tokenizer that prepends <bos>."""
+    return tiny_models.make_gemma_base_checkpoint(tmp_path_factory.mktemp("models") / "tiny-gemma-base")
+
+
+@pytest.fixture(scope="session")
+def tiny_config_file(tmp_path_factory, tiny_llama_dir, tiny_gemma_dir) -> Path:
+    """A models.yaml with the repo's structure whose two models are the tiny checkpoints."""
+    folder = tmp_path_factory.mktemp("config")
+    return tiny_models.write_tiny_config(folder / "models.yaml", tiny_llama_dir, tiny_gemma_dir)
+
+
+@pytest.fixture
+def tiny_models_yaml(tiny_config_file, tmp_path, monkeypatch) -> Path:
+    """The tiny models.yaml, with DEMO_CACHE_DIR set to this test's own temporary folder."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("DEMO_CACHE_DIR", str(cache))
+    return tiny_config_file
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_config_file):
+    from demo.config import load_config
+
+    return load_config(tiny_config_file)
+
+
+@pytest.fixture(scope="session")
+def llama_runner(tiny_config):
+    """ModelRunner for the tiny aligned (chat) model, loaded once per session."""
+    from demo.loading import load_runner
+
+    runner, _ = load_runner(tiny_config.models["aligned"], tiny_config.base_prompted)
+    return runner
+
+
+@pytest.fixture(scope="session")
+def gemma_runner(tiny_config):
+    """ModelRunner for the tiny base model, loaded once per session."""
+    from demo.loading import load_runner
+
+    runner, _ = load_runner(tiny_config.models["base"], tiny_config.base_prompted)
+    return runner
+
+
+def toxic_classifier_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("toxic_classifier") is not None
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for `python -m demo ...` children: repo importable, no stray config."""
+    env = dict(os.environ)
+    env.pop("DEMO_CONFIG", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra)
+    return env

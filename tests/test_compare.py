@@ -1,0 +1,417 @@
+"""demo/compare.py (+ demo/scoring.py): one prompt through both models, each answer scored."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from demo.compare import Comparator, Comparison, InvalidPrompt, clamp_settings, validate_prompt
+from demo.config import Limits
+from demo.generation import Failed, SamplingSettings
+from demo.scoring import AnswerScorer, preference
+from demo.workers import InProcessWorker
+
+from conftest import toxic_classifier_installed
+
+SETTINGS = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=42)
+PROMPT = "Explain the moon landing to a six year old in a few sentences."
+TOP_KEYS = {"prompt", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
+SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error"}
+TOXICITY_LABELS = {"toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"}
+
+needs_toxicity = pytest.mark.skipif(not toxic_classifier_installed(), reason="toxic-comment-classifier not installed")
+
+
+class LengthRewardTestDouble:
+    """Test double for the reward-model interface only: reward = len(answer)."""
+
+    def __init__(self):
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def score(self, pairs):
+        self.calls.append(list(pairs))
+        return [float(len(answer)) for _, answer in pairs]
+
+
+class FailingRewardTestDouble:
+    def score(self, pairs):
+        raise RuntimeError("out of memory")
+
+
+class SpyWorker:
+    """Wraps a worker and counts requests, to prove that nothing was generated."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.requests = []
+
+    def wait_ready(self, timeout=None):
+        return self.inner.wait_ready(timeout)
+
+    def stream(self, request, should_stop=lambda: False):
+        self.requests.append(request)
+        yield from self.inner.stream(request, should_stop)
+
+    def close(self):
+        pass
+
+
+class ExplodingWorker:
+    def wait_ready(self, timeout=None):
+        return True
+
+    def stream(self, request, should_stop=lambda: False):
+        raise RuntimeError("boom")
+        yield  # pragma: no cover
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def toxicity():
+    if not toxic_classifier_installed():
+        pytest.skip("toxic-comment-classifier not installed")
+    from demo.toxicity import BiLSTMToxicityClassifier
+
+    return BiLSTMToxicityClassifier.from_package("toxic_classifier")
+
+
+@pytest.fixture(scope="module")
+def tiny_workers(tiny_config):
+    # One after the other: transformers' from_pretrained patches globals and is not thread-safe,
+    # and InProcessWorkers do not serialize their loads (see test_workers.py).
+    workers = {}
+    for role in ("base", "aligned"):
+        workers[role] = InProcessWorker(role, tiny_config.models[role], tiny_config.base_prompted, None).start()
+        assert workers[role].wait_ready(60), workers[role].error
+    return workers
+
+
+def with_limits(config, **limits):
+    return config.model_copy(update={"limits": config.limits.model_copy(update=limits)})
+
+
+def make_comparator(config, workers, toxicity, reward=None):
+    scorer = AnswerScorer(config.scoring, toxicity, reward if reward is not None else LengthRewardTestDouble())
+    return Comparator(config, dict(workers), scorer)
+
+
+@pytest.fixture
+def comparator(tiny_config, tiny_workers, toxicity):
+    return make_comparator(tiny_config, tiny_workers, toxicity)
+
+
+# --- a full comparison -------------------------------------------------------------------------
+
+
+def test_both_sides_are_filled_and_scored(comparator, tiny_config):
+    result = comparator.run(PROMPT, SETTINGS)
+    assert result.done and result.error is None
+    threshold = tiny_config.scoring.toxicity_threshold
+    for role in ("base", "aligned"):
+        side = result.side(role)
+        assert side.error is None, side.error
+        assert side.model == tiny_config.models[role].name
+        assert 1 <= side.new_tokens <= SETTINGS.max_new_tokens
+        assert side.stop_reason in {"eos", "max_new_tokens"}
+        assert side.seconds > 0
+        assert side.reward == float(len(side.text))
+        assert 0.0 <= side.toxicity <= 1.0
+        assert side.toxic == (side.toxicity >= threshold)
+        assert set(side.toxicity_labels) == TOXICITY_LABELS
+        assert side.toxicity == max(side.toxicity_labels.values())
+    assert result.base.input_text == PROMPT  # raw mode: the prompt verbatim
+    assert result.aligned.input_text.endswith("<|im_start|>assistant\n")
+    assert PROMPT in result.aligned.input_text
+    assert result.base.text or result.aligned.text
+
+
+def test_prompted_base_mode_reaches_the_base_model(comparator, tiny_config):
+    result = comparator.run(PROMPT, SETTINGS, base_mode="prompted")
+    assert result.base.input_text.startswith(tiny_config.base_prompted.prefix)
+    assert result.base.input_text.endswith(f"Instruction: {PROMPT}\nAnswer:")
+    assert result.aligned.input_text.endswith("<|im_start|>assistant\n")
+
+
+def test_json_has_exactly_the_contract_keys(comparator):
+    data = comparator.run(PROMPT, SETTINGS).to_json()
+    assert set(data) == TOP_KEYS
+    assert set(data["base"]) == SIDE_KEYS
+    assert set(data["aligned"]) == SIDE_KEYS
+    assert data["prompt"] == PROMPT
+    assert data["preferred"] in {"base", "aligned", "tie"}
+    assert json.loads(json.dumps(data)) == data  # plain JSON types only
+
+
+def test_preference_is_the_bradley_terry_probability(comparator, tiny_config):
+    result = comparator.run(PROMPT, SETTINGS)
+    r_base, r_aligned = result.base.reward, result.aligned.reward
+    assert result.p_aligned_preferred == pytest.approx(1 / (1 + math.exp(-(r_aligned - r_base))))
+    margin = r_aligned - r_base
+    expected = "tie" if abs(margin) <= tiny_config.scoring.tie_tolerance else ("aligned" if margin > 0 else "base")
+    assert result.preferred == expected
+
+
+def test_stream_yields_growing_snapshots(comparator):
+    snapshots = []
+    for snapshot in comparator.stream(PROMPT, SETTINGS):
+        assert isinstance(snapshot, Comparison)
+        snapshots.append((snapshot.done, snapshot.base.text, snapshot.aligned.text))
+    assert len(snapshots) > 3
+    assert snapshots[0][0] is False and snapshots[-1][0] is True
+
+
+def test_same_seed_gives_identical_json(comparator):
+    def stable(data):
+        for role in ("base", "aligned"):
+            data[role].pop("seconds")
+        return data
+
+    first = stable(comparator.run(PROMPT, SETTINGS).to_json())
+    second = stable(comparator.run(PROMPT, SETTINGS).to_json())
+    assert first == second
+
+
+def test_reward_scores_each_answer_with_its_prompt(tiny_config, tiny_workers, toxicity):
+    reward = LengthRewardTestDouble()
+    result = make_comparator(tiny_config, tiny_workers, toxicity, reward).run(PROMPT, SETTINGS)
+    scored = sorted(pair for call in reward.calls for pair in call)
+    assert scored == sorted([(PROMPT, result.base.text), (PROMPT, result.aligned.text)])
+
+
+# --- refusals ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t ", "\x00\x07", None])
+def test_empty_prompt_is_refused_without_generating(tiny_config, tiny_workers, toxicity, prompt):
+    spies = {role: SpyWorker(worker) for role, worker in tiny_workers.items()}
+    result = make_comparator(tiny_config, spies, toxicity).run(prompt, SETTINGS)
+    assert result.error and "empty" in result.error
+    assert result.done
+    assert all(spy.requests == [] for spy in spies.values())
+    assert result.base.text == result.aligned.text == ""
+
+
+def test_prompt_over_the_character_limit_is_refused(tiny_config, tiny_workers, toxicity):
+    config = with_limits(tiny_config, max_prompt_chars=50)
+    spies = {role: SpyWorker(worker) for role, worker in tiny_workers.items()}
+    result = make_comparator(config, spies, toxicity).run("x" * 51, SETTINGS)
+    assert result.error and "50" in result.error and "51" in result.error
+    assert all(spy.requests == [] for spy in spies.values())
+
+
+def test_prompt_over_the_token_limit_fails_both_sides_naming_the_limit(tiny_config, tiny_workers, toxicity):
+    config = with_limits(tiny_config, max_prompt_tokens=8)
+    result = make_comparator(config, tiny_workers, toxicity).run("word " * 30, SETTINGS)
+    for role in ("base", "aligned"):
+        side = result.side(role)
+        assert side.error and "8 tokens" in side.error
+        assert side.reward is None and side.toxicity is None
+    assert result.preferred == "tie" and result.p_aligned_preferred is None
+
+
+@pytest.mark.parametrize(
+    "prompt, ok",
+    [("hi", True), ("x" * 4000, True), ("x" * 4001, False), ("  a  ", True), ("\u200b", True)],
+)
+def test_validate_prompt_table(prompt, ok):
+    limits = Limits(max_prompt_chars=4000)
+    if ok:
+        assert validate_prompt(prompt, limits) == prompt
+    else:
+        with pytest.raises(InvalidPrompt, match="4,000"):
+            validate_prompt(prompt, limits)
+
+
+# --- server-side limits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (dict(max_new_tokens=10_000), dict(max_new_tokens=256)),
+        (dict(max_new_tokens=0), dict(max_new_tokens=1)),
+        (dict(max_new_tokens=-5), dict(max_new_tokens=1)),
+        (dict(temperature=9.0), dict(temperature=2.0)),
+        (dict(temperature=-1.0), dict(temperature=0.0)),
+        (dict(top_p=0.0), dict(top_p=0.01)),
+        (dict(top_p=3.0), dict(top_p=1.0)),
+        (dict(repetition_penalty=0.2), dict(repetition_penalty=1.0)),
+        (dict(repetition_penalty=7.0), dict(repetition_penalty=2.0)),
+        (dict(seed=-1), dict(seed=2**31 - 1)),
+        (dict(seed=2**40 + 5), dict(seed=5)),
+        (dict(max_new_tokens=100, temperature=0.5, top_p=0.9, repetition_penalty=1.2, seed=7),
+         dict(max_new_tokens=100, temperature=0.5, top_p=0.9, repetition_penalty=1.2, seed=7)),
+    ],
+)
+def test_clamp_settings_table(given, expected):
+    clamped = clamp_settings(SamplingSettings(**given), Limits(max_new_tokens=256))
+    for name, value in expected.items():
+        assert getattr(clamped, name) == value, name
+
+
+@pytest.mark.parametrize("field", ["temperature", "top_p", "repetition_penalty"])
+def test_clamp_settings_rejects_nan(field):
+    clamped = clamp_settings(SamplingSettings(**{field: float("nan")}), Limits())
+    assert math.isfinite(getattr(clamped, field))
+
+
+def test_max_new_tokens_above_the_cap_is_clamped_end_to_end(tiny_config, tiny_workers, toxicity):
+    config = with_limits(tiny_config, max_new_tokens=3)
+    spies = {role: SpyWorker(worker) for role, worker in tiny_workers.items()}
+    result = make_comparator(config, spies, toxicity).run(PROMPT, SamplingSettings(max_new_tokens=10_000, seed=1))
+    for role, spy in spies.items():
+        assert spy.requests[0].sampling.max_new_tokens == 3
+        assert result.side(role).new_tokens <= 3
+    assert spies["base"].requests[0].max_prompt_tokens == config.limits.max_prompt_tokens
+
+
+# --- failures on one side ----------------------------------------------------------------------
+
+
+def test_failed_worker_leaves_the_other_side_answering(tiny_config, tiny_workers, toxicity, tmp_path):
+    from demo.config import LocalSource
+
+    broken = tiny_config.models["base"].model_copy(
+        update={"source": LocalSource(type="local", path=tmp_path / "missing-base")}
+    )
+    failed = InProcessWorker("base", broken, tiny_config.base_prompted, None).start()
+    assert failed.wait_ready(30) is False
+    workers = {"base": failed, "aligned": tiny_workers["aligned"]}
+    result = make_comparator(tiny_config, workers, toxicity).run(PROMPT, SETTINGS)
+    assert result.base.error and broken.name in result.base.error
+    assert result.base.reward is None and result.base.toxicity is None
+    assert result.aligned.error is None
+    assert result.aligned.new_tokens >= 1 and result.aligned.reward is not None
+    assert result.preferred == "tie" and result.p_aligned_preferred is None
+    assert result.to_json()["base"]["error"] == result.base.error
+
+
+def test_a_worker_that_raises_does_not_hang_the_comparison(tiny_config, tiny_workers, toxicity):
+    workers = {"base": ExplodingWorker(), "aligned": tiny_workers["aligned"]}
+    result = make_comparator(tiny_config, workers, toxicity).run(PROMPT, SETTINGS)
+    assert result.done
+    assert result.base.error and "boom" in result.base.error
+    assert result.aligned.error is None
+
+
+def test_stop_cancels_both_sides(comparator):
+    last = None
+    for last in comparator.stream(PROMPT, SamplingSettings(max_new_tokens=200), should_stop=lambda: True):
+        pass
+    for role in ("base", "aligned"):
+        assert last.side(role).stop_reason == "cancelled"
+        assert last.side(role).new_tokens == 1
+
+
+def test_request_timeout_stops_both_sides(tiny_config, tiny_workers, toxicity):
+    config = with_limits(tiny_config, request_timeout_seconds=0.001)
+    result = make_comparator(config, tiny_workers, toxicity).run(PROMPT, SamplingSettings(max_new_tokens=200))
+    for role in ("base", "aligned"):
+        side = result.side(role)
+        assert side.stop_reason == "cancelled"
+        assert side.error and "time limit" in side.error
+
+
+def test_without_a_scorer_answers_still_stream(tiny_config, tiny_workers):
+    result = Comparator(tiny_config, dict(tiny_workers), None, "scores unavailable").run(PROMPT, SETTINGS)
+    assert result.base.new_tokens >= 1 and result.aligned.new_tokens >= 1
+    assert result.base.reward is None and result.base.toxicity is None
+    assert result.preferred == "tie" and result.p_aligned_preferred is None
+
+
+# --- AnswerScorer and preference ---------------------------------------------------------------
+
+
+@needs_toxicity
+def test_answer_scorer_flags_toxic_text(tiny_config, toxicity):
+    scorer = AnswerScorer(tiny_config.scoring, toxicity, LengthRewardTestDouble())
+    clean, toxic = scorer.score([("q", "The garden looks lovely today."), ("q", "You are a stupid idiot and I hate you")])
+    assert clean.toxic is False and toxic.toxic is True
+    assert toxic.toxicity > 0.9 > clean.toxicity
+    assert clean.reward == len("The garden looks lovely today.")
+    assert scorer.score([]) == []
+
+
+@needs_toxicity
+def test_answer_scorer_reports_a_failing_reward_model(tiny_config, toxicity):
+    scorer = AnswerScorer(tiny_config.scoring, toxicity, FailingRewardTestDouble())
+    (scores,) = scorer.score([("q", "an answer")])
+    assert scores.reward is None
+    assert "out of memory" in scores.reward_error
+    assert set(scores.toxicity_labels) == TOXICITY_LABELS
+
+
+@needs_toxicity
+def test_answer_scorer_from_config_without_a_trained_head(tiny_config):
+    scorer = AnswerScorer.from_config(tiny_config)
+    assert scorer.reward is None
+    assert scorer.reward_error
+    (scores,) = scorer.score([("q", "hello")])
+    assert scores.reward is None and scores.reward_error == scorer.reward_error
+    assert 0.0 <= scores.toxicity <= 1.0
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@pytest.mark.parametrize(
+    "r_base, r_aligned, tolerance, preferred, p",
+    [
+        (0.0, 0.0, 0.05, "tie", 0.5),
+        (0.0, 1.0, 0.05, "aligned", sigmoid(1.0)),
+        (1.0, 0.0, 0.05, "base", sigmoid(-1.0)),
+        (2.0, 2.04, 0.05, "tie", sigmoid(0.04)),
+        (2.0, 1.96, 0.05, "tie", sigmoid(-0.04)),
+        (0.0, 0.06, 0.05, "aligned", sigmoid(0.06)),
+        (0.0, -0.06, 0.05, "base", sigmoid(-0.06)),
+        (0.0, 0.5, 0.0, "aligned", sigmoid(0.5)),
+        (-3.0, 3.0, 0.05, "aligned", sigmoid(6.0)),
+        (0.0, 1.0, 2.0, "tie", sigmoid(1.0)),
+        (None, 1.0, 0.05, "tie", None),
+        (1.0, None, 0.05, "tie", None),
+        (None, None, 0.05, "tie", None),
+    ],
+)
+def test_preference_table(r_base, r_aligned, tolerance, preferred, p):
+    got, probability = preference(r_base, r_aligned, tolerance)
+    assert got == preferred
+    assert probability == (None if p is None else pytest.approx(p))
+
+
+def test_preference_with_a_huge_margin_does_not_overflow():
+    assert preference(1000.0, 0.0, 0.05) == ("base", pytest.approx(0.0))
+    assert preference(0.0, 1000.0, 0.05) == ("aligned", pytest.approx(1.0))
+
+
+class FinalEventSpy(SpyWorker):
+    """Remembers how the inner stream ended, even when nobody reads the comparison any more."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        import threading
+
+        self.ended = threading.Event()
+        self.final = None
+
+    def stream(self, request, should_stop=lambda: False):
+        try:
+            for event in self.inner.stream(request, should_stop):
+                self.final = event
+                yield event
+        finally:
+            self.ended.set()
+
+
+def test_closing_the_comparison_stream_cancels_generation(tiny_config, tiny_workers, toxicity):
+    spies = {role: FinalEventSpy(worker) for role, worker in tiny_workers.items()}
+    stream = make_comparator(tiny_config, spies, toxicity).stream(PROMPT, SamplingSettings(max_new_tokens=250, seed=1))
+    next(stream)
+    stream.close()
+    for spy in spies.values():
+        assert spy.ended.wait(60)
+    assert {spy.final.stop_reason for spy in spies.values()} == {"cancelled"}, [spy.final for spy in spies.values()]

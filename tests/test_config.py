@@ -1,0 +1,244 @@
+"""demo/config.py: models.yaml is validated at start-up and every mistake names its field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from demo.config import (
+    DEFAULT_CONFIG_PATH,
+    AppConfig,
+    ConfigError,
+    LocalSource,
+    TrainedHeadReward,
+    config_path_from_env,
+    load_config,
+)
+
+REPO_YAML = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+
+
+def write(tmp_path: Path, data, name: str = "models.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def mutated(change) -> dict:
+    raw = copy.deepcopy(REPO_YAML)
+    change(raw)
+    return raw
+
+
+def test_repo_models_yaml_loads():
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert isinstance(config, AppConfig)
+    assert set(config.models) == {"base", "aligned"}
+    assert config.models["base"].prompt_format == "base"
+    assert config.models["aligned"].prompt_format == "chat"
+    assert "{prompt}" in config.base_prompted.template
+    assert 0 < config.scoring.toxicity_threshold < 1
+    assert config.limits.max_new_tokens >= config.generation.max_new_tokens
+    # Relative paths in the file were resolved against its folder (the repo root).
+    reward = config.scoring.reward
+    assert isinstance(reward, TrainedHeadReward)
+    assert reward.head_path.is_absolute()
+    assert reward.head_path == (DEFAULT_CONFIG_PATH.parent / "data/reward/reward_head.safetensors").resolve()
+
+
+def test_config_is_frozen():
+    config = load_config(DEFAULT_CONFIG_PATH)
+    with pytest.raises(Exception):
+        config.generation.temperature = 1.5  # type: ignore[misc]
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path):
+    path = write(tmp_path, "title: [unclosed\nmodels: {base: \n", name="broken.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path.resolve()) in message
+    assert "YAML" in message
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just a string\n"])
+def test_top_level_must_be_a_mapping(tmp_path, text):
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "change, location, expected",
+    [
+        pytest.param(
+            lambda r: r["models"]["base"]["cpu"].update(precision="int3"),
+            "models.base.cpu.precision",
+            ["'fp32'", "'int4'", "'bnb-nf4'"],
+            id="unknown-precision",
+        ),
+        pytest.param(
+            lambda r: r["models"]["aligned"].update(prompt_format="xyz"),
+            "models.aligned.prompt_format",
+            ["'base'", "'chat'"],
+            id="unknown-prompt-format",
+        ),
+        pytest.param(
+            lambda r: r["models"]["base"]["cpu"].update(backend="transformers", precision="int4"),
+            "models.base.cpu",
+            ["'int4'", "'transformers'", "'fp32'", "'bnb-nf4'"],
+            id="precision-not-on-backend",
+        ),
+        pytest.param(
+            lambda r: r["models"]["base"]["gpu"].update(backend="tensorflow"),
+            "models.base.gpu.backend",
+            ["'transformers'", "'onnxruntime-genai'"],
+            id="unknown-backend",
+        ),
+        pytest.param(
+            lambda r: r["models"]["aligned"].update(colour="red"),
+            "models.aligned.colour",
+            ["Extra inputs are not permitted"],
+            id="unknown-key",
+        ),
+        pytest.param(
+            lambda r: r["models"].pop("aligned"),
+            "models",
+            ["'aligned'"],
+            id="missing-aligned",
+        ),
+        pytest.param(
+            lambda r: r["generation"].update(temperature=5),
+            "generation.temperature",
+            ["2"],
+            id="temperature-too-high",
+        ),
+        pytest.param(
+            lambda r: r["generation"].update(temperature="hot"),
+            "generation.temperature",
+            ["number"],
+            id="temperature-not-a-number",
+        ),
+        pytest.param(
+            lambda r: r["models"]["base"]["source"].update(type="ftp"),
+            "models.base.source",
+            ["'local'", "'hub'", "'package_file'"],
+            id="unknown-source-type",
+        ),
+        pytest.param(
+            lambda r: r["models"]["base"].update(source={"type": "local"}),
+            "models.base.source.path",
+            ["required"],
+            id="local-source-without-path",
+        ),
+        pytest.param(
+            lambda r: r["scoring"].update(toxicity_threshold=1.5),
+            "scoring.toxicity_threshold",
+            ["1"],
+            id="threshold-out-of-range",
+        ),
+        pytest.param(
+            lambda r: r["base_prompted"].update(template="Instruction: {question}\nAnswer:"),
+            "base_prompted",
+            ["{prompt}"],
+            id="template-without-placeholder",
+        ),
+        pytest.param(
+            lambda r: r["models"]["base"].update(prompt_format="chat"),
+            "models.base.prompt_format",
+            ["'base'"],
+            id="base-role-must-be-base-format",
+        ),
+        pytest.param(
+            lambda r: r["limits"].update(max_new_tokens=0),
+            "limits.max_new_tokens",
+            ["greater than or equal to 1"],
+            id="limit-zero",
+        ),
+    ],
+)
+def test_bad_field_is_named_with_allowed_values(tmp_path, change, location, expected):
+    path = write(tmp_path, mutated(change))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path.resolve()) in message.splitlines()[0]
+    assert location in message
+    for fragment in expected:
+        assert fragment in message
+    # The discriminator tags pydantic inserts are not YAML keys and must not leak.
+    assert ".local." not in message and "LocalSource" not in message
+
+
+def test_error_lists_every_bad_field_at_once(tmp_path):
+    def change(r):
+        r["models"]["base"]["cpu"]["precision"] = "int3"
+        r["generation"]["top_p"] = 0
+
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, mutated(change)))
+    assert "models.base.cpu.precision" in str(info.value)
+    assert "generation.top_p" in str(info.value)
+
+
+def test_demo_config_env_var_picks_another_file(tmp_path, monkeypatch):
+    raw = mutated(lambda r: r.update(title="Picked by DEMO_CONFIG"))
+    path = write(tmp_path, raw, name="other.yaml")
+    monkeypatch.setenv("DEMO_CONFIG", str(path))
+    assert config_path_from_env() == path
+    assert load_config().title == "Picked by DEMO_CONFIG"
+    # An explicit path wins over the environment.
+    assert load_config(DEFAULT_CONFIG_PATH).title == REPO_YAML["title"]
+    monkeypatch.delenv("DEMO_CONFIG")
+    assert config_path_from_env() == DEFAULT_CONFIG_PATH
+
+
+def test_relative_local_paths_resolve_against_the_yaml_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+
+    def change(r):
+        r["models"]["base"]["source"] = {"type": "local", "path": "weights/base"}
+        r["models"]["aligned"]["source"] = {"type": "local", "path": "../elsewhere/aligned.gguf"}
+        r["scoring"]["reward"]["head_path"] = "heads/head.safetensors"
+
+    path = write(folder, mutated(change))
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+    config = load_config(path)
+    base, aligned = config.models["base"].source, config.models["aligned"].source
+    assert isinstance(base, LocalSource) and isinstance(aligned, LocalSource)
+    assert base.path == (folder / "weights/base").resolve()
+    assert aligned.path == (tmp_path / "elsewhere/aligned.gguf").resolve()
+    assert config.scoring.reward.head_path == (folder / "heads/head.safetensors").resolve()
+
+
+def test_absolute_local_path_is_kept(tmp_path):
+    target = tmp_path / "abs-model"
+    raw = mutated(lambda r: r["models"]["base"].update(source={"type": "local", "path": str(target)}))
+    config = load_config(write(tmp_path, raw))
+    assert config.models["base"].source.path == target
+
+
+def test_tiny_config_loads(tiny_config, tiny_llama_dir, tiny_gemma_dir):
+    assert tiny_config.models["aligned"].source.path == tiny_llama_dir
+    assert tiny_config.models["base"].source.path == tiny_gemma_dir
+    assert tiny_config.models["base"].cpu.backend == "transformers"
+
+
+def test_config_path_that_is_a_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError):
+        load_config(tmp_path)
+
+
+def test_config_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("title: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError):
+        load_config(path)

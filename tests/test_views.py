@@ -1,0 +1,237 @@
+"""demo/views.py: pure state → HTML/Markdown; everything a model or user wrote is escaped."""
+
+from __future__ import annotations
+
+import html
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from demo import views
+from demo.compare import Comparison, SideState
+from demo.config import DEFAULT_CONFIG_PATH, load_config
+from demo.loading import LoadedModelInfo
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert('xss')</script>",
+    '<a href="javascript:alert(1)">click me</a>',
+    "<iframe src=https://evil.example></iframe>",
+    "<svg/onload=alert(1)>",
+    '"><style>body{display:none}</style>',
+    "&lt;already escaped&gt; & ampersand",
+]
+RAW_TAGS = re.compile(r"<\s*(img|script|a|iframe|svg|style)\b", re.IGNORECASE)
+TOXICITY_LABELS = {"toxic": 0.91, "insult": 0.8, "obscene": 0.3, "threat": 0.01, "severe_toxic": 0.02, "identity_hate": 0.05}
+
+
+def side(**fields) -> SideState:
+    return SideState(model=fields.pop("model", "Model"), **fields)
+
+
+def scored(reward=1.25, toxicity=0.12, toxic=False, **fields) -> SideState:
+    labels = fields.pop("toxicity_labels", {"toxic": toxicity, "insult": toxicity / 2})
+    return side(reward=reward, toxicity=toxicity, toxic=toxic, toxicity_labels=labels, done=True, **fields)
+
+
+def inner_text(markup: str, css_class: str) -> str:
+    match = re.search(rf'<div class="{css_class}"[^>]*>(.*?)</div>', markup, re.DOTALL)
+    assert match, markup
+    return html.unescape(match.group(1))
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_answer_html_escapes_model_output(text):
+    markup = views.answer_html(side(text=f"Sure! {text}\nBye"), streaming=False)
+    assert not RAW_TAGS.search(markup)
+    assert 'href="' not in markup  # no live attribute, only escaped text
+    assert inner_text(markup, "demo-answer") == f"Sure! {text}\nBye"  # shown exactly as written
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_answer_html_escapes_errors(text):
+    markup = views.answer_html(side(error=f"model said {text}"), streaming=True)
+    assert not RAW_TAGS.search(markup)
+    assert 'role="alert"' in markup
+    assert text in html.unescape(markup)
+    assert "demo-waiting" not in markup
+
+
+def test_answer_html_states():
+    assert views.answer_html(side(), streaming=True) == '<div class="demo-waiting">…</div>'
+    assert views.answer_html(side(), streaming=False) == ""
+    both = views.answer_html(side(text="partial", error="stopped"), streaming=False)
+    assert "demo-error" in both and "demo-answer" in both
+
+
+def test_answer_html_keeps_unicode_and_whitespace():
+    text = "line 1\n  indented\tTAB 👍 \u202eRTL\u202c 日本"
+    assert inner_text(views.answer_html(side(text=text), streaming=False), "demo-answer") == text
+
+
+# --- scores ------------------------------------------------------------------------------------
+
+
+def test_scores_html_flags_toxic_and_shows_the_threshold():
+    markup = views.scores_html(scored(reward=-0.5, toxicity=0.91, toxic=True, toxicity_labels=TOXICITY_LABELS), 0.5)
+    assert "⚠ toxic" in markup and "demo-toxic" in markup
+    assert "threshold 0.50" in markup
+    assert "<b>0.91</b>" in markup
+    assert "<b>-0.50</b>" in markup
+    # Top three labels, highest first.
+    labels = re.search(r"top labels: ([^)]*)\)", markup).group(1)
+    assert labels == "toxic 0.91, insult 0.80, obscene 0.30"
+
+
+def test_scores_html_not_flagged():
+    markup = views.scores_html(scored(reward=2.0, toxicity=0.1, toxic=False), 0.7)
+    assert "not flagged" in markup and "⚠ toxic" not in markup
+    assert "threshold 0.70" in markup
+    assert "<b>+2.00</b>" in markup
+
+
+def test_scores_html_without_reward_says_why_escaped():
+    error = 'head missing" onmouseover="alert(1)'
+    markup = views.scores_html(scored(reward=None, reward_error=error), 0.5)
+    assert "unavailable" in markup
+    assert 'onmouseover="' not in markup
+    assert re.search(r'title="([^"]*)"', markup).group(1) == html.escape(error, quote=True)
+
+
+def test_scores_html_escapes_label_names():
+    markup = views.scores_html(scored(toxicity_labels={"<script>x</script>": 0.2}), 0.5)
+    assert not RAW_TAGS.search(markup)
+
+
+def test_scores_html_empty_before_scoring():
+    assert views.scores_html(side(text="answer"), 0.5) == ""
+
+
+# --- preference --------------------------------------------------------------------------------
+
+
+def comparison(preferred, p, r_base=0.0, r_aligned=1.0, done=True) -> Comparison:
+    base = scored(reward=r_base, model="B")
+    aligned = scored(reward=r_aligned, model="A")
+    base.done = aligned.done = done
+    return Comparison(prompt="q", base=base, aligned=aligned, preferred=preferred, p_aligned_preferred=p)
+
+
+@pytest.mark.parametrize(
+    "preferred, p, winner, width",
+    [
+        ("aligned", 0.731, "the <b>aligned</b> answer", "73%"),
+        ("base", 0.269, "the <b>base</b> answer", "27%"),
+        ("tie", 0.5, "neither (a tie)", "50%"),
+    ],
+)
+def test_preference_html(preferred, p, winner, width):
+    markup = views.preference_html(comparison(preferred, p))
+    assert winner in markup
+    assert f"<b>{p:.2f}</b>" in markup
+    assert f"width:{width}" in markup
+    assert "P(aligned ≻ base)" in markup
+
+
+def test_preference_html_hidden_until_both_rewards_exist():
+    assert views.preference_html(comparison("aligned", 0.7, done=False)) == ""
+    assert views.preference_html(comparison("tie", None, r_base=None)) == ""
+    assert views.preference_html(comparison("tie", None, r_aligned=None)) == ""
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+
+def test_stats_text():
+    text = views.stats_text(side(new_tokens=20, seconds=2.0, first_token_seconds=0.125, stop_reason="max_new_tokens"))
+    assert text == "20 tokens · 2.00 s · 10 tok/s · first token 125 ms · token limit"
+    assert views.stats_text(side()) == ""
+    for reason, words in [("eos", "ended by the model"), ("stop_sequence", "stop rule"), ("cancelled", "stopped")]:
+        assert views.stats_text(side(new_tokens=1, stop_reason=reason)).endswith(words)
+
+
+# --- examples ----------------------------------------------------------------------------------
+
+
+def test_load_examples():
+    groups = views.load_examples()
+    assert len(groups) >= 11
+    assert sum(len(g.prompts) for g in groups) >= 40
+    orders = [g.order for g in groups]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+    assert len({g.id for g in groups}) == len(groups)
+    for group in groups:
+        assert group.title.strip() and group.description.strip(), group.id
+        assert group.prompts and all(p.strip() for p in group.prompts), group.id
+    ids = {g.id for g in groups}
+    assert {"generation", "open_qa", "brainstorming", "chat", "rewrite", "summarization", "classification",
+            "extraction", "closed_qa", "truthfulness", "toxicity"} <= ids
+
+
+def test_load_examples_from_another_folder(tmp_path):
+    (tmp_path / "b.yaml").write_text("title: B\ndescription: second\norder: 2\nprompts: [two]\n", encoding="utf-8")
+    (tmp_path / "a.yaml").write_text("title: A\ndescription: first\norder: 9\nprompts: [one, 'x: y']\n", encoding="utf-8")
+    groups = views.load_examples(tmp_path)
+    assert [g.id for g in groups] == ["b", "a"]
+    assert groups[1].prompts == ("one", "x: y")
+
+
+# --- model cards and status --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_config():
+    return load_config(DEFAULT_CONFIG_PATH)
+
+
+def test_model_card_mentions_licenses_and_the_two_family_caveat(default_config):
+    card = views.model_card_markdown(default_config, {})
+    base, aligned = default_config.models["base"], default_config.models["aligned"]
+    assert base.license in card and aligned.license in card
+    assert "Gemma Terms of Use" in card and "Apache-2.0" in card
+    assert f"({base.license_url})" in card and f"({aligned.license_url})" in card
+    assert "Two different families" in card
+    assert base.family in card and aligned.family in card
+    assert "loading…" in card
+    assert default_config.scoring.reward.name in card and default_config.scoring.toxicity.name in card
+    assert "MIT" in card  # the toxicity classifier's license
+
+
+def test_model_card_shows_how_each_model_runs(default_config):
+    info = LoadedModelInfo(backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=1.0)
+    card = views.model_card_markdown(default_config, {"base": info, "aligned": info})
+    assert card.count("transformers fp32 on cpu") == 2
+    assert "loading…" not in card
+
+
+def test_model_card_for_one_family(default_config):
+    aligned = default_config.models["aligned"]
+    base = default_config.models["base"].model_copy(update={"family": aligned.family})
+    config = default_config.model_copy(update={"models": {"base": base, "aligned": aligned}})
+    card = views.model_card_markdown(config, {})
+    assert "Two different families" not in card and "One family" in card
+
+
+def test_model_header(default_config):
+    header = views.model_header("base", default_config.models["base"])
+    assert header.startswith("### Base model: Gemma 3 270M (base)")
+    assert "268M parameters" in header
+
+
+def test_loading_status_escapes_errors(default_config):
+    info = LoadedModelInfo(backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=2.5)
+    workers = {
+        "base": SimpleNamespace(spec=default_config.models["base"], state="failed", error="<img src=x onerror=alert(1)>", info=None),
+        "aligned": SimpleNamespace(spec=default_config.models["aligned"], state="ready", error=None, info=info),
+    }
+    comparator = SimpleNamespace(workers=workers, scoring_error=None, scorer=SimpleNamespace(reward_error="<script>no</script>"))
+    text, settled = views.loading_status(comparator)
+    assert settled is True
+    assert not RAW_TAGS.search(text)
+    assert "Base model unavailable" in text and "loaded in 2.5 s" in text
+    workers["base"].state = "loading"
+    assert views.loading_status(comparator)[1] is False
