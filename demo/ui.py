@@ -85,11 +85,13 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
             max_length=limits.max_prompt_chars,
             elem_id="prompt",
         )
-        with gr.Row():
-            run_btn = gr.Button("Run both ▶", variant="primary", elem_id="run-btn")
-            stop_btn = gr.Button("Stop ■", variant="stop", elem_id="stop-btn")
-            regen_btn = gr.Button("Regenerate ↻ (new seed)", elem_id="regen-btn")
-            clear_btn = gr.Button("Clear", elem_id="clear-btn")
+        # Small min widths keep the four buttons on one line on a phone, so the answers start
+        # on the first screen.
+        with gr.Row(equal_height=True):
+            run_btn = gr.Button("Run both ▶", variant="primary", elem_id="run-btn", scale=2, min_width=90)
+            stop_btn = gr.Button("Stop ■", variant="stop", elem_id="stop-btn", min_width=60)
+            regen_btn = gr.Button("Regenerate ↻", elem_id="regen-btn", min_width=60)
+            clear_btn = gr.Button("Clear", elem_id="clear-btn", min_width=60)
         message = gr.HTML(elem_id="message")
 
         outputs: dict[str, dict[str, gr.components.Component]] = {}
@@ -138,7 +140,7 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
                             components=[gr.Textbox(visible=False)],
                             samples=[[p] for p in group.prompts],
                             type="values",
-                            label=None,
+                            show_label=False,
                             elem_id=f"examples-{group.id}",
                         )
                     )
