@@ -1,0 +1,272 @@
+"""Tests for demo/backends/onnx_genai_backend.py on tiny random-weight models built here.
+
+No hub access: the checkpoints (a 2-layer Llama and a 2-layer Gemma 3 with transformers-5
+`rope_parameters`) and their word-level tokenizer are written to a temporary folder, then
+converted with onnxruntime-genai's builder exactly as the real models are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime_genai")
+pytest.importorskip("onnx_ir")
+
+import numpy as np  # noqa: E402
+import onnxruntime_genai as og  # noqa: E402
+import torch  # noqa: E402
+from tokenizers import Tokenizer, models, pre_tokenizers, processors  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+)
+
+from demo.backends.onnx_genai_backend import (  # noqa: E402
+    KV_CAPACITY,
+    OnnxGenaiGenerator,
+    build_onnx_model,
+    onnx_model_dir,
+    threads_from_env,
+)
+from demo.backends.transformers_backend import TransformersGenerator  # noqa: E402
+from demo.generation import SamplingSettings  # noqa: E402
+
+WORDS = (
+    "the sky is blue because light scatters in air and a cat loves rain on warm days "
+    "when clouds move over green hills near old towns with bright red roofs"
+).split()
+SPECIALS = ["<unk>", "<s>", "</s>"]
+GREEDY = SamplingSettings(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0)
+SAMPLED = SamplingSettings(
+    max_new_tokens=16, temperature=1.0, top_p=0.95, repetition_penalty=1.1, seed=7
+)
+
+
+def _tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {token: index for index, token in enumerate(SPECIALS + sorted(set(WORDS)))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    # Starts every text with <s>, as Gemma's tokenizer starts it with <bos>.
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", vocab["<s>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def _save(folder: Path, config) -> Path:
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    # Larger weights than the default init, so logits are far apart and greedy choices are
+    # not decided by float rounding differences between torch and ONNX Runtime.
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0.0, 0.3)
+    model.save_pretrained(folder)
+    _tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEMO_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("DEMO_THREADS", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory, cache) -> Path:
+    vocab_size = len(_tokenizer())
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+    return _save(tmp_path_factory.mktemp("tiny-llama"), config)
+
+
+@pytest.fixture(scope="module")
+def gemma3(tmp_path_factory, cache) -> Path:
+    config = Gemma3TextConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=len(_tokenizer()),
+        max_position_embeddings=512,
+        sliding_window=16,
+        layer_types=["sliding_attention", "full_attention"],
+        # Far-apart thetas: a build that used one theta for both layer types would not match.
+        rope_parameters={
+            "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+        },
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    assert "full_attention" in config.to_dict()["rope_parameters"]  # the transformers-5 form
+    return _save(tmp_path_factory.mktemp("tiny-gemma3"), config)
+
+
+@pytest.fixture(scope="module")
+def llama_fp32(llama) -> OnnxGenaiGenerator:
+    return OnnxGenaiGenerator.load(llama, "fp32", "cpu")
+
+
+def _prompt(text: str = "the sky is blue because light") -> list[int]:
+    return _tokenizer()(text)["input_ids"]
+
+
+def _reference(checkpoint: Path, prompt: list[int], sampling=GREEDY) -> list[int]:
+    generator = TransformersGenerator.load(checkpoint, "fp32", "cpu")
+    return list(generator.generate_ids(prompt, sampling, eos_ids=(), suppress_ids=()))
+
+
+def _last_logits(generator: OnnxGenaiGenerator, checkpoint: Path, prompt: list[int]):
+    """Next-token logits after `prompt` from the ONNX model and from transformers fp32."""
+    params = og.GeneratorParams(generator.model)
+    params.set_search_options(max_length=generator.capacity)
+    onnx = og.Generator(generator.model, params)
+    onnx.append_tokens(np.asarray(prompt, dtype=np.int32))
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    with torch.no_grad():
+        expected = model(torch.tensor([prompt])).logits[0, -1].numpy()
+    return onnx.get_logits().reshape(-1), expected
+
+
+def _generate(generator, prompt, sampling=GREEDY, eos_ids=(), suppress_ids=()) -> list[int]:
+    tokens = generator.generate_ids(prompt, sampling, eos_ids=eos_ids, suppress_ids=suppress_ids)
+    return list(tokens)
+
+
+def test_prompt_keeps_its_bos():
+    assert _prompt()[0] == _tokenizer().bos_token_id
+
+
+def test_greedy_matches_transformers_fp32(llama, llama_fp32):
+    prompt = _prompt()
+    actual, expected = _last_logits(llama_fp32, llama, prompt)
+    np.testing.assert_allclose(actual, expected, atol=1e-3)
+    expected = _reference(llama, prompt)
+    assert _generate(llama_fp32, prompt)[:8] == expected[:8]
+
+
+def test_stops_after_max_new_tokens(llama_fp32):
+    assert len(_generate(llama_fp32, _prompt())) == GREEDY.max_new_tokens
+
+
+def test_stops_at_end_of_sequence(llama_fp32):
+    first = _generate(llama_fp32, _prompt())[0]
+    assert _generate(llama_fp32, _prompt(), eos_ids=(first,)) == [first]
+
+
+def test_same_seed_gives_same_ids(llama_fp32):
+    runs = [_generate(llama_fp32, _prompt(), SAMPLED) for _ in range(2)]
+    assert runs[0] == runs[1]
+    others = [_generate(llama_fp32, _prompt(), replace(SAMPLED, seed=s)) for s in (1, 2, 3)]
+    assert any(other != runs[0] for other in others)
+
+
+def test_suppressed_ids_are_never_emitted(llama_fp32):
+    greedy = _generate(llama_fp32, _prompt())
+    banned = {greedy[0], greedy[1]}
+    assert not banned & set(_generate(llama_fp32, _prompt(), suppress_ids=sorted(banned)))
+    for seed in range(5):
+        sampling = replace(SAMPLED, seed=seed, temperature=1.5)
+        sampled = _generate(llama_fp32, _prompt(), sampling, suppress_ids=sorted(banned))
+        assert not banned & set(sampled)
+
+
+def test_closing_the_iterator_stops_early(llama_fp32):
+    tokens = llama_fp32.generate_ids(_prompt(), GREEDY, eos_ids=(), suppress_ids=())
+    first_two = [next(tokens), next(tokens)]
+    tokens.close()
+    with pytest.raises(StopIteration):
+        next(tokens)
+    assert _generate(llama_fp32, _prompt())[:2] == first_two
+
+
+def test_prompt_beyond_capacity_is_refused(llama_fp32):
+    too_long = [1] * llama_fp32.capacity
+    with pytest.raises(ValueError, match="capacity"):
+        _generate(llama_fp32, too_long)
+
+
+def test_kv_capacity_is_capped_by_the_build(llama_fp32):
+    config = json.loads((llama_fp32.model_dir / "genai_config.json").read_text())
+    assert config["search"]["max_length"] == min(512, KV_CAPACITY) == llama_fp32.capacity
+
+
+def test_int4_build_generates(llama):
+    generator = OnnxGenaiGenerator.load(llama, "int4", "cpu")
+    tokens = _generate(generator, _prompt())
+    assert len(tokens) == GREEDY.max_new_tokens
+    assert all(0 <= token < len(_tokenizer()) for token in tokens)
+
+
+def test_build_is_cached(llama, llama_fp32):
+    folder = llama_fp32.model_dir
+    before = (folder / "model.onnx").stat().st_mtime_ns
+    started = time.perf_counter()
+    assert build_onnx_model(llama, "fp32", "cpu") == folder
+    assert time.perf_counter() - started < 1.0
+    assert (folder / "model.onnx").stat().st_mtime_ns == before
+
+
+def test_an_unfinished_build_is_not_reused(llama, cache):
+    # A folder without the completion marker, as an interrupted build might have left.
+    target = onnx_model_dir(llama, "int8", "cpu")
+    target.mkdir(parents=True)
+    (target / "model.onnx").write_text("half written")
+    assert build_onnx_model(llama, "int8", "cpu") == target
+    generator = OnnxGenaiGenerator(target)
+    assert len(_generate(generator, _prompt())) == GREEDY.max_new_tokens
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_gemma3_with_transformers5_rope_parameters(gemma3):
+    generator = OnnxGenaiGenerator.load(gemma3, "fp32", "cpu")
+    # Longer than the 16-token window, so the sliding layers' cache wraps.
+    prompt = _prompt(
+        "the sky is blue because light scatters in air and a cat loves rain on warm days"
+    )
+    sampling = SamplingSettings(max_new_tokens=16, temperature=0.0, repetition_penalty=1.0)
+    # Logits, not only greedy ids: a wrong RoPE theta on one layer type moves logits by ~0.2-0.9
+    # here, yet can leave the argmax unchanged.
+    actual, expected = _last_logits(generator, gemma3, prompt)
+    np.testing.assert_allclose(actual, expected, atol=1e-3)
+    expected = _reference(gemma3, prompt, sampling)
+    assert _generate(generator, prompt, sampling)[:8] == expected[:8]
+
+
+def test_threads_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DEMO_THREADS", "2")
+    assert threads_from_env() == 2
+    monkeypatch.setenv("DEMO_THREADS", "none")
+    with pytest.raises(ValueError, match="DEMO_THREADS"):
+        threads_from_env()
+
+
+def test_bad_precision_is_refused(llama):
+    with pytest.raises(ValueError, match="precision"):
+        build_onnx_model(llama, "bnb-nf4", "cpu")
