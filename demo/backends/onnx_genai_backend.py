@@ -155,9 +155,13 @@ def _run_builder(
         options["hf_remote"] = "true"
     scratch = output / "builder-cache"
     transcript = io.StringIO()
-    quantizer_log = logging.getLogger("onnxruntime.quantization")
-    previous_level = quantizer_log.level
-    quantizer_log.setLevel(logging.WARNING)  # it logs every MatMul it quantizes
+    # The quantizer logs every MatMul it quantizes, and at int8 an "ERROR" that the tied
+    # embedding Gather stays unquantized (expected, harmless): keep both out of the user's log.
+    quantizer_logs = [logging.getLogger(name) for name in (
+        "onnxruntime.quantization", "onnxruntime.quantization.matmul_nbits_quantizer")]
+    previous_levels = [log_.level for log_ in quantizer_logs]
+    for log_ in quantizer_logs:
+        log_.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stdout(transcript), contextlib.redirect_stderr(transcript):
             prepared = builder.parse_extra_options(
@@ -189,7 +193,8 @@ def _run_builder(
             "or an onnxruntime-genai version that supports its architecture."
         ) from error
     finally:
-        quantizer_log.setLevel(previous_level)
+        for log_, level in zip(quantizer_logs, previous_levels):
+            log_.setLevel(level)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
