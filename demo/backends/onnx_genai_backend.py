@@ -301,6 +301,8 @@ class OnnxGenaiGenerator:
             "repetition_penalty": sampling.repetition_penalty,
             "random_seed": sampling.seed,
         }
+        if sampling.ignore_eos:
+            options["min_length"] = options["max_length"]  # the benchmark decodes a fixed length
         if sampling.greedy:
             options["do_sample"] = False
         else:
@@ -342,3 +344,21 @@ class OnnxGenaiGenerator:
                     return
         finally:
             del generator  # frees its KV cache now, not at the next garbage collection
+
+    def continuation_logprobs(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> list[float]:
+        """Log-probability of each continuation token given everything before it (teacher
+        forcing one token at a time: the runtime only exposes the last position's logits)."""
+        plain = SamplingSettings(max_new_tokens=max(len(continuation_ids), 1), temperature=0.0, repetition_penalty=1.0)
+        generator = og.Generator(self.model, self._params(len(prompt_ids), plain))
+        try:
+            generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
+            result = []
+            for token in continuation_ids:
+                logits = np.asarray(generator.get_logits(), dtype=np.float64)
+                logits = logits.reshape(-1, logits.shape[-1])[-1]
+                top = logits.max()
+                result.append(float(logits[token] - top - np.log(np.exp(logits - top).sum())))
+                generator.append_tokens(np.asarray([token], dtype=np.int32))
+            return result
+        finally:
+            del generator
