@@ -270,3 +270,21 @@ def test_threads_come_from_the_environment(monkeypatch):
 def test_bad_precision_is_refused(llama):
     with pytest.raises(ValueError, match="precision"):
         build_onnx_model(llama, "bnb-nf4", "cpu")
+
+
+def test_continuation_logprobs_match_transformers_fp32(llama, llama_fp32):
+    from demo.backends.transformers_backend import TransformersGenerator
+
+    prompt = _prompt()
+    answer = _reference(llama, prompt)
+    expected = TransformersGenerator.load(llama, "fp32", "cpu").continuation_logprobs(prompt, answer)
+    actual = llama_fp32.continuation_logprobs(prompt, answer)
+    assert len(actual) == len(answer)
+    assert max(abs(a - b) for a, b in zip(actual, expected)) < 1e-3
+
+
+def test_ignore_eos_decodes_the_full_budget(llama_fp32):
+    from dataclasses import replace
+
+    fixed = replace(GREEDY, ignore_eos=True)
+    assert len(_generate(llama_fp32, _prompt(), fixed)) == fixed.max_new_tokens
