@@ -164,25 +164,13 @@ def _run_builder(
         log_.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stdout(transcript), contextlib.redirect_stderr(transcript):
+            # (model name, input folder, output folder, precision, provider, cache folder)
+            where = (None, str(checkpoint), str(output), precision, execution_provider, str(scratch))
             prepared = builder.parse_extra_options(
-                None,
-                str(checkpoint),
-                str(output),
-                precision,
-                execution_provider,
-                str(scratch),
-                [f"{key}={value}" for key, value in options.items()],
+                *where, [f"{key}={value}" for key, value in options.items()]
             )
             _adapt_config(prepared["hf_details"]["hf_config"])
-            builder.create_model(
-                None,
-                str(checkpoint),
-                str(output),
-                precision,
-                execution_provider,
-                str(scratch),
-                **prepared,
-            )
+            builder.create_model(*where, **prepared)
     except Exception as error:
         tail = "\n".join(transcript.getvalue().splitlines()[-20:])
         raise OnnxBuildError(
