@@ -407,7 +407,7 @@ def load_head(path: Path) -> tuple[RewardHead, dict[str, str]]:
 
     if not Path(path).is_file():
         raise RewardUnavailable(
-            f"reward head {path} not found; train it with `{TRAIN_COMMAND}` (about 5 minutes on a CPU)"
+            f"reward head {path} not found; train it with `{TRAIN_COMMAND}` (2–3 minutes on a 2-core CPU)"
         )
     with safe_open(str(path), framework="pt") as handle:
         raw = handle.metadata() or {}
