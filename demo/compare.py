@@ -193,15 +193,16 @@ class Comparator:
                     if timed_out.is_set() and side.stop_reason == "cancelled":
                         side.error = f"stopped after the {limits.request_timeout_seconds:.0f} s time limit"
                     self._score_side(comparison, role)
+                    if not pending:  # both answers are in: the snapshot that says so is complete
+                        comparison.preferred, comparison.p_aligned_preferred = preference(
+                            comparison.base.reward, comparison.aligned.reward,
+                            self.config.scoring.tie_tolerance,
+                        )
                 else:
                     _apply(side, event)
                 yield comparison
         finally:
             abandoned.set()
-        comparison.preferred, comparison.p_aligned_preferred = preference(
-            comparison.base.reward, comparison.aligned.reward, self.config.scoring.tie_tolerance
-        )
-        yield comparison
 
     def run(self, prompt: str, settings: SamplingSettings, base_mode: BaseMode = "raw") -> Comparison:
         last = None

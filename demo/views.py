@@ -75,15 +75,15 @@ def scores_html(side: SideState, threshold: float) -> str:
 
 
 def preference_html(comparison: Comparison) -> str:
-    if not comparison.done or comparison.base.reward is None or comparison.aligned.reward is None:
-        return ""
     p = comparison.p_aligned_preferred
+    if not comparison.done or p is None:
+        return ""
     winner = {
         "aligned": "the <b>aligned</b> answer",
         "base": "the <b>base</b> answer",
         "tie": "neither (a tie)",
     }[comparison.preferred]
-    width = int(round((p or 0.5) * 100))
+    width = int(round(p * 100))
     return (
         '<div class="demo-preference">'
         f"The reward model prefers {winner}: "

@@ -415,3 +415,15 @@ def test_closing_the_comparison_stream_cancels_generation(tiny_config, tiny_work
     for spy in spies.values():
         assert spy.ended.wait(60)
     assert {spy.final.stop_reason for spy in spies.values()} == {"cancelled"}, [spy.final for spy in spies.values()]
+
+
+def test_every_snapshot_renders_and_the_first_complete_one_has_the_preference(comparator):
+    # Regression: the snapshot that first said "both done" carried rewards but no probability
+    # yet, and the page's preference view crashed on it.
+    from demo import views
+
+    for snapshot in comparator.stream(PROMPT, SETTINGS):
+        views.preference_html(snapshot)  # must not raise on any intermediate state
+        if snapshot.done:
+            assert snapshot.p_aligned_preferred is not None
+            assert "P(aligned ≻ base)" in views.preference_html(snapshot)

@@ -141,6 +141,8 @@ def test_preference_html_hidden_until_both_rewards_exist():
     assert views.preference_html(comparison("aligned", 0.7, done=False)) == ""
     assert views.preference_html(comparison("tie", None, r_base=None)) == ""
     assert views.preference_html(comparison("tie", None, r_aligned=None)) == ""
+    # both rewards known but the probability not yet computed: still nothing, no crash
+    assert views.preference_html(comparison("aligned", None)) == ""
 
 
 # --- stats -------------------------------------------------------------------------------------
