@@ -156,10 +156,25 @@ def cache_lock(name: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def publish_build(staging: Path, target: Path, is_complete) -> Path:
+    """Move a finished build from its staging folder to `target`, unless a complete one is
+    already there (another process finished first and may be loading it): then keep that one."""
+    if is_complete(target):
+        return target
+    if target.exists():
+        shutil.rmtree(target)  # half-written, or built with another recipe
+    staging.rename(target)
+    return target
+
+
+def _has_marker(folder: Path) -> bool:
+    return (folder / _MARKER).is_file()
+
+
 def _converted(gguf: Path, *, origin: str) -> Checkpoint:
     target = cache_dir() / "checkpoints" / f"{gguf.stem}-{_fingerprint(gguf)}"
     with cache_lock(target.name):
-        if not (target / _MARKER).is_file():
+        if not _has_marker(target):
             convert_gguf(gguf, target)
     return Checkpoint(path=target, origin=origin, converted=True)
 
@@ -188,11 +203,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / _MARKER).write_text(json.dumps({"gguf": str(gguf), "name": gguf.name}))
-        if (target / _MARKER).is_file():
-            return target  # another process finished first; keep its copy, drop ours
-        if target.exists():
-            shutil.rmtree(target)  # a half-written folder without the marker
-        staging.rename(target)
+        publish_build(staging, target, _has_marker)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

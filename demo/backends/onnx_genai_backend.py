@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime_genai as og
 
 from ..generation import SamplingSettings
-from ..weights import cache_dir
+from ..weights import cache_dir, cache_lock, publish_build
 
 log = logging.getLogger(__name__)
 
@@ -110,27 +110,26 @@ def build_onnx_model(
 
     target = onnx_model_dir(checkpoint, precision, execution_provider)
     recipe = _recipe(precision, execution_provider, trust_remote_code)
-    if _built_with(target) == recipe:
-        return target
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    started = time.perf_counter()
-    try:
-        _run_builder(checkpoint, staging, precision, execution_provider, trust_remote_code)
-        _cap_kv_capacity(staging / "genai_config.json")
-        marker = {"checkpoint": str(checkpoint), **recipe}
-        (staging / _MARKER).write_text(json.dumps(marker, indent=2))
-        if target.exists():
-            shutil.rmtree(target)  # built with another recipe
+    def is_complete(folder: Path) -> bool:
+        return _built_with(folder) == recipe
+
+    # One build per target across processes (the app and a CLI run sharing the cache on a
+    # first start): the second waits, then reuses the first one's result.
+    with cache_lock(target.name):
+        if is_complete(target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        started = time.perf_counter()
         try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished the same build first; theirs is as good as ours.
-            if _built_with(target) != recipe:
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            _run_builder(checkpoint, staging, precision, execution_provider, trust_remote_code)
+            _cap_kv_capacity(staging / "genai_config.json")
+            marker = {"checkpoint": str(checkpoint), **recipe}
+            (staging / _MARKER).write_text(json.dumps(marker, indent=2))
+            publish_build(staging, target, is_complete)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     log.info("built %s in %.1f s", target, time.perf_counter() - started)
     return target
 
