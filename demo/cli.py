@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import ConfigError, load_config
 from .formatting import BASE_MODES
-from .generation import SamplingSettings
+from .generation import SamplingSettings, sampling_settings
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -60,16 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args, defaults) -> SamplingSettings:
-    def pick(name):
-        value = getattr(args, name)
-        return getattr(defaults, name) if value is None else value
-
-    return SamplingSettings(
-        max_new_tokens=pick("max_new_tokens"),
-        temperature=pick("temperature"),
-        top_p=pick("top_p"),
-        repetition_penalty=pick("repetition_penalty"),
-        seed=pick("seed"),
+    return sampling_settings(
+        defaults,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
     )
 
 
@@ -181,9 +178,9 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    from transformers.utils import logging as hf_logging
+    from .loading import quiet_transformers
 
-    hf_logging.disable_progress_bar()  # per-load progress bars would bury the JSON lines
+    quiet_transformers()  # per-load progress bars would bury the JSON lines
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:

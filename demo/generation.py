@@ -33,6 +33,30 @@ class SamplingSettings:
         return self.temperature <= 0.0
 
 
+def sampling_settings(
+    defaults,
+    *,
+    max_new_tokens=None,
+    temperature=None,
+    top_p=None,
+    repetition_penalty=None,
+    seed=None,
+) -> SamplingSettings:
+    """Settings for one request from a UI, API or CLI call: each value given, else the
+    configured default (`GenerationDefaults`); None means "not given"."""
+
+    def pick(value, default):
+        return default if value is None else value
+
+    return SamplingSettings(
+        max_new_tokens=int(pick(max_new_tokens, defaults.max_new_tokens)),
+        temperature=float(pick(temperature, defaults.temperature)),
+        top_p=float(pick(top_p, defaults.top_p)),
+        repetition_penalty=float(pick(repetition_penalty, defaults.repetition_penalty)),
+        seed=int(pick(seed, defaults.seed)),
+    )
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     prompt: str

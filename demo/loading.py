@@ -70,7 +70,7 @@ def backend_class(name: str):
     return getattr(module, class_name)
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     # Progress bars from every load would bury the app's own log lines.
     from transformers.utils import logging as hf_logging
 
@@ -87,7 +87,7 @@ def load_runner(
     spec: ModelSpec, prompted: PromptedFormat, override: RuntimeSpec | None = None
 ) -> tuple[ModelRunner, LoadedModelInfo]:
     started = time.perf_counter()
-    _quiet_transformers()
+    quiet_transformers()
     with MODEL_LOAD_LOCK:
         checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
         runtime, device = select_runtime(spec, override)

@@ -17,7 +17,7 @@ import gradio as gr
 from . import views
 from .compare import Comparator, InvalidPrompt, start_comparator, validate_prompt
 from .config import AppConfig, load_config
-from .generation import SamplingSettings
+from .generation import sampling_settings
 
 CSS = """
 .demo-answer { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 1rem; line-height: 1.5; }
@@ -173,9 +173,9 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
                 yield [f'<div class="demo-error" role="alert">{views.escape(str(error))}</div>'] + [gr.skip()] * (len(result_outputs) - 1)
                 return
             flag = stops.fresh(request.session_hash or "anonymous")
-            settings = SamplingSettings(
-                max_new_tokens=int(n_tokens), temperature=float(temp), top_p=float(p),
-                repetition_penalty=float(penalty), seed=int(seed_value or 0),
+            settings = sampling_settings(
+                defaults, max_new_tokens=n_tokens, temperature=temp, top_p=p,
+                repetition_penalty=penalty, seed=seed_value or 0,
             )
             while any(w.state == "loading" for w in comparator.workers.values()) and not flag.is_set():
                 yield [views.loading_status(comparator)[0]] + [gr.skip()] * (len(result_outputs) - 1)
@@ -225,15 +225,10 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
             base_format: Literal["raw", "prompted"] = "raw",
         ) -> dict:
             """Run a prompt through the base and aligned models; both answers with scores."""
-            # Plain HTTP/JS clients may send null for an optional argument: use its default.
-            max_new_tokens = defaults.max_new_tokens if max_new_tokens is None else max_new_tokens
-            temperature = defaults.temperature if temperature is None else temperature
-            top_p = defaults.top_p if top_p is None else top_p
-            seed = defaults.seed if seed is None else seed
-            repetition_penalty = defaults.repetition_penalty if repetition_penalty is None else repetition_penalty
-            settings = SamplingSettings(
-                max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p),
-                repetition_penalty=float(repetition_penalty), seed=int(seed),
+            # Plain HTTP/JS clients may send null for an optional argument: it takes the default.
+            settings = sampling_settings(
+                defaults, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                repetition_penalty=repetition_penalty, seed=seed,
             )
             mode = base_format if base_format in ("raw", "prompted") else "raw"
             comparator.wait_ready(limits.request_timeout_seconds)
