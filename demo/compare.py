@@ -253,12 +253,13 @@ def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_score
     `auto` runs each model in its own process on a CPU host (true parallelism, one thread each)
     and on threads of this process on a GPU host (one process owns the device).
     """
-    from .loading import cuda_available
+    from .loading import detect_device
     from .workers import start_worker
 
-    mode = worker_mode if worker_mode != "auto" else ("thread" if cuda_available() else "process")
+    device = detect_device()
+    mode = worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process")
     workers = {
-        role: start_worker(role, config.models[role], config.base_prompted, mode=mode)
+        role: start_worker(role, config.models[role], config.base_prompted, mode=mode, device=device)
         for role in ROLES
     }
     scorer, error = None, None

@@ -50,13 +50,22 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def select_runtime(spec: ModelSpec, override: RuntimeSpec | None = None) -> tuple[RuntimeSpec, str]:
-    """The runtime for this machine: the `gpu:` entry on CUDA, else `cpu:`; an override wins."""
+def detect_device() -> str:
+    return "cuda" if cuda_available() else "cpu"
+
+
+def select_runtime(
+    spec: ModelSpec, override: RuntimeSpec | None = None, device: str | None = None
+) -> tuple[RuntimeSpec, str]:
+    """The runtime for this machine: the `gpu:` entry on CUDA, else `cpu:`; an override wins.
+
+    `device` comes from the caller when known: probing CUDA imports torch (~160 MiB), which a
+    worker process running onnxruntime-genai never needs.
+    """
+    device = device or detect_device()
     if override is not None:
-        return override, "cuda" if cuda_available() else "cpu"
-    if cuda_available():
-        return spec.gpu, "cuda"
-    return spec.cpu, "cpu"
+        return override, device
+    return (spec.gpu if device == "cuda" else spec.cpu), device
 
 
 def backend_class(name: str):
@@ -78,19 +87,34 @@ def quiet_transformers() -> None:
 
 
 def load_tokenizer(checkpoint: Path, trust_remote_code: bool = False):
+    """The checkpoint's tokenizer.
+
+    A folder with a `tokenizer.json` loads it as a fast (Rust `tokenizers`) tokenizer directly:
+    `AutoTokenizer` would first read the model config through a module that imports torch, and
+    that import alone costs each onnxruntime-genai worker ~160 MiB. Same tokenizer file, same
+    ids (tests/test_tokenizer_loading.py checks both against `AutoTokenizer`). Custom tokenizer
+    code, or a folder without `tokenizer.json`, goes through `AutoTokenizer`.
+    """
+    if (Path(checkpoint) / "tokenizer.json").is_file() and not trust_remote_code:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(str(checkpoint))
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(checkpoint), trust_remote_code=trust_remote_code)
 
 
 def load_runner(
-    spec: ModelSpec, prompted: PromptedFormat, override: RuntimeSpec | None = None
+    spec: ModelSpec,
+    prompted: PromptedFormat,
+    override: RuntimeSpec | None = None,
+    device: str | None = None,
 ) -> tuple[ModelRunner, LoadedModelInfo]:
     started = time.perf_counter()
     quiet_transformers()
     with MODEL_LOAD_LOCK:
         checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
-        runtime, device = select_runtime(spec, override)
+        runtime, device = select_runtime(spec, override, device)
         tokenizer = load_tokenizer(checkpoint.path, spec.trust_remote_code)
         backend = backend_class(runtime.backend).load(
             checkpoint.path, runtime.precision, device, spec.trust_remote_code

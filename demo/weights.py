@@ -175,11 +175,13 @@ def _converted(gguf: Path, *, origin: str) -> Checkpoint:
     target = cache_dir() / "checkpoints" / f"{gguf.stem}-{_fingerprint(gguf)}"
     with cache_lock(target.name):
         if not _has_marker(target):
-            convert_gguf(gguf, target)
+            from .isolated import run_isolated
+
+            run_isolated(convert_gguf, gguf=str(gguf), target=str(target))
     return Checkpoint(path=target, origin=origin, converted=True)
 
 
-def convert_gguf(gguf: Path, target: Path) -> Path:
+def convert_gguf(gguf: Path | str, target: Path | str) -> Path:
     """De-quantize a GGUF file into a safetensors checkpoint (fp32) with its tokenizer.
 
     Written to a temporary sibling folder and renamed, so an interrupted conversion never
@@ -188,6 +190,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    gguf, target = Path(gguf), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Literal
 
 from .config import ModelSpec, PromptedFormat, RuntimeSpec
 from .generation import Failed, GenerationEvent, GenerationRequest, PromptTooLong
-from .loading import LoadedModelInfo, load_runner
+from .loading import LoadedModelInfo, detect_device, load_runner
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,16 @@ class InProcessWorker(_WorkerBase):
         pass
 
 
-def _child_main(conn, spec: ModelSpec, prompted: PromptedFormat, override: RuntimeSpec | None, threads: int) -> None:
+def _child_main(
+    conn, spec: ModelSpec, prompted: PromptedFormat, override: RuntimeSpec | None, threads: int, device: str
+) -> None:
+    # Thread counts go through the environment, read by each runtime when (if ever) it is
+    # imported: onnxruntime-genai reads DEMO_THREADS, torch OMP_NUM_THREADS. Importing torch here
+    # to set them would cost an onnxruntime-genai worker ~160 MiB for nothing.
     os.environ["DEMO_THREADS"] = str(threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
-        import torch
-
-        torch.set_num_threads(threads)
-        runner, info = load_runner(spec, prompted, override)
+        runner, info = load_runner(spec, prompted, override, device)
     except Exception as error:
         conn.send(("failed", _describe_error(error)))
         return
@@ -133,9 +135,11 @@ def _child_main(conn, spec: ModelSpec, prompted: PromptedFormat, override: Runti
 class ProcessWorker(_WorkerBase):
     """A model in a child process; restarted when it dies."""
 
-    def __init__(self, *args, threads: int = 1, **kwargs):
+    def __init__(self, *args, threads: int = 1, device: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.threads = threads
+        # Probed here, in the parent, so the child needn't import torch to find out.
+        self.device = device or detect_device()
         self.restarts = 0
         self._process = None
         self._conn = None
@@ -145,7 +149,7 @@ class ProcessWorker(_WorkerBase):
         parent, child = context.Pipe()
         self._process = context.Process(
             target=_child_main,
-            args=(child, self.spec, self.prompted, self.override, self.threads),
+            args=(child, self.spec, self.prompted, self.override, self.threads, self.device),
             name=f"demo-{self.role}",
             daemon=True,
         )
@@ -238,7 +242,7 @@ class ProcessWorker(_WorkerBase):
 Worker = InProcessWorker | ProcessWorker
 
 
-def start_worker(role: str, spec: ModelSpec, prompted: PromptedFormat, *, mode: Literal["process", "thread"] = "process", override: RuntimeSpec | None = None, threads: int = 1) -> Worker:
+def start_worker(role: str, spec: ModelSpec, prompted: PromptedFormat, *, mode: Literal["process", "thread"] = "process", override: RuntimeSpec | None = None, threads: int = 1, device: str | None = None) -> Worker:
     if mode == "process":
-        return ProcessWorker(role, spec, prompted, override, threads=threads).start()
+        return ProcessWorker(role, spec, prompted, override, threads=threads, device=device).start()
     return InProcessWorker(role, spec, prompted, override).start()

@@ -79,3 +79,28 @@ def test_score_cli_on_the_real_scorers(tmp_path):
     first, second = (json.loads(line) for line in batch.stdout.splitlines())
     assert first["toxic"] is True and first["toxicity_labels"]["insult"] > 0.5
     assert second["toxic"] is False
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("role", ["base", "aligned"])
+def test_embedded_tokenizers_match_auto_tokenizer_on_every_example(role, monkeypatch):
+    """The workers load tokenizer.json directly (no torch); on the real Gemma and SmolLM2
+    tokenizers that must give AutoTokenizer's ids, text and chat prompt for every example."""
+    from transformers import AutoTokenizer
+
+    from demo.config import load_config
+    from demo.loading import load_tokenizer
+    from demo.views import load_examples
+    from demo.weights import resolve_checkpoint
+
+    from test_tokenizer_loading import assert_same_tokenizer
+
+    monkeypatch.setenv("DEMO_CACHE_DIR", USER_CACHE)
+    config = load_config(REPO_ROOT / "models.yaml")
+    folder = resolve_checkpoint(config.models[role].source).path
+    assert_same_tokenizer(folder)
+    fast, auto = load_tokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
+    prompts = [prompt for group in load_examples(REPO_ROOT / "examples") for prompt in group.prompts]
+    assert len(prompts) >= 50
+    for prompt in prompts:
+        assert fast.encode(prompt) == auto.encode(prompt), prompt

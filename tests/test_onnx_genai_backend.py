@@ -112,7 +112,8 @@ def gemma3(tmp_path_factory, cache) -> Path:
         num_key_value_heads=2,
         head_dim=16,
         vocab_size=len(_tokenizer()),
-        max_position_embeddings=512,
+        # Beyond KV_CAPACITY, as Gemma 3's 32k: the build keeps RoPE tables for KV_CAPACITY only.
+        max_position_embeddings=4 * KV_CAPACITY,
         sliding_window=16,
         layer_types=["sliding_attention", "full_attention"],
         # Far-apart thetas: a build that used one theta for both layer types would not match.
@@ -288,3 +289,48 @@ def test_ignore_eos_decodes_the_full_budget(llama_fp32):
 
     fixed = replace(GREEDY, ignore_eos=True)
     assert len(_generate(llama_fp32, _prompt(), fixed)) == fixed.max_new_tokens
+
+
+def test_rope_tables_stop_at_the_kv_capacity(gemma3):
+    """The build stores cos/sin rows for KV_CAPACITY positions, not the config's 8192 (Gemma 3:
+    32k rows, 64 MiB); the logits test above checks the kept rows are still exact."""
+    import onnx
+
+    generator = OnnxGenaiGenerator.load(gemma3, "fp32", "cpu")
+    graph = onnx.load(generator.model_dir / "model.onnx", load_external_data=False).graph
+    rows = {t.name: t.dims[0] for t in graph.initializer if t.name.startswith(("cos_cache", "sin_cache"))}
+    assert rows and set(rows.values()) == {KV_CAPACITY}, rows
+
+
+def test_an_onnx_model_is_served_without_importing_torch(llama, tmp_path):
+    """A worker serving an onnxruntime-genai model never imports torch (~160 MiB a process):
+    its tokenizer loads without it, and the GGUF-free build runs in a throwaway process."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import subprocess_env
+    from tiny_models import tiny_config_dict
+
+    raw = tiny_config_dict(llama, llama)
+    raw["models"]["base"]["cpu"] = {"backend": "onnxruntime-genai", "precision": "int8"}
+    config = tmp_path / "models.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    script = (
+        "import json, sys\n"
+        "from demo.config import load_config\n"
+        "from demo.generation import Finished, GenerationRequest, SamplingSettings\n"
+        "from demo.loading import load_runner\n"
+        f"config = load_config({str(config)!r})\n"
+        "runner, info = load_runner(config.models['base'], config.base_prompted, device='cpu')\n"
+        "request = GenerationRequest('the sky is', SamplingSettings(max_new_tokens=8, temperature=0.0))\n"
+        "finished = [e for e in runner.stream(request) if isinstance(e, Finished)][0]\n"
+        "print(json.dumps({'backend': info.backend, 'tokens': finished.new_tokens, 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = subprocess_env(DEMO_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["backend"] == "onnxruntime-genai" and report["tokens"] > 0
+    assert report["torch"] is False

@@ -175,7 +175,7 @@ def test_local_gguf_is_converted_once_into_the_cache(tiny_gguf, tiny_llama_dir, 
     def no_second_conversion(*args, **kwargs):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr(weights, "convert_gguf", no_second_conversion)
+    monkeypatch.setattr("demo.isolated.run_isolated", no_second_conversion)
     again = resolve_checkpoint(LocalSource(type="local", path=tiny_gguf))
     assert again.path == checkpoint.path
 

@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime_genai as og
 
 from ..generation import SamplingSettings
+from ..isolated import run_isolated
 from ..weights import cache_dir, cache_lock, publish_build
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def _recipe(precision: str, execution_provider: str, trust_remote_code: bool) ->
         "execution_provider": execution_provider,
         "options": _build_options(precision),
         "kv_capacity": KV_CAPACITY,
+        "rope_tables": KV_CAPACITY,
         "trust_remote_code": trust_remote_code,
         "onnxruntime_genai": og.__version__,
     }
@@ -123,7 +125,12 @@ def build_onnx_model(
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         started = time.perf_counter()
         try:
-            _run_builder(checkpoint, staging, precision, execution_provider, trust_remote_code)
+            # In a throwaway process: the builder imports torch and peaks at GBs (demo/isolated.py).
+            run_isolated(
+                _run_builder, reraise=(OnnxBuildError,), checkpoint=str(checkpoint), output=str(staging),
+                precision=precision, execution_provider=execution_provider,
+                trust_remote_code=trust_remote_code,
+            )
             _cap_kv_capacity(staging / "genai_config.json")
             marker = {"checkpoint": str(checkpoint), **recipe}
             (staging / _MARKER).write_text(json.dumps(marker, indent=2))
@@ -144,11 +151,12 @@ def _built_with(folder: Path) -> dict | None:
 
 
 def _run_builder(
-    checkpoint: Path, output: Path, precision: str, execution_provider: str, trust_remote_code: bool
+    checkpoint: str, output: str, precision: str, execution_provider: str, trust_remote_code: bool
 ) -> None:
     # Imported here: it pulls in torch and transformers and appends its own folder to sys.path.
     from onnxruntime_genai.models import builder
 
+    output = Path(output)
     options = {**_build_options(precision), "hf_token": "false"}  # a local folder: never the hub
     if trust_remote_code:
         options["hf_remote"] = "true"
@@ -169,6 +177,7 @@ def _run_builder(
                 *where, [f"{key}={value}" for key, value in options.items()]
             )
             _adapt_config(prepared["hf_details"]["hf_config"])
+            _cap_context_length(prepared["hf_details"]["hf_config"])
             builder.create_model(*where, **prepared)
     except Exception as error:
         tail = "\n".join(transcript.getvalue().splitlines()[-20:])
@@ -210,6 +219,22 @@ def _adapt_config(config) -> None:
     config.rope_theta = full["rope_theta"]
     config.rope_local_base_freq = local["rope_theta"]
     config.rope_parameters = full
+
+
+def _cap_context_length(config) -> None:
+    """Build for KV_CAPACITY positions, not the model's full context.
+
+    The builder stores RoPE cos/sin tables for every position up to `max_position_embeddings`:
+    for Gemma 3 (32k positions, global and local tables) that is 64 MiB of memory for positions
+    a 2048-token cache never reaches. Plain RoPE tables are the same for the positions kept;
+    scaled RoPE (yarn, longrope, llama3, ...) may depend on the full length, so it is left as is.
+    """
+    rope = getattr(config, "rope_parameters", None) or {}
+    blocks = [rope] if "rope_type" in rope or not rope else list(rope.values())  # flat or per layer type
+    if any(not isinstance(b, dict) or b.get("rope_type", "default") != "default" for b in blocks):
+        return
+    if getattr(config, "max_position_embeddings", 0) > KV_CAPACITY:
+        config.max_position_embeddings = KV_CAPACITY
 
 
 def _cap_kv_capacity(genai_config: Path) -> None:

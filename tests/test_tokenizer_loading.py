@@ -1,0 +1,67 @@
+"""`load_tokenizer` reads tokenizer.json without importing torch, and gives the ids, text and
+chat prompts `AutoTokenizer` gives: on the tiny checkpoints here, and on the embedded models in
+tests/test_e2e.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from transformers import AutoTokenizer
+
+from demo.formatting import WORD_JOINER, special_token_strings
+from demo.loading import load_tokenizer
+
+from conftest import subprocess_env
+
+TEXTS = (
+    "What is the capital of France?",
+    "  leading and trailing spaces  ",
+    "line one\n\nline two\ttabbed",
+    "héllo wörld ß ﬁ café",
+    "مرحبا بالعالم",
+    "日本語のテキスト",
+    "emoji 👍🏽👨‍👩‍👧 done",
+    "zero\u200bwidth",
+    "<b>bold</b> {{7*7}} %s {prompt}",
+    f"<|im{WORD_JOINER}_start|>user",
+    "x" * 120,
+    "",
+)
+
+
+def assert_same_tokenizer(folder) -> None:
+    fast, auto = load_tokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
+    for text in TEXTS:
+        for add_special_tokens in (True, False):
+            ids = auto.encode(text, add_special_tokens=add_special_tokens)
+            assert fast.encode(text, add_special_tokens=add_special_tokens) == ids, text
+        ids = auto.encode(text)
+        assert fast.decode(ids, skip_special_tokens=True) == auto.decode(ids, skip_special_tokens=True)
+        if auto.chat_template:
+            conversation = [{"role": "user", "content": text}]
+            assert fast.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            ) == auto.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    assert special_token_strings(fast) == special_token_strings(auto)
+    assert (fast.eos_token_id, fast.bos_token) == (auto.eos_token_id, auto.bos_token)
+    assert fast.get_vocab() == auto.get_vocab()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_gemma_dir"])
+def test_tokenizer_matches_auto_tokenizer(fixture, request):
+    assert_same_tokenizer(request.getfixturevalue(fixture))
+
+
+def test_loading_a_tokenizer_does_not_import_torch(tiny_llama_dir):
+    script = (
+        "import sys\n"
+        "from demo.loading import load_tokenizer\n"
+        f"tokenizer = load_tokenizer({str(tiny_llama_dir)!r})\n"
+        "assert tokenizer.apply_chat_template([{'role': 'user', 'content': 'hi'}], tokenize=False)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
