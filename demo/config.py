@@ -159,8 +159,9 @@ class TrainedHeadReward(_Strict):
     backbone: Role = Field(description="which generating model's weights the head reads")
     head_path: Path
     card_path: Path
-    dtype: Literal["fp32", "bf16"] = "fp32"
-    max_tokens: int = Field(512, ge=16)
+    # The backbone runs in onnxruntime (demo/reward_backbone.py), for training and serving alike.
+    precision: Literal["int8", "fp32"] = "int8"
+    max_tokens: int = Field(512, ge=16, le=2048)
     name: str
     license: str
 

@@ -34,6 +34,25 @@ from torch import nn
 
 from .config import AppConfig, SequenceClassifierReward, TrainedHeadReward
 from .formatting import clean_user_text, neutralize_special_tokens, special_token_strings
+from .reward_inputs import (
+    FEATURE_KINDS,
+    HEAD_FORMAT,
+    METADATA_KEY,
+    TRAIN_COMMAND,
+    FeatureKind,
+    ChatLayout,
+    Conversation,
+    Pair,
+    RewardUnavailable,
+    conversation_ids,
+    encode_conversation,
+)
+from .reward_serving import (  # noqa: F401  (re-exported: the reward model's public names)
+    NumpyRewardHead,
+    TrainedHeadRewardScorer,
+    build_reward_scorer,
+    load_head_weights,
+)
 from .preferences import (
     PREFERENCES_DIR,
     PreferencePair,
@@ -46,111 +65,9 @@ from .preferences import (
 
 log = logging.getLogger(__name__)
 
-FeatureKind = Literal["last_token", "answer_mean", "mean"]
-FEATURE_KINDS: tuple[str, ...] = ("last_token", "answer_mean", "mean")
-HEAD_FORMAT = "demo-reward-head/1"
-_METADATA_KEY = "demo_reward_head"
-TRAIN_COMMAND = "python -m demo train-reward"
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-# Stand-ins rendered through the chat template to find where prompt and answer go; private-use
-# characters never appear in a template's own text.
-_PROMPT_MARK = "\ue000PROMPT\ue001"
-_ANSWER_MARK = "\ue000ANSWER\ue001"
 # Feature extraction batches by a token budget: long answers in small batches, short in large.
 _TOKENS_PER_BATCH = 4096
-
-
-class RewardUnavailable(RuntimeError):
-    """The reward model cannot be loaded (e.g. its head was never trained); says what to run."""
-
-
-Pair = tuple[str, str]
-
-
-# --- the conversation a reward model reads -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChatLayout:
-    """A chat template cut around its two free texts: head + prompt + middle + answer + tail."""
-
-    head: tuple[int, ...]
-    middle: tuple[int, ...]
-    tail: tuple[int, ...]
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer) -> "ChatLayout":
-        if not getattr(tokenizer, "chat_template", None):
-            raise RewardUnavailable(
-                "the reward backbone's tokenizer has no chat template; a reward model reads a "
-                "(user, assistant) conversation, so pick a chat model as backbone"
-            )
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": _PROMPT_MARK}, {"role": "assistant", "content": _ANSWER_MARK}],
-            tokenize=False,
-        )
-        if text.count(_PROMPT_MARK) != 1 or text.count(_ANSWER_MARK) != 1:
-            raise RewardUnavailable("the chat template does not render the user and assistant text once each")
-        head, rest = text.split(_PROMPT_MARK)
-        middle, tail = rest.split(_ANSWER_MARK)
-
-        def ids(piece: str) -> tuple[int, ...]:
-            # The template writes its own <bos>/turn tokens; the tokenizer must not add more.
-            return tuple(tokenizer(piece, add_special_tokens=False)["input_ids"]) if piece else ()
-
-        return cls(head=ids(head), middle=ids(middle), tail=ids(tail))
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """Token ids of one chat-formatted (prompt, answer) and where the answer's tokens are."""
-
-    ids: list[int]
-    answer_start: int
-    answer_end: int  # exclusive; the end-of-turn token follows
-
-    @property
-    def answer_span(self) -> slice:
-        # An empty answer is represented by its end-of-turn token, so it still has a feature.
-        if self.answer_end > self.answer_start:
-            return slice(self.answer_start, self.answer_end)
-        return slice(self.answer_end, min(self.answer_end + 1, len(self.ids)))
-
-
-def encode_conversation(
-    tokenizer, layout: ChatLayout, specials: Sequence[str], prompt: str, answer: str, max_tokens: int
-) -> Conversation:
-    """The chat-formatted (user prompt, assistant answer) conversation, as token ids.
-
-    Typed special-token strings are broken first, so text cannot close its turn early. Past
-    `max_tokens` the answer keeps its END (where a rambling or looping answer shows itself), with
-    at least half the budget; a long prompt also keeps its end (where the question usually is).
-    """
-
-    def ids(text: str) -> list[int]:
-        safe = neutralize_special_tokens(clean_user_text(text), specials)
-        return tokenizer(safe, add_special_tokens=False)["input_ids"] if safe else []
-
-    prompt_ids, answer_ids = ids(prompt), ids(answer)
-    budget = max_tokens - len(layout.head) - len(layout.middle) - len(layout.tail)
-    if budget < 2:
-        raise ValueError(f"max_tokens={max_tokens} leaves no room for text in the chat template")
-    answer_budget = max(budget - len(prompt_ids), budget // 2)
-    answer_ids = answer_ids[len(answer_ids) - answer_budget :] if len(answer_ids) > answer_budget else answer_ids
-    prompt_budget = budget - len(answer_ids)
-    prompt_ids = prompt_ids[len(prompt_ids) - prompt_budget :] if len(prompt_ids) > prompt_budget else prompt_ids
-    start = len(layout.head) + len(prompt_ids) + len(layout.middle)
-    return Conversation(
-        ids=[*layout.head, *prompt_ids, *layout.middle, *answer_ids, *layout.tail],
-        answer_start=start,
-        answer_end=start + len(answer_ids),
-    )
-
-
-def conversation_ids(
-    tokenizer, layout: ChatLayout, specials: Sequence[str], prompt: str, answer: str, max_tokens: int
-) -> list[int]:
-    return encode_conversation(tokenizer, layout, specials, prompt, answer, max_tokens).ids
 
 
 def _padded(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,7 +101,9 @@ def _length_batches(lengths: Sequence[int], tokens_per_batch: int) -> list[list[
 
 
 class Backbone:
-    """A frozen causal LM read for its hidden states (no unembedding is ever computed).
+    """A frozen causal LM read for its hidden states (no unembedding is ever computed), in
+    transformers: the reference the served onnxruntime backbone (demo/reward_backbone.py) is
+    tested against, and the tool of the feature study in the model card.
 
     `layer=None` reads the final hidden state, after the final norm (the input the unembedding
     would read). `layer=k` reads the residual stream after block k: the blocks above k are dropped
@@ -232,7 +151,7 @@ class Backbone:
             "backbone_origin": checkpoint.origin,
             "backbone_checkpoint": checkpoint.path.name,
         }
-        return cls.load(checkpoint.path, dtype=spec.dtype, max_tokens=spec.max_tokens, layer=layer, identity=identity)
+        return cls.load(checkpoint.path, max_tokens=spec.max_tokens, layer=layer, identity=identity)
 
     @property
     def hidden_size(self) -> int:
@@ -399,7 +318,7 @@ def save_head(head: RewardHead, path: Path, metadata: dict[str, str]) -> None:
     # One sorted JSON string under one key: safetensors writes several metadata keys in a random
     # order, and a retrained head should be byte-identical to the committed one.
     blob = json.dumps({k: str(v) for k, v in meta.items()}, sort_keys=True, ensure_ascii=False)
-    save_file(tensors, str(path), metadata={_METADATA_KEY: blob})
+    save_file(tensors, str(path), metadata={METADATA_KEY: blob})
 
 
 def load_head(path: Path) -> tuple[RewardHead, dict[str, str]]:
@@ -413,7 +332,7 @@ def load_head(path: Path) -> tuple[RewardHead, dict[str, str]]:
         raw = handle.metadata() or {}
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     try:
-        metadata = json.loads(raw.get(_METADATA_KEY, "{}"))
+        metadata = json.loads(raw.get(METADATA_KEY, "{}"))
     except json.JSONDecodeError:
         metadata = {}
     if metadata.get("format") != HEAD_FORMAT:
@@ -424,47 +343,6 @@ def load_head(path: Path) -> tuple[RewardHead, dict[str, str]]:
 
 
 # --- scorers -------------------------------------------------------------------------------------
-
-
-class TrainedHeadRewardScorer:
-    """The project's reward model: frozen backbone → hidden-state feature → trained head. Which
-    layer and pooling the head reads is stored in the head file."""
-
-    def __init__(self, backbone: Backbone, head: RewardHead, metadata: dict[str, str]):
-        if int(metadata.get("input_dim", backbone.hidden_size)) != backbone.hidden_size:
-            raise RewardUnavailable(
-                f"the reward head reads {metadata['input_dim']}-dim states but the backbone has "
-                f"{backbone.hidden_size}; retrain it for this backbone with `{TRAIN_COMMAND}`"
-            )
-        layer = "final" if backbone.layer is None else str(backbone.layer)
-        if metadata.get("layer", layer) != layer:
-            raise RewardUnavailable(
-                f"the reward head reads backbone layer {metadata['layer']} but the backbone was loaded at "
-                f"layer {layer}; load it with TrainedHeadRewardScorer.from_spec"
-            )
-        trained_on = metadata.get("backbone_checkpoint")
-        current = backbone.identity.get("backbone_checkpoint")
-        if trained_on and current and trained_on != current:
-            log.warning("reward head was trained on backbone %s but runs on %s; its scores may be off", trained_on, current)
-        if metadata.get("backbone_dtype", backbone.dtype) != backbone.dtype:
-            log.info("reward head trained on %s features, running on %s", metadata["backbone_dtype"], backbone.dtype)
-        self.backbone, self.head, self.metadata = backbone, head, metadata
-        self.feature: FeatureKind = metadata.get("feature", "last_token")  # type: ignore[assignment]
-
-    @classmethod
-    def from_spec(cls, spec: TrainedHeadReward, config: AppConfig) -> "TrainedHeadRewardScorer":
-        head, metadata = load_head(spec.head_path)  # first: a missing head needs no 500 MB load
-        layer = metadata.get("layer", "final")
-        backbone = Backbone.from_config(config, spec, layer=None if layer == "final" else int(layer))
-        return cls(backbone, head, metadata)
-
-    @torch.no_grad()
-    def score(self, pairs: Sequence[Pair]) -> list[float]:
-        """One reward per (prompt, answer); all answers in one padded forward pass."""
-        if not pairs:
-            return []
-        features = self.backbone.features(list(pairs), self.feature, tokens_per_batch=1 << 30)
-        return [float(r) for r in self.head(features)]
 
 
 class SequenceClassifierRewardScorer:
@@ -516,16 +394,6 @@ class SequenceClassifierRewardScorer:
         return [float(x) for x in logits[:, 0].float().cpu()]
 
 
-def build_reward_scorer(config: AppConfig):
-    """The reward scorer `models.yaml` asks for."""
-    spec = config.scoring.reward
-    if isinstance(spec, TrainedHeadReward):
-        return TrainedHeadRewardScorer.from_spec(spec, config)
-    if isinstance(spec, SequenceClassifierReward):
-        return SequenceClassifierRewardScorer.from_spec(spec, config)
-    raise TypeError(f"unknown reward spec {spec!r}")
-
-
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -565,10 +433,10 @@ class PairFeatures:
     rejected: torch.Tensor
 
 
-def pair_features(backbone: Backbone, pairs: Sequence[PreferencePair], kind: FeatureKind) -> PairFeatures:
+def pair_features(backbone, pairs: Sequence[PreferencePair], kind: FeatureKind) -> PairFeatures:
     """Features of every answer, extracted in one length-sorted pass (kept in memory only)."""
     texts = [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
-    features = backbone.features(texts, kind)
+    features = torch.as_tensor(backbone.features(texts, kind), dtype=torch.float32)
     return PairFeatures(tuple(pairs), features[: len(pairs)], features[len(pairs) :])
 
 
@@ -602,7 +470,7 @@ def train_reward_head(
     out_dir: Path | None = None,
     head_config: HeadConfig = HeadConfig(),
     data_dir: Path = PREFERENCES_DIR,
-    backbone: Backbone | None = None,
+    backbone=None,
 ) -> TrainingReport:
     """Train the reward head on the written pairs' train split, measure it on the held-out split
     and on unseen.jsonl (never trained on), and write the head and its model card.
@@ -621,7 +489,12 @@ def train_reward_head(
     unseen = load_unseen(data_dir) if unseen_file.is_file() else []
     log.info("preference pairs: %d train, %d held-out, %d unseen", len(split.train), len(split.test), len(unseen))
 
-    backbone = backbone or Backbone.from_config(config, spec, layer=head_config.layer)
+    if backbone is None:
+        # The backbone the app serves with (onnxruntime, models.yaml's precision): the head
+        # learns from exactly the features it will be given.
+        from .reward_backbone import OnnxBackbone
+
+        backbone = OnnxBackbone.from_config(config, spec, layer=head_config.layer)
     if backbone.layer != head_config.layer:
         raise ValueError(f"the backbone was loaded at layer {backbone.layer}, the head config asks for {head_config.layer}")
     t0 = time.perf_counter()
@@ -781,7 +654,9 @@ A small reward model trained for this demo, InstructGPT step 2 at demonstration 
 an answer to a prompt with one number; σ(r_a − r_b) is the probability it prefers answer a to b.
 
 - **Backbone (frozen):** {metadata.get('backbone_name', '?')} — `{metadata.get('backbone_origin', '?')}`,
-  converted checkpoint `{metadata.get('backbone_checkpoint', '?')}`, run in {metadata['backbone_dtype']}.
+  converted checkpoint `{metadata.get('backbone_checkpoint', '?')}`, run in {metadata['backbone_dtype']}
+  (demo/reward_backbone.py) for training and serving alike, so the head is served the features it
+  learnt from; at fp32 that backbone reproduces transformers' hidden states to ~1e-6.
 - **Head:** `{Path(report.head_path).name}` (safetensors, {head_desc} on standardised features;
   the standardisation statistics are stored in the file as tensors).
 - **License:** Apache-2.0, like the backbone; the preference data was written for this project.
@@ -812,7 +687,8 @@ ranked correctly (standardised features, AdamW, weight decay 0.1 unless noted):
 With a frozen backbone the final state at the last token is the weakest feature tried; averaging
 over the answer and reading a middle block each help, and together they reach the target. Weight
 decay from 0.1 to 30 and input dropout from 0.1 to 0.5 changed little. These numbers come from a
-one-off study on the {len(everything)} pairs of this commit, not from this training run.
+one-off study on the {len(everything)} pairs of this commit, with transformers fp32 features (the
+`Backbone` class), not from this training run.
 
 ## Data
 

@@ -132,7 +132,7 @@ class AnswerScorer:
         with MODEL_LOAD_LOCK:
             toxicity = load_toxicity_classifier(config.scoring.toxicity)
             try:
-                from .reward import build_reward_scorer
+                from .reward_serving import build_reward_scorer
 
                 reward, error = build_reward_scorer(config), None
             except Exception as exc:  # the app still shows toxicity and says why reward is missing

@@ -12,6 +12,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,7 +78,8 @@ def llama_dir(tmp_path_factory) -> Path:
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        # head_dim 16: onnxruntime's GroupQueryAttention (the served backbone) needs a multiple of 16.
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
     )
@@ -200,7 +202,7 @@ def test_fit_head_is_reproducible_and_seed_matters(tmp_path, backbone):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
     # The same head is written as the same bytes (a retrained head diffs clean against git).
-    meta = {"input_dim": "32", "feature": "last_token", "layer": "final", "seed": "3"}
+    meta = {"input_dim": "64", "feature": "last_token", "layer": "final", "seed": "3"}
     for name, head in (("a", heads[0]), ("b", heads[1])):
         save_head(head, tmp_path / f"{name}.safetensors", meta)
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
@@ -218,7 +220,7 @@ def test_trainer_learns_toy_preferences_and_writes_head_and_card(tmp_path, backb
     head_file = tmp_path / "out" / "reward_head.safetensors"
     assert head_file.stat().st_size < 5_000_000
     head, metadata = load_head(head_file)
-    assert metadata["feature"] == "last_token" and metadata["input_dim"] == "32" and metadata["layer"] == "final"
+    assert metadata["feature"] == "last_token" and metadata["input_dim"] == "64" and metadata["layer"] == "final"
     assert {"feature_mean", "feature_std"} <= set(head.state_dict())
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "longer answer wins" in card and "Apache-2.0" in card
@@ -246,16 +248,86 @@ def test_trained_head_scorer_batch_equals_one_at_a_time(tmp_path, llama_dir):
     head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=20)).head
     from demo.reward import save_head
 
-    save_head(head, tmp_path / "head.safetensors", {"input_dim": "32", "feature": "answer_mean", "layer": "1"})
+    save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
     config = local_config(llama_dir, head_path=tmp_path / "head.safetensors")
     scorer = build_reward_scorer(config)
     assert isinstance(scorer, TrainedHeadRewardScorer)
-    assert scorer.backbone.layer == 1 and len(scorer.backbone.model.layers) == 1
+    assert scorer.backbone.layer == 1 and scorer.backbone.dtype == "onnxruntime int8"
     pairs = [("", "bare text"), ("a prompt", "a much longer answer " * 8), ("q?", "yes ★★ thanks"), ("q?", "")]
     batched = scorer.score(pairs)
     single = [scorer.score([pair])[0] for pair in pairs]
     assert batched == pytest.approx(single, abs=1e-5)
     assert scorer.score([]) == []
+
+
+@pytest.mark.parametrize("layer", [1, None])
+def test_onnx_backbone_features_equal_transformers(llama_dir, layer):
+    """The served backbone (onnxruntime) reads the same state as transformers: the residual
+    stream after block k (the graph output the build adds), or the final normed state."""
+    from demo.reward_backbone import OnnxBackbone
+
+    reference = Backbone.load(llama_dir, max_tokens=128, layer=layer)
+    exact = OnnxBackbone.load(llama_dir, layer=layer, precision="fp32", max_tokens=128)
+    pairs = [("a prompt", "an answer"), ("", "bare text"), ("q?", "a much longer answer " * 6)]
+    for kind in ("answer_mean", "last_token", "mean"):
+        expected = reference.features(pairs, kind).numpy()
+        assert np.allclose(exact.features(pairs, kind), expected, atol=1e-4), kind
+    quantized = OnnxBackbone.load(llama_dir, layer=layer, precision="int8", max_tokens=128).features(pairs)
+    expected = reference.features(pairs, "answer_mean").numpy()
+    assert np.corrcoef(quantized.ravel(), expected.ravel())[0, 1] > 0.99
+
+
+def test_numpy_head_equals_the_torch_head(tmp_path, backbone):
+    """The app serves the head in numpy; it must give the trained torch head's rewards."""
+    from demo.reward import save_head
+    from demo.reward_serving import load_head_weights
+
+    data = pair_features(backbone, toy_pairs(30), "last_token")
+    for kind in ("mlp", "linear"):
+        config = HeadConfig(layer=None, feature="last_token", kind=kind, epochs=20)
+        head = fit_head(data.chosen, data.rejected, config).head
+        save_head(head, tmp_path / f"{kind}.safetensors", {"input_dim": "64"})
+        served, _ = load_head_weights(tmp_path / f"{kind}.safetensors")
+        features = torch.randn(7, 64) * 3
+        with torch.no_grad():
+            expected = head(features).numpy()
+        assert np.allclose(served(features.numpy()), expected, atol=1e-5), kind
+
+
+def test_scoring_does_not_import_torch(tmp_path, backbone, llama_dir):
+    """The app's scorers — onnxruntime backbone, numpy head, numpy BiLSTM — leave torch out."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import subprocess_env
+    from demo.reward import save_head
+
+    data = pair_features(backbone, toy_pairs(30), "answer_mean")
+    head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=5)).head
+    save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
+    from conftest import REPO_ROOT
+
+    raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
+    raw["models"]["aligned"]["source"] = {"type": "local", "path": str(llama_dir)}
+    raw["scoring"]["reward"].update(head_path=str(tmp_path / "head.safetensors"), max_tokens=128)
+    config = tmp_path / "models.yaml"
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    script = (
+        "import json, sys\n"
+        "from demo.config import load_config\n"
+        "from demo.scoring import AnswerScorer\n"
+        f"scorer = AnswerScorer.from_config(load_config({str(config)!r}))\n"
+        "scores = scorer.score([('a prompt', 'an answer')])[0]\n"
+        "print(json.dumps({'reward': scores.reward, 'error': scores.reward_error, 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = subprocess_env(DEMO_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["error"] is None and isinstance(report["reward"], float)
+    assert report["torch"] is False
 
 
 def test_missing_head_says_how_to_train_it(tmp_path, llama_dir):

@@ -1,0 +1,248 @@
+"""The reward head's frozen backbone, run by onnxruntime: hidden states without torch.
+
+The head reads one hidden state of the backbone language model per answer (the residual stream
+after block `layer`, or the final normed state). `build_residual_model` makes, once, into the
+user cache, an ONNX model of the blocks that state needs and nothing above them (no LM head):
+the checkpoint is cut to `layer` blocks, built by onnxruntime-genai's model builder (the same
+builder and int8 recipe as the generating models), and the residual sum its final
+SkipSimplifiedLayerNormalization already computes is exposed as an extra graph output, "residual".
+At fp32 those features equal transformers' `output_hidden_states[layer]` to ~1e-6 (tests).
+
+`OnnxBackbone.features` runs one forward pass per conversation through `onnxruntime` on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from .config import AppConfig, TrainedHeadReward
+from .formatting import special_token_strings
+from .reward_inputs import FEATURE_KINDS, ChatLayout, Conversation, FeatureKind, Pair, encode_conversation
+from .weights import cache_dir, cache_lock, publish_build
+
+log = logging.getLogger(__name__)
+
+BackbonePrecision = Literal["int8", "fp32"]
+RESIDUAL_OUTPUT = "residual"
+FINAL_OUTPUT = "hidden_states"
+_MARKER = "demo-reward-build.json"
+_RECIPE_VERSION = 1
+# Enough positions for any conversation the scorer reads (max_tokens is bounded by the config).
+_CONTEXT = 2048
+
+
+def _recipe(layer: int | None, precision: str) -> dict:
+    import onnxruntime_genai as og
+
+    return {"version": _RECIPE_VERSION, "layer": layer, "precision": precision, "onnxruntime_genai": og.__version__}
+
+
+def build_residual_model(checkpoint: Path, layer: int | None, precision: BackbonePrecision) -> Path:
+    """The ONNX backbone folder for `checkpoint` cut at `layer` (None: every block, final norm),
+    built on first use into the user cache and reused afterwards."""
+    from .isolated import run_isolated
+
+    checkpoint = Path(checkpoint)
+    cut = "final" if layer is None else f"block{layer}"
+    target = cache_dir() / "reward" / f"{checkpoint.name}-{cut}-{precision}"
+    recipe = _recipe(layer, precision)
+
+    def is_complete(folder: Path) -> bool:
+        try:
+            return json.loads((folder / _MARKER).read_text()) == recipe
+        except (OSError, ValueError):
+            return False
+
+    with cache_lock(target.name):
+        if is_complete(target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        started = time.perf_counter()
+        try:
+            # In a throwaway process: cutting the checkpoint and the builder import torch.
+            run_isolated(
+                _build_job, checkpoint=str(checkpoint), layer=layer, precision=precision, output=str(staging)
+            )
+            (staging / _MARKER).write_text(json.dumps(recipe))
+            publish_build(staging, target, is_complete)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("built reward backbone %s in %.1f s", target.name, time.perf_counter() - started)
+    return target
+
+
+def _build_job(checkpoint: str, layer: int | None, precision: str, output: str) -> None:
+    """Cut, build and expose the residual (runs in a child process; see demo/isolated.py)."""
+    import contextlib
+    import io
+
+    from onnxruntime_genai.models import builder
+
+    checkpoint, output = Path(checkpoint), Path(output)
+    scratch = output / "scratch"
+    source = _cut_checkpoint(checkpoint, layer, scratch / "checkpoint")
+    options = {"exclude_lm_head": "true", "hf_token": "false"}
+    if precision != "fp32":
+        options.update(accuracy_level="4", block_size="32")  # the generating models' int8 recipe
+    where = (None, str(source), str(output), precision, "cpu", str(scratch / "builder"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        prepared = builder.parse_extra_options(*where, [f"{k}={v}" for k, v in options.items()])
+        builder.create_model(*where, **prepared)
+    if layer is not None:
+        _expose_residual(output / "model.onnx", hidden_size=json.loads((source / "config.json").read_text())["hidden_size"])
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _cut_checkpoint(checkpoint: Path, layer: int | None, output: Path) -> Path:
+    """A copy of the checkpoint with blocks `layer`.. and the LM head dropped."""
+    from safetensors.torch import load_file, save_file
+
+    output.mkdir(parents=True, exist_ok=True)
+    config = json.loads((checkpoint / "config.json").read_text())
+    blocks = int(config["num_hidden_layers"])
+    if layer is not None and not 1 <= layer <= blocks:
+        raise ValueError(f"layer must be between 1 and {blocks} for this backbone, got {layer}")
+    if layer is not None:
+        config["num_hidden_layers"] = layer
+        for key in ("layer_types",):  # per-block lists must match the new depth
+            if isinstance(config.get(key), list):
+                config[key] = config[key][:layer]
+    config["max_position_embeddings"] = min(int(config.get("max_position_embeddings", _CONTEXT)), _CONTEXT)
+    (output / "config.json").write_text(json.dumps(config))
+    kept = {}
+    for file in sorted(checkpoint.glob("*.safetensors")):
+        for name, tensor in load_file(str(file)).items():
+            if name.startswith("lm_head."):
+                continue
+            parts = name.split(".")
+            if layer is not None and "layers" in parts and int(parts[parts.index("layers") + 1]) >= layer:
+                continue
+            kept[name] = tensor
+    save_file(kept, str(output / "model.safetensors"), metadata={"format": "pt"})
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
+        if (checkpoint / name).is_file():
+            shutil.copy(checkpoint / name, output / name)
+    return output
+
+
+def _expose_residual(model_file: Path, hidden_size: int) -> None:
+    """Add the residual sum of the last SkipSimplifiedLayerNormalization as a graph output.
+
+    That node computes `residual = x + block_output` (its optional 4th output) and then the
+    final norm of it; the builder only wires the normed value out.
+    """
+    import onnx
+
+    model = onnx.load(str(model_file), load_external_data=False)
+    nodes = [n for n in model.graph.node if FINAL_OUTPUT in n.output]
+    if len(nodes) != 1 or nodes[0].op_type != "SkipSimplifiedLayerNormalization":
+        raise RuntimeError(
+            f"unexpected ONNX graph: the {FINAL_OUTPUT!r} output does not come from one "
+            "SkipSimplifiedLayerNormalization node; this onnxruntime-genai builder is not supported"
+        )
+    outputs = list(nodes[0].output) + [""] * (4 - len(nodes[0].output))
+    outputs[3] = RESIDUAL_OUTPUT
+    del nodes[0].output[:]
+    nodes[0].output.extend(outputs)
+    model.graph.output.append(
+        onnx.helper.make_tensor_value_info(
+            RESIDUAL_OUTPUT, onnx.TensorProto.FLOAT, ["batch_size", "sequence_length", hidden_size]
+        )
+    )
+    onnx.save(model, str(model_file))
+
+
+class OnnxBackbone:
+    """A frozen causal LM read for one hidden state per token, through onnxruntime."""
+
+    def __init__(
+        self, model_dir: Path, tokenizer, *, layer: int | None, precision: str, max_tokens: int,
+        identity: dict[str, str], threads: int = 0,
+    ):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: one per core
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        decoder = json.loads((model_dir / "genai_config.json").read_text())["model"]["decoder"]
+        self._empty_past = {
+            i.name: np.zeros((1, decoder["num_key_value_heads"], 0, decoder["head_size"]), dtype=np.float32)
+            for i in self.session.get_inputs() if i.name.startswith("past_key_values.")
+        }
+        self.output = FINAL_OUTPUT if layer is None else RESIDUAL_OUTPUT
+        self.hidden_size = int(decoder["hidden_size"])
+        self.tokenizer = tokenizer
+        self.layer, self.max_tokens, self.identity = layer, max_tokens, identity
+        self.dtype = f"onnxruntime {precision}"
+        self.layout = ChatLayout.from_tokenizer(tokenizer)
+        self.specials = special_token_strings(tokenizer)
+
+    @classmethod
+    def load(
+        cls, checkpoint: Path, *, layer: int | None, precision: BackbonePrecision = "int8",
+        max_tokens: int = 512, identity: dict[str, str] | None = None,
+    ) -> "OnnxBackbone":
+        from .loading import load_tokenizer
+
+        model_dir = build_residual_model(Path(checkpoint), layer, precision)
+        return cls(
+            model_dir, load_tokenizer(Path(checkpoint)), layer=layer, precision=precision,
+            max_tokens=max_tokens, identity=identity or {"backbone_checkpoint": Path(checkpoint).name},
+        )
+
+    @classmethod
+    def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None) -> "OnnxBackbone":
+        from .weights import resolve_checkpoint
+
+        model_spec = config.models[spec.backbone]
+        checkpoint = resolve_checkpoint(model_spec.source, trust_remote_code=model_spec.trust_remote_code)
+        identity = {
+            "backbone_role": spec.backbone,
+            "backbone_name": model_spec.name,
+            "backbone_origin": checkpoint.origin,
+            "backbone_checkpoint": checkpoint.path.name,
+        }
+        return cls.load(
+            checkpoint.path, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity
+        )
+
+    def conversation(self, prompt: str, answer: str) -> Conversation:
+        return encode_conversation(self.tokenizer, self.layout, self.specials, prompt, answer, self.max_tokens)
+
+    def encode(self, prompt: str, answer: str) -> list[int]:
+        return self.conversation(prompt, answer).ids
+
+    def hidden_states(self, ids: Sequence[int]) -> np.ndarray:
+        """[len(ids), hidden] states of one sequence (no padding, so no mask subtleties)."""
+        feed = {
+            "input_ids": np.asarray([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
+            **self._empty_past,
+        }
+        return self.session.run([self.output], feed)[0][0]
+
+    def features(self, pairs: Sequence[Pair], kind: FeatureKind = "answer_mean", **_batching) -> np.ndarray:
+        """[len(pairs), hidden] fp32 features, as `demo.reward.Backbone.features` defines them."""
+        if kind not in FEATURE_KINDS:
+            raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
+        out = np.zeros((len(pairs), self.hidden_size), dtype=np.float32)
+        for index, (prompt, answer) in enumerate(pairs):
+            conversation = self.conversation(prompt, answer)
+            hidden = self.hidden_states(conversation.ids)
+            if kind == "last_token":
+                out[index] = hidden[-1]
+            elif kind == "answer_mean":
+                out[index] = hidden[conversation.answer_span].mean(axis=0)
+            else:
+                out[index] = hidden.mean(axis=0)
+        return out
