@@ -194,3 +194,34 @@ def test_score_jsonl_bad_line_names_file_and_line(tmp_path, tiny_models_yaml):
     with pytest.raises(SystemExit) as info:
         cli.main(["score", "--jsonl", str(path), "--config", str(tiny_models_yaml)])
     assert f"{path}:2" in str(info.value.code)
+
+
+# --- bench -------------------------------------------------------------------------------------
+
+BENCH_KEYS = {
+    "side_by_side_seconds", "side_by_side_scored_seconds", "baseline_side_by_side_seconds", "speedup",
+    "scoring_seconds", "peak_rss_mib", "pss_mib", "high_water_mark_sum_mib", "warm_start_seconds",
+}
+BENCH_MODEL_KEYS = {"load_seconds", "ttft_seconds", "tokens_per_second", "baseline_tokens_per_second"}
+
+
+@needs_toxicity
+@pytest.mark.timeout(600)
+def test_bench_json_reports_the_issue_keys_on_the_tiny_models(tiny_config_file, tmp_path):
+    """`python -m demo bench --json` runs end to end and reports every figure it promises (the
+    figures themselves are measurements, read by people, not asserted)."""
+    result = run_demo(
+        "bench", "--json", "--config", str(tiny_config_file),
+        env_extra={"DEMO_CACHE_DIR": str(tmp_path / "cache")}, timeout=560,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert BENCH_KEYS <= set(report)
+    assert report["speedup"] == pytest.approx(report["baseline_side_by_side_seconds"] / report["side_by_side_seconds"])
+    assert 0 < report["side_by_side_seconds"] <= report["side_by_side_scored_seconds"]
+    assert report["high_water_mark_sum_mib"] >= report["peak_rss_mib"] > report["pss_mib"] * 0.5 > 0
+    assert report["side_by_side_new_tokens"] == {"base": 128, "aligned": 128}
+    assert set(report["models"]) == {"base", "aligned"}
+    for figures in report["models"].values():
+        assert BENCH_MODEL_KEYS <= set(figures)
+        assert all(figures[key] > 0 for key in BENCH_MODEL_KEYS)
