@@ -70,9 +70,12 @@ class PeakRss:
         return [me, *me.children(recursive=True)]
 
     def _run(self):
+        processes, listed_at = [], 0.0
         while not self._stop.is_set():
+            if time.monotonic() - listed_at > 1.0:  # finding children scans all of /proc
+                processes, listed_at = self._processes(), time.monotonic()
             rss = 0
-            for process in self._processes():
+            for process in processes:
                 try:
                     rss += process.memory_info().rss
                 except psutil.Error:
@@ -158,7 +161,7 @@ def _timed_comparison(comparator) -> tuple:
 def _greedy_ids(runner, prompt: str) -> list[int]:
     formatted = runner.format(prompt, "raw")
     ids = runner.encode(formatted)
-    return list(runner.backend.generate_ids(ids, _fixed_length(), eos_ids=(), suppress_ids=runner._suppress_ids))
+    return list(runner.backend.generate_ids(ids, _fixed_length(), eos_ids=(), suppress_ids=runner.suppress_ids))
 
 
 def _divergence(a: list[int], b: list[int]) -> int:

@@ -231,6 +231,35 @@ class Comparator:
         side.reward_error = scores.reward_error
 
 
+def paced(snapshots: Iterator[Comparison], min_interval: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Comparison]:
+    """At most one snapshot per `min_interval` seconds for a screen: the page re-renders both
+    sides for every snapshot, and a snapshot per token (~170 a second for the two models) costs
+    the server — on the cores the models decode on — far more than a reader can see.
+
+    A snapshot where a side has just finished, failed or been scored, or the last one, is never
+    held back; skipped ones are folded into the next (a snapshot is the comparison so far).
+    """
+    last_shown, shown_state, pending = None, None, None
+    try:
+        for snapshot in snapshots:
+            state = tuple(
+                (side.done, side.error, side.reward, side.stop_reason) for side in (snapshot.base, snapshot.aligned)
+            ) + (snapshot.error, snapshot.p_aligned_preferred)
+            now = clock()
+            if state != shown_state or last_shown is None or now - last_shown >= min_interval:
+                last_shown, shown_state, pending = now, state, None
+                yield snapshot
+            else:
+                pending = snapshot
+        if pending is not None:
+            yield pending
+    finally:
+        # A reader that leaves (the browser tab closed) stops the generation now, not at GC.
+        close = getattr(snapshots, "close", None)
+        if close is not None:
+            close()
+
+
 def _apply(side: SideState, event) -> None:
     if isinstance(event, Started):
         side.input_text = event.input_text

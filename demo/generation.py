@@ -198,7 +198,7 @@ class ModelRunner:
         self.prompted = prompted
         self._special_tokens = special_token_strings(tokenizer)
         self._eos_ids = _eos_ids(tokenizer, backend)
-        self._suppress_ids = _token_ids(tokenizer, spec.suppress_tokens)
+        self.suppress_ids = _token_ids(tokenizer, spec.suppress_tokens)  # never generated (models.yaml)
 
     def format(self, prompt: str, base_mode: BaseMode):
         return format_prompt(
@@ -233,7 +233,7 @@ class ModelRunner:
         eos_ids = () if request.sampling.ignore_eos else self._eos_ids
         new_tokens, first_token_at, reason = 0, None, "eos"
         tokens = self.backend.generate_ids(
-            prompt_ids, request.sampling, eos_ids=eos_ids, suppress_ids=self._suppress_ids
+            prompt_ids, request.sampling, eos_ids=eos_ids, suppress_ids=self.suppress_ids
         )
         try:
             for token_id in tokens:

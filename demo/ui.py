@@ -15,9 +15,12 @@ from typing import Literal
 import gradio as gr
 
 from . import views
-from .compare import Comparator, InvalidPrompt, start_comparator, validate_prompt
+from .compare import Comparator, InvalidPrompt, paced, start_comparator, validate_prompt
 from .config import AppConfig, load_config
 from .generation import sampling_settings
+
+# The page shows at most 20 snapshots a second (see compare.paced).
+SCREEN_INTERVAL_SECONDS = 0.05
 
 CSS = """
 .demo-answer { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 1rem; line-height: 1.5; }
@@ -180,7 +183,8 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
             while any(w.state == "loading" for w in comparator.workers.values()) and not flag.is_set():
                 yield [views.loading_status(comparator)[0]] + [gr.skip()] * (len(result_outputs) - 1)
                 time.sleep(1.0)
-            for snapshot in comparator.stream(prompt_text, settings, mode, should_stop=flag.is_set):
+            snapshots = comparator.stream(prompt_text, settings, mode, should_stop=flag.is_set)
+            for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
                 yield render(snapshot, streaming=True, note=views.escape(snapshot.error or ""))
 
         def stop(request: gr.Request):

@@ -117,7 +117,8 @@ def model_card_markdown(config: AppConfig, loaded: dict) -> str:
     toxicity = config.scoring.toxicity
     reward_note = (
         f"**Reward model: {reward.name}** ({reward.license}). A small head trained by this project on "
-        "~600 hand-written preference pairs, reading the final hidden state of the aligned model. "
+        "660 hand-written preference pairs, reading a middle block of the aligned model averaged over "
+        f"the answer (run in onnxruntime, {reward.precision}); ~89% of held-out pairs ranked right. "
         "Demonstration scale: it shares its backbone with the aligned model (so it may favour that "
         "model's style), is weak on factual errors, and knows English only."
         if isinstance(reward, TrainedHeadReward)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from demo.compare import Comparator, Comparison, InvalidPrompt, clamp_settings, validate_prompt
+from demo.compare import Comparator, Comparison, InvalidPrompt, SideState, clamp_settings, paced, validate_prompt
 from demo.config import Limits
 from demo.generation import Failed, SamplingSettings
 from demo.scoring import AnswerScorer, preference
@@ -427,3 +427,49 @@ def test_every_snapshot_renders_and_the_first_complete_one_has_the_preference(co
         if snapshot.done:
             assert snapshot.p_aligned_preferred is not None
             assert "P(aligned ≻ base)" in views.preference_html(snapshot)
+
+
+# --- pacing snapshots for the screen -------------------------------------------------------------
+
+
+def _snapshots(steps):
+    """(clock time, base text, aligned done) per step → (the comparison, clock times)."""
+    comparison = Comparison(prompt="p", base=SideState("b"), aligned=SideState("a"))
+    times = []
+
+    def generate():
+        for at, text, aligned_done in steps:
+            comparison.base.text, comparison.aligned.done = text, aligned_done
+            times.append(at)
+            yield comparison
+    return generate(), times
+
+
+def test_paced_shows_at_most_one_snapshot_per_interval_and_always_the_last():
+    steps = [(0.00, "a", False), (0.01, "ab", False), (0.02, "abc", False), (0.06, "abcd", False), (0.07, "abcde", False)]
+    snapshots, times = _snapshots(steps)
+    shown = [(times[-1], s.base.text) for s in paced(snapshots, 0.05, clock=lambda: times[-1])]
+    assert shown == [(0.00, "a"), (0.06, "abcd"), (0.07, "abcde")]
+
+
+def test_paced_never_holds_back_a_finished_side():
+    steps = [(0.00, "a", False), (0.01, "ab", True), (0.02, "abc", True)]
+    snapshots, times = _snapshots(steps)
+    shown = [(s.base.text, s.aligned.done) for s in paced(snapshots, 10.0, clock=lambda: times[-1])]
+    assert shown == [("a", False), ("ab", True), ("abc", True)]
+
+
+def test_paced_closes_the_stream_it_reads_when_the_reader_leaves():
+    closed = []
+
+    def stream():
+        try:
+            while True:
+                yield Comparison(prompt="p", base=SideState("b"), aligned=SideState("a"))
+        finally:
+            closed.append(True)
+
+    reader = paced(stream(), 0.05)
+    next(reader)
+    reader.close()
+    assert closed == [True]
