@@ -89,7 +89,8 @@ class PeakRss:
         for process in self._processes():
             try:
                 self.pss += process.memory_full_info().pss
-                self.hwm_sum += _high_water_mark(process.pid)
+                # The kernel updates VmHWM lazily: it can trail the current RSS by a little.
+                self.hwm_sum += max(_high_water_mark(process.pid), process.memory_info().rss)
             except (psutil.Error, OSError):
                 pass
 
