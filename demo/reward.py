@@ -52,6 +52,7 @@ from .reward_serving import (  # noqa: F401  (re-exported: the reward model's pu
     TrainedHeadRewardScorer,
     build_reward_scorer,
     load_head_weights,
+    read_head_file,
 )
 from .preferences import (
     PREFERENCES_DIR,
@@ -141,17 +142,10 @@ class Backbone:
 
     @classmethod
     def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None = None) -> "Backbone":
-        from .weights import resolve_checkpoint
+        from .reward_backbone import resolve_backbone
 
-        model_spec = config.models[spec.backbone]
-        checkpoint = resolve_checkpoint(model_spec.source, trust_remote_code=model_spec.trust_remote_code)
-        identity = {
-            "backbone_role": spec.backbone,
-            "backbone_name": model_spec.name,
-            "backbone_origin": checkpoint.origin,
-            "backbone_checkpoint": checkpoint.path.name,
-        }
-        return cls.load(checkpoint.path, max_tokens=spec.max_tokens, layer=layer, identity=identity)
+        checkpoint, identity = resolve_backbone(config, spec)
+        return cls.load(checkpoint, max_tokens=spec.max_tokens, layer=layer, identity=identity)
 
     @property
     def hidden_size(self) -> int:
@@ -322,23 +316,10 @@ def save_head(head: RewardHead, path: Path, metadata: dict[str, str]) -> None:
 
 
 def load_head(path: Path) -> tuple[RewardHead, dict[str, str]]:
-    from safetensors import safe_open
-
-    if not Path(path).is_file():
-        raise RewardUnavailable(
-            f"reward head {path} not found; train it with `{TRAIN_COMMAND}` (2–3 minutes on a 2-core CPU)"
-        )
-    with safe_open(str(path), framework="pt") as handle:
-        raw = handle.metadata() or {}
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    try:
-        metadata = json.loads(raw.get(METADATA_KEY, "{}"))
-    except json.JSONDecodeError:
-        metadata = {}
-    if metadata.get("format") != HEAD_FORMAT:
-        raise RewardUnavailable(f"{path} is not a {HEAD_FORMAT} file; retrain it with `{TRAIN_COMMAND}`")
+    """The head in a head file as a torch module (for training tools; the app serves it in numpy)."""
+    tensors, metadata = read_head_file(path)
     head = RewardHead(int(metadata["input_dim"]), metadata["head"], int(metadata["hidden"]))
-    head.load_state_dict(tensors)
+    head.load_state_dict({name: torch.tensor(array) for name, array in tensors.items()})
     return head.eval(), metadata
 
 

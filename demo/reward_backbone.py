@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Literal, Sequence
@@ -26,7 +25,7 @@ import numpy as np
 from .config import AppConfig, TrainedHeadReward
 from .formatting import special_token_strings
 from .reward_inputs import FEATURE_KINDS, ChatLayout, Conversation, FeatureKind, Pair, encode_conversation
-from .weights import cache_dir, cache_lock, publish_build
+from .weights import cache_dir, cached_build
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +52,14 @@ def build_residual_model(checkpoint: Path, layer: int | None, precision: Backbon
     checkpoint = Path(checkpoint)
     cut = "final" if layer is None else f"block{layer}"
     target = cache_dir() / "reward" / f"{checkpoint.name}-{cut}-{precision}"
-    recipe = _recipe(layer, precision)
 
-    def is_complete(folder: Path) -> bool:
-        try:
-            return json.loads((folder / _MARKER).read_text()) == recipe
-        except (OSError, ValueError):
-            return False
-
-    with cache_lock(target.name):
-        if is_complete(target):
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    def build(staging: Path) -> None:
         started = time.perf_counter()
-        try:
-            # In a throwaway process: cutting the checkpoint and the builder import torch.
-            run_isolated(
-                _build_job, checkpoint=str(checkpoint), layer=layer, precision=precision, output=str(staging)
-            )
-            (staging / _MARKER).write_text(json.dumps(recipe))
-            publish_build(staging, target, is_complete)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    log.info("built reward backbone %s in %.1f s", target.name, time.perf_counter() - started)
-    return target
+        # In a throwaway process: cutting the checkpoint and the builder import torch.
+        run_isolated(_build_job, checkpoint=str(checkpoint), layer=layer, precision=precision, output=str(staging))
+        log.info("built reward backbone %s in %.1f s", target.name, time.perf_counter() - started)
+
+    return cached_build(target, _recipe(layer, precision), build, marker=_MARKER)
 
 
 def _build_job(checkpoint: str, layer: int | None, precision: str, output: str) -> None:
@@ -161,6 +143,21 @@ def _expose_residual(model_file: Path, hidden_size: int) -> None:
     onnx.save(model, str(model_file))
 
 
+def resolve_backbone(config: AppConfig, spec: TrainedHeadReward) -> tuple[Path, dict[str, str]]:
+    """The backbone's local checkpoint, and what identifies it in a head file's metadata."""
+    from .weights import resolve_checkpoint
+
+    model_spec = config.models[spec.backbone]
+    checkpoint = resolve_checkpoint(model_spec.source, trust_remote_code=model_spec.trust_remote_code)
+    identity = {
+        "backbone_role": spec.backbone,
+        "backbone_name": model_spec.name,
+        "backbone_origin": checkpoint.origin,
+        "backbone_checkpoint": checkpoint.path.name,
+    }
+    return checkpoint.path, identity
+
+
 class OnnxBackbone:
     """A frozen causal LM read for one hidden state per token, through onnxruntime."""
 
@@ -202,19 +199,8 @@ class OnnxBackbone:
 
     @classmethod
     def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None) -> "OnnxBackbone":
-        from .weights import resolve_checkpoint
-
-        model_spec = config.models[spec.backbone]
-        checkpoint = resolve_checkpoint(model_spec.source, trust_remote_code=model_spec.trust_remote_code)
-        identity = {
-            "backbone_role": spec.backbone,
-            "backbone_name": model_spec.name,
-            "backbone_origin": checkpoint.origin,
-            "backbone_checkpoint": checkpoint.path.name,
-        }
-        return cls.load(
-            checkpoint.path, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity
-        )
+        checkpoint, identity = resolve_backbone(config, spec)
+        return cls.load(checkpoint, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity)
 
     def conversation(self, prompt: str, answer: str) -> Conversation:
         return encode_conversation(self.tokenizer, self.layout, self.specials, prompt, answer, self.max_tokens)

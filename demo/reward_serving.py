@@ -45,8 +45,8 @@ class NumpyRewardHead:
         return x[:, 0] - self.reward_offset
 
 
-def load_head_weights(path: Path) -> tuple[NumpyRewardHead, dict[str, str]]:
-    """The head in a `demo-reward-head/1` safetensors file, and its metadata."""
+def read_head_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The fp32 tensors and the metadata of a `demo-reward-head/1` safetensors file."""
     from safetensors import safe_open
 
     if not Path(path).is_file():
@@ -55,13 +55,20 @@ def load_head_weights(path: Path) -> tuple[NumpyRewardHead, dict[str, str]]:
         )
     with safe_open(str(path), framework="np") as handle:
         raw = handle.metadata() or {}
-        tensors = {name: handle.get_tensor(name).astype(np.float64) for name in handle.keys()}
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     try:
         metadata = json.loads(raw.get(METADATA_KEY, "{}"))
     except json.JSONDecodeError:
         metadata = {}
     if metadata.get("format") != HEAD_FORMAT:
         raise RewardUnavailable(f"{path} is not a {HEAD_FORMAT} file; retrain it with `{TRAIN_COMMAND}`")
+    return tensors, metadata
+
+
+def load_head_weights(path: Path) -> tuple[NumpyRewardHead, dict[str, str]]:
+    """The head in a head file, ready to serve."""
+    tensors, metadata = read_head_file(path)
+    tensors = {name: array.astype(np.float64) for name, array in tensors.items()}
     # nn.Sequential indices: Linear layers sit at 1 (and 4 for the MLP) between dropouts/GELU.
     linear = sorted({int(name.split(".")[1]) for name in tensors if name.startswith("net.")})
     layers = tuple((tensors[f"net.{i}.weight"], tensors[f"net.{i}.bias"]) for i in linear)

@@ -23,6 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .config import (
     AssembledPackageSource,
@@ -164,6 +165,39 @@ def publish_build(staging: Path, target: Path, is_complete) -> Path:
     if target.exists():
         shutil.rmtree(target)  # half-written, or built with another recipe
     staging.rename(target)
+    return target
+
+
+def cached_build(
+    target: Path, recipe: dict, build: Callable[[Path], None], *, marker: str, note: dict | None = None
+) -> Path:
+    """`target`, built once by `build(staging)` and reused while its marker says `recipe`.
+
+    `build` fills a temporary sibling folder, which gets the marker (`recipe` plus the purely
+    informational `note`) and is then renamed into place: an interrupted build, or one made with
+    another recipe, is never mistaken for a finished one. One build per target across processes
+    (the app and a CLI run sharing the cache on a first start): the second waits, then reuses.
+    """
+    informational = set(note or {})
+
+    def is_complete(folder: Path) -> bool:
+        try:
+            written = json.loads((folder / marker).read_text())
+        except (OSError, ValueError):
+            return False
+        return {k: v for k, v in written.items() if k not in informational} == recipe
+
+    with cache_lock(target.name):
+        if is_complete(target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            build(staging)
+            (staging / marker).write_text(json.dumps({**recipe, **(note or {})}, indent=2))
+            publish_build(staging, target, is_complete)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

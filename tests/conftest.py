@@ -98,3 +98,16 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env
+
+
+def run_python(script: str, timeout: int = 300, **env: str) -> dict:
+    """Run `script` in a fresh interpreter (repo importable, `env` added) and return the JSON
+    object its last printed line holds; fails the test with the child's stderr if it fails."""
+    import json
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=subprocess_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

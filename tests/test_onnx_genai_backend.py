@@ -305,19 +305,16 @@ def test_rope_tables_stop_at_the_kv_capacity(gemma3):
 def test_an_onnx_model_is_served_without_importing_torch(llama, tmp_path):
     """A worker serving an onnxruntime-genai model never imports torch (~160 MiB a process):
     its tokenizer loads without it, and the GGUF-free build runs in a throwaway process."""
-    import subprocess
-    import sys
-
     import yaml
 
-    from conftest import subprocess_env
+    from conftest import run_python
     from tiny_models import tiny_config_dict
 
     raw = tiny_config_dict(llama, llama)
     raw["models"]["base"]["cpu"] = {"backend": "onnxruntime-genai", "precision": "int8"}
     config = tmp_path / "models.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    script = (
+    report = run_python(
         "import json, sys\n"
         "from demo.config import load_config\n"
         "from demo.generation import Finished, GenerationRequest, SamplingSettings\n"
@@ -326,11 +323,8 @@ def test_an_onnx_model_is_served_without_importing_torch(llama, tmp_path):
         "runner, info = load_runner(config.models['base'], config.base_prompted, device='cpu')\n"
         "request = GenerationRequest('the sky is', SamplingSettings(max_new_tokens=8, temperature=0.0))\n"
         "finished = [e for e in runner.stream(request) if isinstance(e, Finished)][0]\n"
-        "print(json.dumps({'backend': info.backend, 'tokens': finished.new_tokens, 'torch': 'torch' in sys.modules}))\n"
+        "print(json.dumps({'backend': info.backend, 'tokens': finished.new_tokens, 'torch': 'torch' in sys.modules}))\n",
+        DEMO_CACHE_DIR=str(tmp_path / "cache"),
     )
-    env = subprocess_env(DEMO_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["backend"] == "onnxruntime-genai" and report["tokens"] > 0
     assert report["torch"] is False

@@ -296,36 +296,28 @@ def test_numpy_head_equals_the_torch_head(tmp_path, backbone):
 
 def test_scoring_does_not_import_torch(tmp_path, backbone, llama_dir):
     """The app's scorers — onnxruntime backbone, numpy head, numpy BiLSTM — leave torch out."""
-    import subprocess
-    import sys
-
     import yaml
 
-    from conftest import subprocess_env
+    from conftest import REPO_ROOT, run_python
     from demo.reward import save_head
 
     data = pair_features(backbone, toy_pairs(30), "answer_mean")
     head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=5)).head
     save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
-    from conftest import REPO_ROOT
-
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
     raw["models"]["aligned"]["source"] = {"type": "local", "path": str(llama_dir)}
     raw["scoring"]["reward"].update(head_path=str(tmp_path / "head.safetensors"), max_tokens=128)
     config = tmp_path / "models.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    script = (
+    report = run_python(
         "import json, sys\n"
         "from demo.config import load_config\n"
         "from demo.scoring import AnswerScorer\n"
         f"scorer = AnswerScorer.from_config(load_config({str(config)!r}))\n"
         "scores = scorer.score([('a prompt', 'an answer')])[0]\n"
-        "print(json.dumps({'reward': scores.reward, 'error': scores.reward_error, 'torch': 'torch' in sys.modules}))\n"
+        "print(json.dumps({'reward': scores.reward, 'error': scores.reward_error, 'torch': 'torch' in sys.modules}))\n",
+        DEMO_CACHE_DIR=str(tmp_path / "cache"),
     )
-    env = subprocess_env(DEMO_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["error"] is None and isinstance(report["reward"], float)
     assert report["torch"] is False
 

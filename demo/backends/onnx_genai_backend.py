@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
@@ -25,7 +24,7 @@ import onnxruntime_genai as og
 
 from ..generation import SamplingSettings
 from ..isolated import run_isolated
-from ..weights import cache_dir, cache_lock, publish_build
+from ..weights import cache_dir, cached_build
 
 log = logging.getLogger(__name__)
 
@@ -111,43 +110,19 @@ def build_onnx_model(
         raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json in it)")
 
     target = onnx_model_dir(checkpoint, precision, execution_provider)
-    recipe = _recipe(precision, execution_provider, trust_remote_code)
 
-    def is_complete(folder: Path) -> bool:
-        return _built_with(folder) == recipe
-
-    # One build per target across processes (the app and a CLI run sharing the cache on a
-    # first start): the second waits, then reuses the first one's result.
-    with cache_lock(target.name):
-        if is_complete(target):
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    def build(staging: Path) -> None:
         started = time.perf_counter()
-        try:
-            # In a throwaway process: the builder imports torch and peaks at GBs (demo/isolated.py).
-            run_isolated(
-                _run_builder, reraise=(OnnxBuildError,), checkpoint=str(checkpoint), output=str(staging),
-                precision=precision, execution_provider=execution_provider,
-                trust_remote_code=trust_remote_code,
-            )
-            _cap_kv_capacity(staging / "genai_config.json")
-            marker = {"checkpoint": str(checkpoint), **recipe}
-            (staging / _MARKER).write_text(json.dumps(marker, indent=2))
-            publish_build(staging, target, is_complete)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    log.info("built %s in %.1f s", target, time.perf_counter() - started)
-    return target
+        # In a throwaway process: the builder imports torch and peaks at GBs (demo/isolated.py).
+        run_isolated(
+            _run_builder, reraise=(OnnxBuildError,), checkpoint=str(checkpoint), output=str(staging),
+            precision=precision, execution_provider=execution_provider, trust_remote_code=trust_remote_code,
+        )
+        _cap_kv_capacity(staging / "genai_config.json")
+        log.info("built %s in %.1f s", target.name, time.perf_counter() - started)
 
-
-def _built_with(folder: Path) -> dict | None:
-    try:
-        marker = json.loads((folder / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    marker.pop("checkpoint", None)
-    return marker
+    recipe = _recipe(precision, execution_provider, trust_remote_code)
+    return cached_build(target, recipe, build, marker=_MARKER, note={"checkpoint": str(checkpoint)})
 
 
 def _run_builder(
