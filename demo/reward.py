@@ -46,6 +46,7 @@ from .reward_inputs import (
     RewardUnavailable,
     conversation_ids,
     encode_conversation,
+    pool_feature,
 )
 from .reward_serving import (  # noqa: F401  (re-exported: the reward model's public names)
     NumpyRewardHead,
@@ -161,9 +162,8 @@ class Backbone:
     def features(
         self, pairs: Sequence[Pair], kind: FeatureKind = "last_token", *, tokens_per_batch: int = _TOKENS_PER_BATCH
     ) -> torch.Tensor:
-        """[len(pairs), hidden] fp32 features of each (prompt, answer) conversation:
-        `last_token` — the state at the conversation's last token; `answer_mean` — the mean over
-        the answer's tokens; `mean` — the mean over every token."""
+        """[len(pairs), hidden] fp32 features of each (prompt, answer) conversation (see
+        `pool_feature`), in length-sorted padded batches."""
         if kind not in FEATURE_KINDS:
             raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
         if not pairs:
@@ -175,13 +175,7 @@ class Backbone:
             ids, mask = _padded([conversations[i].ids for i in batch], self.pad_id)
             hidden = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.float().cpu()
             for row, index in enumerate(batch):
-                conversation = conversations[index]
-                if kind == "last_token":
-                    out[index] = hidden[row, len(conversation.ids) - 1]
-                elif kind == "answer_mean":
-                    out[index] = hidden[row, conversation.answer_span].mean(dim=0)
-                else:
-                    out[index] = hidden[row, : len(conversation.ids)].mean(dim=0)
+                out[index] = torch.from_numpy(pool_feature(hidden[row].numpy(), conversations[index], kind))
         return out
 
 

@@ -24,7 +24,15 @@ import numpy as np
 
 from .config import AppConfig, TrainedHeadReward
 from .formatting import special_token_strings
-from .reward_inputs import FEATURE_KINDS, ChatLayout, Conversation, FeatureKind, Pair, encode_conversation
+from .reward_inputs import (
+    FEATURE_KINDS,
+    ChatLayout,
+    Conversation,
+    FeatureKind,
+    Pair,
+    encode_conversation,
+    pool_feature,
+)
 from .weights import cache_dir, cached_build
 
 log = logging.getLogger(__name__)
@@ -205,9 +213,6 @@ class OnnxBackbone:
     def conversation(self, prompt: str, answer: str) -> Conversation:
         return encode_conversation(self.tokenizer, self.layout, self.specials, prompt, answer, self.max_tokens)
 
-    def encode(self, prompt: str, answer: str) -> list[int]:
-        return self.conversation(prompt, answer).ids
-
     def hidden_states(self, ids: Sequence[int]) -> np.ndarray:
         """[len(ids), hidden] states of one sequence (no padding, so no mask subtleties)."""
         feed = {
@@ -217,18 +222,12 @@ class OnnxBackbone:
         }
         return self.session.run([self.output], feed)[0][0]
 
-    def features(self, pairs: Sequence[Pair], kind: FeatureKind = "answer_mean", **_batching) -> np.ndarray:
-        """[len(pairs), hidden] fp32 features, as `demo.reward.Backbone.features` defines them."""
+    def features(self, pairs: Sequence[Pair], kind: FeatureKind = "answer_mean") -> np.ndarray:
+        """[len(pairs), hidden] fp32 features (see `pool_feature`), one forward pass each."""
         if kind not in FEATURE_KINDS:
             raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
         out = np.zeros((len(pairs), self.hidden_size), dtype=np.float32)
         for index, (prompt, answer) in enumerate(pairs):
             conversation = self.conversation(prompt, answer)
-            hidden = self.hidden_states(conversation.ids)
-            if kind == "last_token":
-                out[index] = hidden[-1]
-            elif kind == "answer_mean":
-                out[index] = hidden[conversation.answer_span].mean(axis=0)
-            else:
-                out[index] = hidden.mean(axis=0)
+            out[index] = pool_feature(self.hidden_states(conversation.ids), conversation, kind)
         return out

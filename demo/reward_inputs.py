@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
+import numpy as np
+
 from .formatting import clean_user_text, neutralize_special_tokens
 
 TRAIN_COMMAND = "python -m demo train-reward"
@@ -113,3 +115,17 @@ def conversation_ids(
     tokenizer, layout: ChatLayout, specials: Sequence[str], prompt: str, answer: str, max_tokens: int
 ) -> list[int]:
     return encode_conversation(tokenizer, layout, specials, prompt, answer, max_tokens).ids
+
+
+def pool_feature(hidden: np.ndarray, conversation: Conversation, kind: FeatureKind) -> np.ndarray:
+    """One conversation's feature from its hidden states ([≥ len(ids), hidden]; rows past its
+    length are padding): `last_token` — the state at its last token; `answer_mean` — the mean over
+    the answer's tokens; `mean` — the mean over every token. The one definition both backbones use."""
+    if kind == "last_token":
+        return hidden[len(conversation.ids) - 1]
+    if kind == "answer_mean":
+        return hidden[conversation.answer_span].mean(axis=0)
+    if kind == "mean":
+        return hidden[: len(conversation.ids)].mean(axis=0)
+    raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
+
