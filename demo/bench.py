@@ -21,8 +21,8 @@ import psutil
 
 from .compare import start_comparator
 from .config import ROLES, AppConfig, RuntimeSpec
-from .generation import Finished, GenerationRequest, SamplingSettings, Started, TextDelta
-from .loading import load_runner
+from .generation.loading import load_runner
+from .generation.runner import Finished, GenerationRequest, SamplingSettings, TextDelta
 
 BENCH_PROMPTS = (
     "Explain why the sky is blue in two sentences.",
@@ -178,7 +178,7 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
         started = time.perf_counter()
         comparator = start_comparator(config)
         # Everything the app's process holds, page included (built, not served).
-        from .ui import build_ui
+        from .ui.app import build_ui
 
         build_ui(config, comparator)
         ready = comparator.wait_ready()

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
-from .formatting import BASE_MODES
-from .generation import SamplingSettings, sampling_settings
+from .generation.formatting import BASE_MODES
+from .generation.runner import SamplingSettings, sampling_settings
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +110,7 @@ def _human(result) -> str:
 
 
 def run_score(args) -> int:
-    from .scoring import AnswerScorer
+    from .scoring.scorer import AnswerScorer
 
     if (args.answer is None) == (args.jsonl is None):
         raise SystemExit("score: give either --answer (with optional --prompt) or --jsonl FILE")
@@ -123,7 +123,7 @@ def run_score(args) -> int:
                 item = json.loads(line)
                 pairs.append((str(item.get("prompt", "")), str(item["answer"])))
             except (json.JSONDecodeError, KeyError, AttributeError) as error:
-                raise SystemExit(f"{args.jsonl}:{number}: expected {{\"prompt\", \"answer\"}}: {error}")
+                raise SystemExit(f"{args.jsonl}:{number}: expected {{\"prompt\", \"answer\"}}: {error}") from None
     else:
         pairs = [(args.prompt, args.answer)]
     scorer = AnswerScorer.from_config(load_config(args.config))
@@ -146,7 +146,7 @@ def _human_score(record: dict) -> str:
 
 
 def run_train_reward(args) -> int:
-    from .reward import train_reward_head
+    from .training.reward import train_reward_head
 
     report = train_reward_head(load_config(args.config), seed=args.seed)
     print(json.dumps(report.to_json() if hasattr(report, "to_json") else report.__dict__, indent=2, default=str))
@@ -160,7 +160,7 @@ def run_bench(args) -> int:
 
 
 def run_serve(args) -> int:
-    from .ui import serve
+    from .ui.app import serve
 
     serve(args.config)
     return 0
@@ -178,7 +178,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    from .loading import quiet_transformers
+    from .generation.loading import quiet_transformers
 
     quiet_transformers()  # per-load progress bars would bury the JSON lines
     try:

@@ -12,13 +12,13 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from .config import ROLES, AppConfig, Limits
-from .formatting import BaseMode, clean_user_text
-from .generation import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
-from .scoring import AnswerScorer, preference
+from .generation.formatting import BaseMode, clean_user_text
+from .generation.runner import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
+from .scoring.scorer import AnswerScorer, preference
 
 
 class InvalidPrompt(ValueError):
@@ -282,8 +282,8 @@ def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_score
     `auto` runs each model in its own process on a CPU host (true parallelism, one thread each)
     and on threads of this process on a GPU host (one process owns the device).
     """
-    from .loading import detect_device
-    from .workers import start_worker
+    from .generation.loading import detect_device
+    from .generation.workers import start_worker
 
     device = detect_device()
     mode = worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process")

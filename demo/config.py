@@ -90,7 +90,7 @@ class RuntimeSpec(_Strict):
     precision: Precision
 
     @model_validator(mode="after")
-    def _precision_fits_backend(self) -> "RuntimeSpec":
+    def _precision_fits_backend(self) -> RuntimeSpec:
         allowed = _PRECISIONS_BY_BACKEND[self.backend]
         if self.precision not in allowed:
             raise ValueError(
@@ -143,7 +143,7 @@ class PromptedFormat(_Strict):
     stop_sequences: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _template_has_prompt(self) -> "PromptedFormat":
+    def _template_has_prompt(self) -> PromptedFormat:
         if "{prompt}" not in self.template:
             raise ValueError("template must contain the placeholder {prompt}")
         return self
@@ -246,7 +246,7 @@ class AppConfig(_Strict):
     source_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
-    def _both_roles(self) -> "AppConfig":
+    def _both_roles(self) -> AppConfig:
         missing = [role for role in ROLES if role not in self.models]
         if missing:
             raise ValueError(f"models must define both 'base' and 'aligned'; missing: {missing}")

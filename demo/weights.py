@@ -12,19 +12,16 @@ transformers reads GGUF slowly (15–35 s per model), a saved checkpoint in unde
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from .cache import cache_dir, cache_lock, publish_build, run_isolated
 from .config import (
     AssembledPackageSource,
     HubSource,
@@ -33,23 +30,11 @@ from .config import (
     WeightsSource,
 )
 
-CACHE_ENV_VAR = "DEMO_CACHE_DIR"
 _MARKER = "demo-conversion.json"
 
 
 class WeightsUnavailable(RuntimeError):
     """The weights a model needs are not installed or cannot be read; says how to fix it."""
-
-
-def cache_dir() -> Path:
-    """Where conversions live: $DEMO_CACHE_DIR, else the XDG cache, else ~/.cache."""
-    explicit = os.environ.get(CACHE_ENV_VAR)
-    if explicit:
-        root = Path(explicit)
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "base-vs-aligned"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 @dataclass(frozen=True)
@@ -143,64 +128,6 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-@contextmanager
-def cache_lock(name: str):
-    """An exclusive lock across processes (the reward backbone in the app and a model worker
-    may convert the same file at the same start); the second one waits, then reuses."""
-    folder = cache_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{name}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def publish_build(staging: Path, target: Path, is_complete) -> Path:
-    """Move a finished build from its staging folder to `target`, unless a complete one is
-    already there (another process finished first and may be loading it): then keep that one."""
-    if is_complete(target):
-        return target
-    if target.exists():
-        shutil.rmtree(target)  # half-written, or built with another recipe
-    staging.rename(target)
-    return target
-
-
-def cached_build(
-    target: Path, recipe: dict, build: Callable[[Path], None], *, marker: str, note: dict | None = None
-) -> Path:
-    """`target`, built once by `build(staging)` and reused while its marker says `recipe`.
-
-    `build` fills a temporary sibling folder, which gets the marker (`recipe` plus the purely
-    informational `note`) and is then renamed into place: an interrupted build, or one made with
-    another recipe, is never mistaken for a finished one. One build per target across processes
-    (the app and a CLI run sharing the cache on a first start): the second waits, then reuses.
-    """
-    informational = set(note or {})
-
-    def is_complete(folder: Path) -> bool:
-        try:
-            written = json.loads((folder / marker).read_text())
-        except (OSError, ValueError):
-            return False
-        return {k: v for k, v in written.items() if k not in informational} == recipe
-
-    with cache_lock(target.name):
-        if is_complete(target):
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            build(staging)
-            (staging / marker).write_text(json.dumps({**recipe, **(note or {})}, indent=2))
-            publish_build(staging, target, is_complete)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
 def _has_marker(folder: Path) -> bool:
     return (folder / _MARKER).is_file()
 
@@ -209,8 +136,6 @@ def _converted(gguf: Path, *, origin: str) -> Checkpoint:
     target = cache_dir() / "checkpoints" / f"{gguf.stem}-{_fingerprint(gguf)}"
     with cache_lock(target.name):
         if not _has_marker(target):
-            from .isolated import run_isolated
-
             run_isolated(convert_gguf, gguf=str(gguf), target=str(target))
     return Checkpoint(path=target, origin=origin, converted=True)
 

@@ -1,7 +1,7 @@
 """Start the real app in this process on a free localhost port, for API and browser tests.
 
 Not a test module. `running_app(config_path, ...)` is a context manager that does what
-`demo.ui.serve` does — load the config, start the comparator (thread workers, so the tiny models
+`demo.ui.app.serve` does — load the config, start the comparator (thread workers, so the tiny models
 load in about a second), build the page, launch it with the page's CSS/head/theme — and yields an
 `AppServer` with the URL; on exit it closes the page and the workers.
 
@@ -28,9 +28,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -146,7 +147,7 @@ def running_app(
 
     from demo.compare import start_comparator
     from demo.config import load_config
-    from demo.ui import CSS, HEAD, build_ui
+    from demo.ui.app import CSS, HEAD, build_ui
 
     with tempfile.TemporaryDirectory(prefix="demo-app-") as folder:
         path = Path(config_path)

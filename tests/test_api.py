@@ -4,7 +4,6 @@ tiny random-weight models (tests/app_server.py, tests/conftest.py)."""
 from __future__ import annotations
 
 import pytest
-
 from app_server import app_fixture
 
 pytestmark = pytest.mark.timeout(300)
@@ -163,7 +162,7 @@ def test_clamp_settings_bounds_non_finite_values():
 
     from demo.compare import clamp_settings
     from demo.config import Limits
-    from demo.generation import SamplingSettings
+    from demo.generation.runner import SamplingSettings
 
     nan = float("nan")
     clamped = clamp_settings(SamplingSettings(temperature=nan, top_p=nan, repetition_penalty=nan), Limits())

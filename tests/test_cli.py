@@ -9,12 +9,11 @@ import sys
 
 import pytest
 import yaml
+from conftest import REPO_ROOT, subprocess_env, toxic_classifier_installed
 
 from demo import cli
 from demo.compare import Comparison, SideState
 from demo.config import DEFAULT_CONFIG_PATH, load_config
-
-from conftest import REPO_ROOT, subprocess_env, toxic_classifier_installed
 
 TOP_KEYS = {"prompt", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
 SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error"}

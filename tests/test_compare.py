@@ -6,14 +6,13 @@ import json
 import math
 
 import pytest
+from conftest import toxic_classifier_installed
 
 from demo.compare import Comparator, Comparison, InvalidPrompt, SideState, clamp_settings, paced, validate_prompt
 from demo.config import Limits
-from demo.generation import Failed, SamplingSettings
-from demo.scoring import AnswerScorer, preference
-from demo.workers import InProcessWorker
-
-from conftest import toxic_classifier_installed
+from demo.generation.runner import SamplingSettings
+from demo.generation.workers import InProcessWorker
+from demo.scoring.scorer import AnswerScorer, preference
 
 SETTINGS = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=42)
 PROMPT = "Explain the moon landing to a six year old in a few sentences."
@@ -74,7 +73,7 @@ class ExplodingWorker:
 def toxicity():
     if not toxic_classifier_installed():
         pytest.skip("toxic-comment-classifier not installed")
-    from demo.toxicity import BiLSTMToxicityClassifier
+    from demo.scoring.toxicity_bilstm import BiLSTMToxicityClassifier
 
     return BiLSTMToxicityClassifier.from_package("toxic_classifier")
 
@@ -420,7 +419,7 @@ def test_closing_the_comparison_stream_cancels_generation(tiny_config, tiny_work
 def test_every_snapshot_renders_and_the_first_complete_one_has_the_preference(comparator):
     # Regression: the snapshot that first said "both done" carried rewards but no probability
     # yet, and the page's preference view crashed on it.
-    from demo import views
+    from demo.ui import views
 
     for snapshot in comparator.stream(PROMPT, SETTINGS):
         views.preference_html(snapshot)  # must not raise on any intermediate state

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
-
 from app_server import app_fixture, artifacts_dir
 
 pytestmark = pytest.mark.timeout(300)
@@ -83,7 +81,7 @@ class TemplateReference:
     def __init__(self, config, harmless: dict):
         from transformers import AutoTokenizer
 
-        from demo.formatting import special_token_strings
+        from demo.generation.formatting import special_token_strings
 
         self.tokenizers, self.specials, self.string_counts, self.id_counts = {}, {}, {}, {}
         for role in ("base", "aligned"):
@@ -194,7 +192,7 @@ def test_page_escapes_the_html_payloads():
     """The API returns text as JSON; the page's HTML is built by views.answer_html, which must
     show these payloads as text (the browser test checks the same in chromium)."""
     from demo.compare import SideState
-    from demo.views import answer_html
+    from demo.ui.views import answer_html
 
     for payload in ("<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "<iframe src=//x>"):
         html = answer_html(SideState(model="m", text=payload), streaming=False)

@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import pytest
-import yaml
-
 import tiny_models
+import yaml
 from conftest import REPO_ROOT, subprocess_env
+
 from demo.compare import start_comparator
 from demo.config import load_config
-from demo.generation import SamplingSettings
-from demo.views import loading_status
+from demo.generation.runner import SamplingSettings
+from demo.ui.views import loading_status
 
 SETTINGS = SamplingSettings(max_new_tokens=6, temperature=0.0)
 

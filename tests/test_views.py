@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from demo import views
+from demo.ui import views
 from demo.compare import Comparison, SideState
 from demo.config import DEFAULT_CONFIG_PATH, load_config
-from demo.loading import LoadedModelInfo
+from demo.generation.loading import LoadedModelInfo
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",

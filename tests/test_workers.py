@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from demo.config import LocalSource
-from demo.generation import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
-from demo.workers import InProcessWorker, ProcessWorker, start_worker
+from demo.generation.runner import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
+from demo.generation.workers import InProcessWorker, ProcessWorker, start_worker
 
 LOAD_TIMEOUT = 60
 SAMPLING = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=3)
@@ -198,7 +198,7 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
     transformers globals that a real overlapping load corrupts."""
     import threading
 
-    import demo.loading
+    import demo.generation.loading
 
     guard, active, peak = threading.Lock(), [0], [0]
 
@@ -215,7 +215,7 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
                 active[0] -= 1
             return cls()
 
-    monkeypatch.setattr(demo.loading, "backend_class", lambda name: SlowStubBackend)
+    monkeypatch.setattr(demo.generation.loading, "backend_class", lambda name: SlowStubBackend)
     workers = [
         InProcessWorker(role, tiny_config.models[role], tiny_config.base_prompted, None).start()
         for role in ("base", "aligned")

@@ -14,10 +14,10 @@ from typing import Literal
 
 import gradio as gr
 
+from ..compare import Comparator, InvalidPrompt, paced, start_comparator, validate_prompt
+from ..config import AppConfig, load_config
+from ..generation.runner import sampling_settings
 from . import views
-from .compare import Comparator, InvalidPrompt, paced, start_comparator, validate_prompt
-from .config import AppConfig, load_config
-from .generation import sampling_settings
 
 # The page shows at most 20 snapshots a second (see compare.paced).
 SCREEN_INTERVAL_SECONDS = 0.05

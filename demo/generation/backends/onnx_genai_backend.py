@@ -16,15 +16,15 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import onnxruntime_genai as og
 
-from ..generation import SamplingSettings
-from ..isolated import run_isolated
-from ..weights import cache_dir, cached_build
+from ...cache import cache_dir, cached_build, run_isolated
+from ..runner import SamplingSettings
 
 log = logging.getLogger(__name__)
 

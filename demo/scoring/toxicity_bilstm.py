@@ -19,9 +19,10 @@ from __future__ import annotations
 import collections
 import importlib.util
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np

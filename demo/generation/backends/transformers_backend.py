@@ -7,8 +7,8 @@ per-request `torch.Generator`: the same seed gives the same answer, whatever els
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from transformers import (
@@ -20,7 +20,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from ..generation import SamplingSettings
+from ..runner import SamplingSettings
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ModelSpec, PromptedFormat, RuntimeSpec
-from .generation import ModelRunner
-from .weights import resolve_checkpoint
+from ..config import ModelSpec, PromptedFormat, RuntimeSpec
+from ..weights import resolve_checkpoint
+from .runner import ModelRunner
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 MODEL_LOAD_LOCK = threading.RLock()
 
 BACKENDS = {
-    "transformers": "demo.backends.transformers_backend:TransformersGenerator",
-    "onnxruntime-genai": "demo.backends.onnx_genai_backend:OnnxGenaiGenerator",
+    "transformers": "demo.generation.backends.transformers_backend:TransformersGenerator",
+    "onnxruntime-genai": "demo.generation.backends.onnx_genai_backend:OnnxGenaiGenerator",
 }
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from .compare import Comparison, SideState
-from .config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, TrainedHeadReward
+from ..compare import Comparison, SideState
+from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, TrainedHeadReward
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 ROLE_LABELS = {"base": "Base model", "aligned": "Aligned model"}

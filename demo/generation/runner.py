@@ -10,10 +10,11 @@ end behaves the same.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
-from .config import ModelSpec, PromptedFormat
+from ..config import ModelSpec, PromptedFormat
 from .formatting import BaseMode, format_prompt, special_token_strings
 
 

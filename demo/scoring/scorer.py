@@ -8,10 +8,11 @@ the benchmark score answers the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
-from .config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
+from ..config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
 
 Preference = Literal["base", "aligned", "tie"]
 
@@ -35,50 +36,13 @@ class RewardModel(Protocol):
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
 
 
-class SequenceClassifierToxicityModel:
-    """Any transformers toxicity classifier: multi-label (sigmoid per label, e.g. toxic-bert) or
-    single-label (softmax, e.g. a hate-speech model) where only `toxic_labels` count as toxic."""
-
-    def __init__(self, model, tokenizer, activation: str, max_tokens: int = 512):
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.activation = activation
-        self.max_tokens = max_tokens
-        id2label = model.config.id2label
-        self.labels = tuple(str(id2label[i]) for i in range(len(id2label)))
-
-    @classmethod
-    def from_spec(cls, spec: SequenceClassifierToxicity):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from .weights import resolve_checkpoint
-
-        checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.path), trust_remote_code=spec.trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(checkpoint.path), trust_remote_code=spec.trust_remote_code
-        )
-        return cls(model, tokenizer, spec.activation)
-
-    def label_scores(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        import torch
-
-        if not texts:
-            return []
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        )
-        with torch.inference_mode():
-            logits = self.model(**batch).logits.float()
-        probs = torch.sigmoid(logits) if self.activation == "sigmoid" else torch.softmax(logits, dim=-1)
-        return [dict(zip(self.labels, row.tolist())) for row in probs]
-
-
 def load_toxicity_classifier(spec) -> ToxicityClassifier:
     if isinstance(spec, KerasBiLSTMToxicity):
-        from .toxicity import BiLSTMToxicityClassifier
+        from .toxicity_bilstm import BiLSTMToxicityClassifier
 
         return BiLSTMToxicityClassifier.from_package(spec.package)
+    from .hosted import SequenceClassifierToxicityModel  # torch: hosted classifiers only
+
     return SequenceClassifierToxicityModel.from_spec(spec)
 
 
@@ -126,13 +90,13 @@ class AnswerScorer:
         )
 
     @classmethod
-    def from_config(cls, config: AppConfig) -> "AnswerScorer":
-        from .loading import MODEL_LOAD_LOCK
+    def from_config(cls, config: AppConfig) -> AnswerScorer:
+        from ..generation.loading import MODEL_LOAD_LOCK
 
         with MODEL_LOAD_LOCK:
             toxicity = load_toxicity_classifier(config.scoring.toxicity)
             try:
-                from .reward_serving import build_reward_scorer
+                from .reward_head import build_reward_scorer
 
                 reward, error = build_reward_scorer(config), None
             except Exception as exc:  # the app still shows toxicity and says why reward is missing
