@@ -188,7 +188,7 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
         figures: dict[str, ModelFigures] = {}
         try:
             for role in ROLES:
-                worker = comparator.workers[role]
+                worker = comparator.pair_workers()[role]
                 request = GenerationRequest(BENCH_PROMPTS[0], _fixed_length(), "raw", config.limits.max_prompt_tokens)
                 _time_stream(worker.stream(request))  # warm-up
                 ttft, rate, _ = _time_stream(worker.stream(request))
@@ -242,7 +242,7 @@ def _baseline(config: AppConfig, report: dict, figures: dict[str, ModelFigures])
     fp32 = RuntimeSpec(backend="transformers", precision="fp32")
     total = 0.0
     for role in ROLES:
-        spec = config.models[role]
+        spec = config.pair_models()[role]
         runner, _ = load_runner(spec, config.base_prompted, override=fp32)
         request = GenerationRequest(BENCH_PROMPTS[0], _fixed_length(), "raw", config.limits.max_prompt_tokens)
         _time_stream(runner.stream(request))  # warm-up

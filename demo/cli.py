@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import ConfigError, load_config
 from .generation.formatting import BASE_MODES
-from .generation.runner import SamplingSettings, sampling_settings
+from .settings import SETTINGS, SamplingSettings, settings_from_values
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="run prompts through both models and score them")
     compare.add_argument("prompts", nargs="+", metavar="PROMPT")
-    compare.add_argument("--max-new-tokens", type=int)
-    compare.add_argument("--temperature", type=float)
-    compare.add_argument("--top-p", type=float)
-    compare.add_argument("--repetition-penalty", type=float)
-    compare.add_argument("--seed", type=int)
+    add_settings_flags(compare)
     compare.add_argument("--base-format", choices=BASE_MODES, default="raw")
+    compare.add_argument("--pair", help="id of a configured pair (default: the first in models.yaml)")
     compare.add_argument("--json", action="store_true", help="one JSON object per prompt, per line")
     _add_config(compare)
 
@@ -59,22 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args, defaults) -> SamplingSettings:
-    return sampling_settings(
-        defaults,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-    )
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting of demo/settings.py; unset flags take models.yaml's default."""
+    for setting in SETTINGS:
+        parser.add_argument(setting.flag(), type=setting.kind, help=setting.help)
+
+
+def settings_from_args(args, config) -> SamplingSettings:
+    values = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
+    return settings_from_values(values, config.generation, config.limits)
 
 
 def run_compare(args) -> int:
     from .compare import start_comparator
 
     config = load_config(args.config)
-    settings = settings_from_args(args, config.generation)
+    settings = settings_from_args(args, config)
+    config.pair(args.pair)  # an unknown pair is an error before any model loads
     comparator = start_comparator(config)
     try:
         comparator.wait_ready()
@@ -83,7 +81,7 @@ def run_compare(args) -> int:
         elif comparator.scorer is not None and comparator.scorer.reward_error:
             print(f"warning: reward unavailable: {comparator.scorer.reward_error}", file=sys.stderr)
         for prompt in args.prompts:
-            result = comparator.run(prompt, settings, args.base_format)
+            result = comparator.run(prompt, settings, args.base_format, pair=args.pair)
             if args.json:
                 print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
             else:

@@ -102,7 +102,7 @@ def scripted_answers(comparator, texts: dict[str, str]) -> Iterator[None]:
     put chosen text — e.g. an HTML/JS payload — into the answers the page shows."""
     originals = {}
     for role, text in texts.items():
-        runner = comparator.workers[role]._runner
+        runner = comparator.pair_workers()[role]._runner
         ids = runner.tokenizer(text, add_special_tokens=False)["input_ids"]
 
         def scripted(prompt_ids, sampling, *, eos_ids, suppress_ids, _ids=tuple(ids)):
@@ -116,7 +116,7 @@ def scripted_answers(comparator, texts: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         for role, original in originals.items():
-            comparator.workers[role]._runner.backend.generate_ids = original
+            comparator.pair_workers()[role]._runner.backend.generate_ids = original
 
 
 def _wait_http(url: str, timeout: float) -> None:

@@ -71,7 +71,7 @@ def llama_runner(tiny_config):
     """ModelRunner for the tiny aligned (chat) model, loaded once per session."""
     from demo.generation.loading import load_runner
 
-    runner, _ = load_runner(tiny_config.models["aligned"], tiny_config.base_prompted)
+    runner, _ = load_runner(tiny_config.pair_models()["aligned"], tiny_config.base_prompted)
     return runner
 
 
@@ -80,7 +80,7 @@ def gemma_runner(tiny_config):
     """ModelRunner for the tiny base model, loaded once per session."""
     from demo.generation.loading import load_runner
 
-    runner, _ = load_runner(tiny_config.models["base"], tiny_config.base_prompted)
+    runner, _ = load_runner(tiny_config.pair_models()["base"], tiny_config.base_prompted)
     return runner
 
 

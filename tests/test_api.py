@@ -33,7 +33,7 @@ def test_compare_returns_both_scored_answers(app, client):
     for role in ("base", "aligned"):
         side = result[role]
         assert SIDE_KEYS <= set(side), f"{role} lacks {SIDE_KEYS - set(side)}"
-        assert side["model"] == app.config.models[role].name
+        assert side["model"] == app.config.pair_models()[role].name
         assert side["error"] is None
         assert 1 <= side["new_tokens"] <= 8
         assert isinstance(side["text"], str)
@@ -162,7 +162,7 @@ def test_clamp_settings_bounds_non_finite_values():
 
     from demo.compare import clamp_settings
     from demo.config import Limits
-    from demo.generation.runner import SamplingSettings
+    from demo.settings import SamplingSettings
 
     nan = float("nan")
     clamped = clamp_settings(SamplingSettings(temperature=nan, top_p=nan, repetition_penalty=nan), Limits())

@@ -95,7 +95,7 @@ def test_embedded_tokenizers_match_auto_tokenizer_on_every_example(role, monkeyp
 
     monkeypatch.setenv("DEMO_CACHE_DIR", USER_CACHE)
     config = load_config(REPO_ROOT / "models.yaml")
-    folder = resolve_checkpoint(config.models[role].source).path
+    folder = resolve_checkpoint(config.pair_models()[role].source).path
     assert_same_tokenizer(folder)
     fast, auto = load_tokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
     prompts = [prompt for group in load_examples(REPO_ROOT / "examples") for prompt in group.prompts]

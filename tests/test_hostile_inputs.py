@@ -85,7 +85,7 @@ class TemplateReference:
 
         self.tokenizers, self.specials, self.string_counts, self.id_counts = {}, {}, {}, {}
         for role in ("base", "aligned"):
-            tokenizer = AutoTokenizer.from_pretrained(str(config.models[role].source.path))
+            tokenizer = AutoTokenizer.from_pretrained(str(config.pair_models()[role].source.path))
             self.tokenizers[role] = tokenizer
             self.specials[role] = [s for s in special_token_strings(tokenizer) if len(s) > 1]
         for (role, mode), input_text in harmless.items():

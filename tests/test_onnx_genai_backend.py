@@ -36,7 +36,7 @@ from demo.generation.backends.onnx_genai_backend import (  # noqa: E402
     threads_from_env,
 )
 from demo.generation.backends.transformers_backend import TransformersGenerator  # noqa: E402
-from demo.generation.runner import SamplingSettings  # noqa: E402
+from demo.settings import SamplingSettings  # noqa: E402
 
 WORDS = (
     "the sky is blue because light scatters in air and a cat loves rain on warm days "
@@ -310,16 +310,16 @@ def test_an_onnx_model_is_served_without_importing_torch(llama, tmp_path):
     from tiny_models import tiny_config_dict
 
     raw = tiny_config_dict(llama, llama)
-    raw["models"]["base"]["cpu"] = {"backend": "onnxruntime-genai", "precision": "int8"}
+    raw["models"][raw["pairs"][0]["base"]]["cpu"] = {"backend": "onnxruntime-genai", "precision": "int8"}
     config = tmp_path / "models.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
     report = run_python(
         "import json, sys\n"
         "from demo.config import load_config\n"
-        "from demo.generation.runner import Finished, GenerationRequest, SamplingSettings\n"
+        "from demo.generation.runner import Finished, GenerationRequest\nfrom demo.settings import SamplingSettings\n"
         "from demo.generation.loading import load_runner\n"
         f"config = load_config({str(config)!r})\n"
-        "runner, info = load_runner(config.models['base'], config.base_prompted, device='cpu')\n"
+        "runner, info = load_runner(config.pair_models()['base'], config.base_prompted, device='cpu')\n"
         "request = GenerationRequest('the sky is', SamplingSettings(max_new_tokens=8, temperature=0.0))\n"
         "finished = [e for e in runner.stream(request) if isinstance(e, Finished)][0]\n"
         "print(json.dumps({'backend': info.backend, 'tokens': finished.new_tokens, 'torch': 'torch' in sys.modules}))\n",

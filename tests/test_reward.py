@@ -18,6 +18,8 @@ import torch
 
 from demo.config import LocalSource, SequenceClassifierReward, load_config
 from demo.scoring.hosted import SequenceClassifierRewardScorer
+from demo.scoring.reward_head import TrainedHeadRewardScorer, build_reward_scorer
+from demo.scoring.reward_inputs import RewardUnavailable
 from demo.training.preferences import (
     PreferenceDataError,
     PreferencePair,
@@ -30,9 +32,6 @@ from demo.training.reward import (
     Backbone,
     HeadConfig,
     RewardHead,
-    RewardUnavailable,
-    TrainedHeadRewardScorer,
-    build_reward_scorer,
     fit_head,
     load_head,
     pair_features,
@@ -126,7 +125,7 @@ def write_parts(root: Path, pairs: list[PreferencePair], unseen: list[Preference
 def local_config(llama_dir: Path, head_path: Path | None = None):
     """The repo's models.yaml with the reward backbone swapped for the tiny local checkpoint."""
     config = load_config()
-    aligned = config.models["aligned"].model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
+    aligned = config.pair_models()["aligned"].model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
     reward = config.scoring.reward.model_copy(update={"max_tokens": 128, **({"head_path": head_path} if head_path else {})})
     scoring = config.scoring.model_copy(update={"reward": reward})
     return config.model_copy(update={"models": {**config.models, "aligned": aligned}, "scoring": scoring})
@@ -305,7 +304,7 @@ def test_scoring_does_not_import_torch(tmp_path, backbone, llama_dir):
     head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=5)).head
     save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
-    raw["models"]["aligned"]["source"] = {"type": "local", "path": str(llama_dir)}
+    raw["models"][raw["pairs"][0]["aligned"]]["source"] = {"type": "local", "path": str(llama_dir)}
     raw["scoring"]["reward"].update(head_path=str(tmp_path / "head.safetensors"), max_tokens=128)
     config = tmp_path / "models.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from demo.config import LocalSource
-from demo.generation.runner import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
+from demo.generation.runner import Failed, Finished, GenerationRequest, Started, TextDelta
 from demo.generation.workers import InProcessWorker, ProcessWorker, start_worker
+from demo.settings import SamplingSettings
 
 LOAD_TIMEOUT = 60
 SAMPLING = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=3)
@@ -39,7 +40,7 @@ def broken_spec(spec, tmp_path: Path):
 @pytest.fixture(scope="module")
 def aligned_spec(tiny_config):
     # The long request must not end early at <|im_end|>: this spec never emits it.
-    return tiny_config.models["aligned"].model_copy(update={"suppress_tokens": ("<|im_end|>",)})
+    return tiny_config.pair_models()["aligned"].model_copy(update={"suppress_tokens": ("<|im_end|>",)})
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +218,7 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
 
     monkeypatch.setattr(demo.generation.loading, "backend_class", lambda name: SlowStubBackend)
     workers = [
-        InProcessWorker(role, tiny_config.models[role], tiny_config.base_prompted, None).start()
+        InProcessWorker(role, tiny_config.pair_models()[role], tiny_config.base_prompted, None).start()
         for role in ("base", "aligned")
     ]
     for worker in workers:

@@ -1,8 +1,8 @@
-"""Reward score and toxicity flag for an answer, and which of two answers the reward model prefers.
+"""The scorer protocol and registry, and `AnswerScorer`, which runs every configured scorer.
 
-`AnswerScorer` combines the configured reward model (demo/reward.py) and toxicity classifier
-(demo/toxicity.py or a transformers classifier) behind one call, so the UI, the CLI, the API and
-the benchmark score answers the same way.
+Built-in scorers: `reward` (the configured reward model: reward_head.py, or a hosted one) and
+`toxicity` (the BiLSTM in toxicity_bilstm.py, or a hosted classifier). The UI, the CLI, the API,
+the evaluation and the benchmark all score through `AnswerScorer`, so they score the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
 
@@ -20,10 +20,31 @@ Preference = Literal["base", "aligned", "tie"]
 @dataclass(frozen=True)
 class AnswerScores:
     reward: float | None
-    toxicity: float
-    toxic: bool
-    toxicity_labels: dict[str, float]
+    toxicity: float | None
+    toxic: bool | None
+    toxicity_labels: dict[str, float] | None
     reward_error: str | None = None
+    extra: dict[str, Any] | None = None  # from scorers beyond reward and toxicity
+
+    def as_fields(self) -> dict[str, Any]:
+        """The JSON keys of a side (`reward`, `toxicity`, ...), and any extra scorer's keys."""
+        fields = {
+            "reward": self.reward,
+            "toxicity": self.toxicity,
+            "toxic": self.toxic,
+            "toxicity_labels": self.toxicity_labels,
+            "reward_error": self.reward_error,
+        }
+        return fields | (self.extra or {})
+
+
+class Scorer(Protocol):
+    """One way of grading an answer. `fields` are the JSON keys its results carry."""
+
+    name: str
+    fields: tuple[str, ...]
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]: ...
 
 
 class ToxicityClassifier(Protocol):
@@ -72,59 +93,109 @@ def _sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+class RewardScorer:
+    """The configured reward model as a `Scorer`: `reward` (None with `reward_error` when the
+    model is missing or fails; never an invented number)."""
+
+    name = "reward"
+    fields = ("reward", "reward_error")
+
+    def __init__(self, model: RewardModel | None, error: str | None = None):
+        self.model, self.error = model, error
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> RewardScorer:
+        try:
+            from .reward_head import build_reward_scorer
+
+            return cls(build_reward_scorer(config))
+        except Exception as exc:  # the app still shows toxicity and says why reward is missing
+            return cls(None, str(exc))
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        if self.model is not None:
+            try:
+                return [{"reward": float(r), "reward_error": None} for r in self.model.score(pairs)]
+            except Exception as exc:
+                return [{"reward": None, "reward_error": f"reward model failed: {exc}"} for _ in pairs]
+        return [{"reward": None, "reward_error": self.error} for _ in pairs]
+
+
+class ToxicityScorer:
+    """The configured toxicity classifier as a `Scorer`: the highest toxic-label probability,
+    the flag at the configured threshold, and every label's probability."""
+
+    name = "toxicity"
+    fields = ("toxicity", "toxic", "toxicity_labels")
+
+    def __init__(self, classifier: ToxicityClassifier, spec: ScoringSpec):
+        self.classifier = classifier
+        self.threshold = spec.toxicity_threshold
+        self.toxic_labels = spec.toxicity.toxic_labels if isinstance(spec.toxicity, SequenceClassifierToxicity) else ()
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> ToxicityScorer:
+        return cls(load_toxicity_classifier(config.scoring.toxicity), config.scoring)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        rows = self.classifier.label_scores([answer for _, answer in pairs])
+        results = []
+        for labels in rows:
+            value = toxicity_score(labels, self.toxic_labels)
+            results.append({"toxicity": value, "toxic": value >= self.threshold, "toxicity_labels": labels})
+        return results
+
+
+# The registry: one line per scorer. Each builds from the config; the order is the display order.
+SCORERS: dict[str, Any] = {
+    "reward": RewardScorer.from_config,
+    "toxicity": ToxicityScorer.from_config,
+}
+
+
 class AnswerScorer:
-    """Scores (prompt, answer) pairs with the configured reward model and toxicity classifier.
+    """Scores (prompt, answer) pairs with every configured scorer, all answers in one batch each.
 
     The reward model may be missing (e.g. its head was never trained): scores then carry
     `reward=None` and a `reward_error` the UI shows, rather than an invented number.
     """
 
-    def __init__(self, spec: ScoringSpec, toxicity: ToxicityClassifier, reward: RewardModel | None, reward_error: str | None = None):
+    def __init__(
+        self,
+        spec: ScoringSpec,
+        toxicity: ToxicityClassifier,
+        reward: RewardModel | None,
+        reward_error: str | None = None,
+        extra: Sequence[Scorer] = (),
+    ):
         self.spec = spec
         self.toxicity = toxicity
         self.reward = reward
         self.reward_error = reward_error
-        toxicity_spec = spec.toxicity
-        self._toxic_labels = (
-            toxicity_spec.toxic_labels if isinstance(toxicity_spec, SequenceClassifierToxicity) else ()
-        )
+        self.scorers: list[Scorer] = [RewardScorer(reward, reward_error), ToxicityScorer(toxicity, spec), *extra]
 
     @classmethod
     def from_config(cls, config: AppConfig) -> AnswerScorer:
         from ..generation.loading import MODEL_LOAD_LOCK
 
         with MODEL_LOAD_LOCK:
-            toxicity = load_toxicity_classifier(config.scoring.toxicity)
-            try:
-                from .reward_head import build_reward_scorer
-
-                reward, error = build_reward_scorer(config), None
-            except Exception as exc:  # the app still shows toxicity and says why reward is missing
-                reward, error = None, str(exc)
-        return cls(config.scoring, toxicity, reward, error)
+            built = {name: factory(config) for name, factory in SCORERS.items()}
+        reward, toxicity = built.pop("reward"), built.pop("toxicity")
+        return cls(config.scoring, toxicity.classifier, reward.model, reward.error, extra=list(built.values()))
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[AnswerScores]:
-        """Scores for each (prompt, answer); all answers in one batch per scorer."""
+        """Scores for each (prompt, answer)."""
         if not pairs:
             return []
-        label_rows = self.toxicity.label_scores([answer for _, answer in pairs])
-        rewards: list[float | None] = [None] * len(pairs)
-        error = self.reward_error
-        if self.reward is not None:
-            try:
-                rewards = list(self.reward.score(pairs))
-            except Exception as exc:
-                error = f"reward model failed: {exc}"
-        results = []
-        for labels, reward in zip(label_rows, rewards):
-            value = toxicity_score(labels, self._toxic_labels)
-            results.append(
-                AnswerScores(
-                    reward=reward,
-                    toxicity=value,
-                    toxic=value >= self.spec.toxicity_threshold,
-                    toxicity_labels=labels,
-                    reward_error=error if reward is None else None,
-                )
+        merged: list[dict[str, Any]] = [{} for _ in pairs]
+        for scorer in self.scorers:
+            for row, result in zip(merged, scorer.score(pairs)):
+                row.update(result)
+        core = ("reward", "toxicity", "toxic", "toxicity_labels", "reward_error")
+        return [
+            AnswerScores(
+                **{key: row.get(key) for key in core},
+                extra={k: v for k, v in row.items() if k not in core} or None,
             )
-        return results
+            for row in merged
+        ]

@@ -36,11 +36,7 @@ from torch import nn
 from ..config import AppConfig, TrainedHeadReward
 from ..generation.formatting import special_token_strings
 from ..scoring.hosted import padded_batch as _padded
-from ..scoring.reward_head import (  # noqa: F401  (re-exported: the reward model's public names)
-    NumpyRewardHead,
-    TrainedHeadRewardScorer,
-    build_reward_scorer,
-    load_head_weights,
+from ..scoring.reward_head import (
     read_head_file,
 )
 from ..scoring.reward_inputs import (
