@@ -297,11 +297,6 @@ class AppConfig(_Strict):
         reward = self.scoring.reward
         if isinstance(reward, TrainedHeadReward) and reward.backbone not in self.models:
             raise ValueError(f"scoring.reward.backbone: unknown model {reward.backbone!r}; models: {sorted(self.models)}")
-        if self.generation.max_new_tokens > self.limits.max_new_tokens:
-            raise ValueError(
-                f"generation.max_new_tokens ({self.generation.max_new_tokens}) is above "
-                f"limits.max_new_tokens ({self.limits.max_new_tokens})"
-            )
         return self
 
     @property
