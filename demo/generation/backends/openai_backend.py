@@ -23,7 +23,7 @@ from ...settings import SamplingSettings
 
 # Request fields this back end may send besides model/prompt/max_tokens/temperature/stream; a
 # server that rejects one (transformers serve answers 422 to `repetition_penalty`) lists it in `omit`.
-OptionalField = Literal["top_p", "seed", "repetition_penalty", "stop", "logit_bias", "ignore_eos"]
+OptionalField = Literal["stream_options", "top_p", "seed", "repetition_penalty", "stop", "logit_bias", "ignore_eos"]
 
 _ERROR_BODY_CHARS = 500
 
@@ -111,6 +111,7 @@ class OpenAICompletionsGenerator:
             "max_tokens": sampling.max_new_tokens,
             "temperature": 0.0 if sampling.greedy else sampling.temperature,
             "stream": True,
+            "stream_options": {"include_usage": True},  # the token count, for new_tokens
             "seed": sampling.seed,
         }
         if not sampling.greedy and sampling.top_p < 1.0:
@@ -142,7 +143,7 @@ class OpenAICompletionsGenerator:
         connection, response = self._post(url, body)
         try:
             yield from _completion_pieces(response, url)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise RuntimeError(
                 f"the server at {url} stopped sending for {self.options.timeout_seconds:g} s mid-answer"
             ) from None
@@ -164,7 +165,7 @@ class OpenAICompletionsGenerator:
         try:
             connection.request("POST", parts.path, body=json.dumps(body).encode("utf-8"), headers=headers)
             response = connection.getresponse()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             connection.close()
             raise RuntimeError(
                 f"the server at {url} did not answer within {self.options.timeout_seconds:g} s"
@@ -188,35 +189,51 @@ class OpenAICompletionsGenerator:
 
 
 def _completion_pieces(response, url: str) -> Iterator[str]:
-    """The text of each `data:` event until a finish_reason or `[DONE]`."""
+    """The text of each `data:` event until `[DONE]` (or the end of the stream after a
+    finish_reason), then one empty piece per generated token that brought no text of its own.
+
+    The runner counts pieces as tokens (for `new_tokens` and "stopped at max_new_tokens"), but a
+    server sends nothing for a token that is half a UTF-8 character or a skipped special token;
+    the usage it reports at the end (`stream_options.include_usage`) fills in the difference.
+    """
+    pieces, finished, generated = 0, False, None
     while True:
         raw = response.readline()
         if not raw:
+            if finished:
+                break
             raise RuntimeError(f"the server at {url} closed the stream before the answer finished")
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if not line.startswith("data:"):
             continue  # blank separators, `: keep-alive` comments, `event:`/`id:` fields
         data = line[len("data:"):].strip()
         if data == "[DONE]":
-            return
+            break
         try:
             event = json.loads(data)
             if not isinstance(event, dict):
                 raise TypeError("not an object")
             if "error" in event or event.get("object") == "error":
                 raise RuntimeError(f"the server at {url} failed mid-answer: {_message_of(event)}")
-            choice = event["choices"][0]
-            text, finish_reason = choice.get("text") or "", choice.get("finish_reason")
+            usage = event.get("usage") or {}
+            if isinstance(usage.get("completion_tokens"), int):
+                generated = usage["completion_tokens"]
+            choices = event["choices"]
+            if not choices and usage:
+                continue  # the usage-only chunk of include_usage
+            text, finish_reason = choices[0].get("text") or "", choices[0].get("finish_reason")
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
             raise RuntimeError(
                 f"the server at {url} sent a malformed stream line ({error}): {data[:200]!r}"
             ) from None
-        if text:
+        if text and not finished:
+            pieces += 1
             yield text
-        if finish_reason is not None:
-            return
+        finished = finished or finish_reason is not None
+    for _ in range(max(0, (generated or 0) - pieces)):
+        yield ""
 
 
 def _error_detail(response) -> str:
