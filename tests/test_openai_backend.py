@@ -375,3 +375,12 @@ def test_served_answer_matches_in_process_at_temperature_0(
         usage = json.load(response)["usage"]
     assert usage["prompt_tokens"] == local_events[0].prompt_tokens
     assert usage["completion_tokens"] == local_end.new_tokens
+
+
+def test_the_vllm_config_loads():
+    from demo.config import REPO_ROOT, load_config
+
+    config = load_config(REPO_ROOT / "configs" / "vllm.yaml")
+    runtimes = [config.models[model_id].runtime for model_id in config.served_model_ids()]
+    assert [r.backend for r in runtimes] == ["openai", "openai"]
+    assert {r.options().api_key_env for r in runtimes} == {"VLLM_API_KEY"}
