@@ -188,3 +188,25 @@ def test_a_space_without_data_says_its_storage_is_not_persistent(tmp_path, monke
 def test_off_a_space_the_cache_is_persistent(monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert weights.storage_is_persistent()
+
+
+# --- hub sources on a Space --------------------------------------------------------------------
+
+
+def test_a_gated_hub_model_names_hf_token(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError
+
+    from demo.config import HubSource
+
+    def gated(*args, **kwargs):
+        error = GatedRepoError.__new__(GatedRepoError)  # the real one needs an HTTP response
+        Exception.__init__(error, "403 gated")
+        raise error
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", gated)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(WeightsUnavailable) as info:
+        weights.resolve_checkpoint(HubSource(type="hub", repo_id="google/gemma-3-270m"))
+    message = str(info.value)
+    assert "google/gemma-3-270m" in message and "HF_TOKEN" in message and "not set" in message
