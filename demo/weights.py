@@ -149,7 +149,6 @@ def _assembled(source: AssembledPackageSource) -> Path:
 
 def _hub_snapshot(source: HubSource) -> Path:
     from huggingface_hub import snapshot_download
-
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     # On a Space with persistent storage the hub cache lives there too, unless HF_HOME says.
