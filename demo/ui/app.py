@@ -10,6 +10,7 @@ import os
 
 import gradio as gr
 
+from ..cache import storage_is_persistent
 from ..compare import Comparator, start_comparator
 from ..config import AppConfig, load_config
 from . import views
@@ -53,6 +54,9 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
     with gr.Blocks(title=config.title) as demo:
         gr.Markdown(f"# {config.title}\n{config.description}")
         status = gr.HTML(views.loading_status(comparator)[0], elem_id="status")
+        note = views.storage_note(storage_is_persistent())
+        if note:
+            gr.HTML(note, elem_id="storage-note")
         if len(TABS) == 1:
             TABS[0].build(context)
         else:
