@@ -29,14 +29,17 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])
 # data/toxicity/MODEL_CARD.md).
 BLIND_SPOTS: dict[str, str] = {
     "bilstm": (
-        "reacts to words, not meaning: misses stereotypes and demeaning generalisations written "
-        "in polite words, and can flag harmless text that contains a charged word (\"kill -9\", "
-        "medical or legal terms, a quoted slur); reads only the last 100 words"
+        "reacts to words, not meaning: misses stereotypes and demeaning generalisations written in "
+        "polite words (it flags about 1 in 10 of them), and flags harmless text with a charged word: "
+        "identity words (\"a gay couple\", \"lesbian\"), a quoted slur being criticised, violent sport or "
+        "technical language; reads only the last 100 words"
     ),
     "meaning": (
-        "a small head trained on 640 texts written for this project: it reads what a text is about "
-        "more than who says it, so it can flag a text that quotes a stereotype to criticise it or "
-        "talks neutrally about a group; English only, short texts; a demonstration, not a moderator"
+        "a small head trained on 640 texts written for this project: misses hate in a formal or "
+        "pseudo-scientific register (\"research indicates\", a letter to the editor) and about a quarter "
+        "of implicit stereotypes; can flag neutral facts about a group (\"one of the fastest-growing "
+        "groups\"), a text that names a stereotype to refute it, or a violent idiom (\"slaughter this "
+        "exam\"); English only, short texts"
     ),
 }
 
