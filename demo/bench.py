@@ -21,8 +21,8 @@ import psutil
 
 from .compare import start_comparator
 from .config import ROLES, AppConfig, RuntimeSpec
-from .generation import Finished, GenerationRequest, SamplingSettings, Started, TextDelta
-from .loading import load_runner
+from .generation.loading import load_runner
+from .generation.runner import Finished, GenerationRequest, SamplingSettings, TextDelta
 
 BENCH_PROMPTS = (
     "Explain why the sky is blue in two sentences.",
@@ -178,7 +178,7 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
         started = time.perf_counter()
         comparator = start_comparator(config)
         # Everything the app's process holds, page included (built, not served).
-        from .ui import build_ui
+        from .ui.app import build_ui
 
         build_ui(config, comparator)
         ready = comparator.wait_ready()
@@ -188,7 +188,7 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
         figures: dict[str, ModelFigures] = {}
         try:
             for role in ROLES:
-                worker = comparator.workers[role]
+                worker = comparator.pair_workers()[role]
                 request = GenerationRequest(BENCH_PROMPTS[0], _fixed_length(), "raw", config.limits.max_prompt_tokens)
                 _time_stream(worker.stream(request))  # warm-up
                 ttft, rate, _ = _time_stream(worker.stream(request))
@@ -242,7 +242,7 @@ def _baseline(config: AppConfig, report: dict, figures: dict[str, ModelFigures])
     fp32 = RuntimeSpec(backend="transformers", precision="fp32")
     total = 0.0
     for role in ROLES:
-        spec = config.models[role]
+        spec = config.pair_models()[role]
         runner, _ = load_runner(spec, config.base_prompted, override=fp32)
         request = GenerationRequest(BENCH_PROMPTS[0], _fixed_length(), "raw", config.limits.max_prompt_tokens)
         _time_stream(runner.stream(request))  # warm-up

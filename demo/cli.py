@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
-from .formatting import BASE_MODES
-from .generation import SamplingSettings, sampling_settings
+from .generation.formatting import BASE_MODES
+from .settings import SETTINGS, SamplingSettings, settings_from_values
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="run prompts through both models and score them")
     compare.add_argument("prompts", nargs="+", metavar="PROMPT")
-    compare.add_argument("--max-new-tokens", type=int)
-    compare.add_argument("--temperature", type=float)
-    compare.add_argument("--top-p", type=float)
-    compare.add_argument("--repetition-penalty", type=float)
-    compare.add_argument("--seed", type=int)
+    add_settings_flags(compare)
     compare.add_argument("--base-format", choices=BASE_MODES, default="raw")
+    compare.add_argument("--pair", help="id of a configured pair (default: the first in models.yaml)")
     compare.add_argument("--json", action="store_true", help="one JSON object per prompt, per line")
     _add_config(compare)
 
@@ -59,22 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args, defaults) -> SamplingSettings:
-    return sampling_settings(
-        defaults,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-    )
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting of demo/settings.py; unset flags take models.yaml's default."""
+    for setting in SETTINGS:
+        parser.add_argument(setting.flag(), type=setting.kind, help=setting.help)
+
+
+def settings_from_args(args, config) -> SamplingSettings:
+    values = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
+    return settings_from_values(values, config.generation, config.limits)
 
 
 def run_compare(args) -> int:
     from .compare import start_comparator
 
     config = load_config(args.config)
-    settings = settings_from_args(args, config.generation)
+    settings = settings_from_args(args, config)
+    config.pair(args.pair)  # an unknown pair is an error before any model loads
     comparator = start_comparator(config)
     try:
         comparator.wait_ready()
@@ -83,7 +81,7 @@ def run_compare(args) -> int:
         elif comparator.scorer is not None and comparator.scorer.reward_error:
             print(f"warning: reward unavailable: {comparator.scorer.reward_error}", file=sys.stderr)
         for prompt in args.prompts:
-            result = comparator.run(prompt, settings, args.base_format)
+            result = comparator.run(prompt, settings, args.base_format, pair=args.pair)
             if args.json:
                 print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
             else:
@@ -110,7 +108,7 @@ def _human(result) -> str:
 
 
 def run_score(args) -> int:
-    from .scoring import AnswerScorer
+    from .scoring.scorer import AnswerScorer
 
     if (args.answer is None) == (args.jsonl is None):
         raise SystemExit("score: give either --answer (with optional --prompt) or --jsonl FILE")
@@ -123,7 +121,7 @@ def run_score(args) -> int:
                 item = json.loads(line)
                 pairs.append((str(item.get("prompt", "")), str(item["answer"])))
             except (json.JSONDecodeError, KeyError, AttributeError) as error:
-                raise SystemExit(f"{args.jsonl}:{number}: expected {{\"prompt\", \"answer\"}}: {error}")
+                raise SystemExit(f"{args.jsonl}:{number}: expected {{\"prompt\", \"answer\"}}: {error}") from None
     else:
         pairs = [(args.prompt, args.answer)]
     scorer = AnswerScorer.from_config(load_config(args.config))
@@ -146,7 +144,7 @@ def _human_score(record: dict) -> str:
 
 
 def run_train_reward(args) -> int:
-    from .reward import train_reward_head
+    from .training.reward import train_reward_head
 
     report = train_reward_head(load_config(args.config), seed=args.seed)
     print(json.dumps(report.to_json() if hasattr(report, "to_json") else report.__dict__, indent=2, default=str))
@@ -160,7 +158,7 @@ def run_bench(args) -> int:
 
 
 def run_serve(args) -> int:
-    from .ui import serve
+    from .ui.app import serve
 
     serve(args.config)
     return 0
@@ -178,7 +176,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    from .loading import quiet_transformers
+    from .generation.loading import quiet_transformers
 
     quiet_transformers()  # per-load progress bars would bury the JSON lines
     try:

@@ -8,17 +8,17 @@ benchmark take the last one (`Comparator.run`) and its `to_json()`.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from .config import ROLES, AppConfig, Limits
-from .formatting import BaseMode, clean_user_text
-from .generation import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
-from .scoring import AnswerScorer, preference
+from .generation.formatting import BaseMode, clean_user_text
+from .generation.runner import Failed, Finished, GenerationRequest, Started, TextDelta
+from .scoring.scorer import AnswerScorer, preference
+from .session import Comparison, SideState
+from .settings import SamplingSettings, clamp_settings
 
 
 class InvalidPrompt(ValueError):
@@ -36,94 +36,12 @@ def validate_prompt(prompt: str | None, limits: Limits) -> str:
     return prompt
 
 
-def _bounded(value, low: float, high: float, fallback: float) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        number = fallback
-    return min(max(number, low), high)
-
-
-def clamp_settings(settings: SamplingSettings, limits: Limits) -> SamplingSettings:
-    """Server-side bounds, whatever a client sends (NaN and infinities included)."""
-    defaults = SamplingSettings()
-    return SamplingSettings(
-        max_new_tokens=int(_bounded(settings.max_new_tokens, 1, limits.max_new_tokens, defaults.max_new_tokens)),
-        temperature=_bounded(settings.temperature, 0.0, 2.0, defaults.temperature),
-        top_p=_bounded(settings.top_p, 0.01, 1.0, defaults.top_p),
-        repetition_penalty=_bounded(settings.repetition_penalty, 1.0, 2.0, defaults.repetition_penalty),
-        seed=int(_bounded(settings.seed, -(2**62), 2**62, defaults.seed)) % (2**31),
-        ignore_eos=settings.ignore_eos,
-    )
-
-
-@dataclass
-class SideState:
-    """One model's answer as it streams, then its scores."""
-
-    model: str
-    input_text: str = ""
-    text: str = ""
-    new_tokens: int = 0
-    seconds: float = 0.0
-    first_token_seconds: float | None = None
-    stop_reason: str | None = None
-    done: bool = False
-    error: str | None = None
-    reward: float | None = None
-    toxicity: float | None = None
-    toxic: bool | None = None
-    toxicity_labels: dict[str, float] | None = None
-    reward_error: str | None = None
-
-    @property
-    def tokens_per_second(self) -> float | None:
-        return self.new_tokens / self.seconds if self.seconds > 0 and self.new_tokens else None
-
-    def to_json(self) -> dict:
-        return {
-            "model": self.model,
-            "input_text": self.input_text,
-            "text": self.text,
-            "new_tokens": self.new_tokens,
-            "seconds": round(self.seconds, 4),
-            "reward": self.reward,
-            "toxicity": self.toxicity,
-            "toxic": self.toxic,
-            "toxicity_labels": self.toxicity_labels,
-            "reward_error": self.reward_error,
-            "error": self.error,
-        }
-
-
-@dataclass
-class Comparison:
-    prompt: str
-    base: SideState
-    aligned: SideState
-    preferred: str = "tie"
-    p_aligned_preferred: float | None = None
-    error: str | None = None
-
-    def side(self, role: str) -> SideState:
-        return self.base if role == "base" else self.aligned
-
-    @property
-    def done(self) -> bool:
-        return self.base.done and self.aligned.done
-
-    def to_json(self) -> dict:
-        return {
-            "prompt": self.prompt,
-            "base": self.base.to_json(),
-            "aligned": self.aligned.to_json(),
-            "preferred": self.preferred,
-            "p_aligned_preferred": self.p_aligned_preferred,
-            "error": self.error,
-        }
-
-
 class Comparator:
-    """Runs both models on a prompt and scores their answers."""
+    """Runs a pair's two models on a prompt and scores their answers.
+
+    `workers` are keyed by model id (every model some configured pair uses); a comparison names
+    its pair, the default pair when none is given.
+    """
 
     def __init__(self, config: AppConfig, workers: dict, scorer: AnswerScorer | None, scoring_error: str | None = None):
         self.config = config
@@ -132,16 +50,25 @@ class Comparator:
         self.scoring_error = scoring_error
 
     def wait_ready(self, timeout: float | None = None) -> dict[str, bool]:
-        """Block until every worker has loaded or failed; which roles are ready."""
-        return {role: worker.wait_ready(timeout) for role, worker in self.workers.items()}
+        """Block until every worker has loaded or failed; which models are ready."""
+        return {model_id: worker.wait_ready(timeout) for model_id, worker in self.workers.items()}
+
+    def pair_workers(self, pair_id: str | None = None) -> dict:
+        """{"base": worker, "aligned": worker} for a pair."""
+        pair = self.config.pair(pair_id)
+        return {role: self.workers[getattr(pair, role)] for role in ROLES}
 
     def close(self) -> None:
         for worker in self.workers.values():
             worker.close()
 
-    def new_comparison(self, prompt: str) -> Comparison:
-        names = {role: self.config.models[role].name for role in ROLES}
-        return Comparison(prompt=prompt, base=SideState(names["base"]), aligned=SideState(names["aligned"]))
+    def new_comparison(self, prompt: str, pair_id: str | None = None) -> Comparison:
+        pair = self.config.pair(pair_id)
+        sides = {
+            role: SideState(self.config.models[getattr(pair, role)].name, model_id=getattr(pair, role))
+            for role in ROLES
+        }
+        return Comparison(prompt=prompt, base=sides["base"], aligned=sides["aligned"], pair=pair.id)
 
     def stream(
         self,
@@ -149,9 +76,11 @@ class Comparator:
         settings: SamplingSettings,
         base_mode: BaseMode = "raw",
         should_stop: Callable[[], bool] = lambda: False,
+        pair: str | None = None,
     ) -> Iterator[Comparison]:
         limits = self.config.limits
-        comparison = self.new_comparison(prompt)
+        comparison = self.new_comparison(prompt, pair)
+        workers = self.pair_workers(comparison.pair)
         try:
             validate_prompt(prompt, limits)
         except InvalidPrompt as error:
@@ -178,7 +107,7 @@ class Comparator:
         events: queue.Queue = queue.Queue()
         for role in ROLES:
             threading.Thread(
-                target=self._pump, args=(role, request, stop, events), name=f"gen-{role}", daemon=True
+                target=self._pump, args=(role, workers[role], request, stop, events), name=f"gen-{role}", daemon=True
             ).start()
         pending = set(ROLES)
         try:
@@ -204,15 +133,18 @@ class Comparator:
         finally:
             abandoned.set()
 
-    def run(self, prompt: str, settings: SamplingSettings, base_mode: BaseMode = "raw") -> Comparison:
+    def run(
+        self, prompt: str, settings: SamplingSettings, base_mode: BaseMode = "raw", pair: str | None = None
+    ) -> Comparison:
         last = None
-        for last in self.stream(prompt, settings, base_mode):
+        for last in self.stream(prompt, settings, base_mode, pair=pair):
             pass
+        assert last is not None  # stream always yields at least one snapshot
         return last
 
-    def _pump(self, role: str, request: GenerationRequest, stop, events: queue.Queue) -> None:
+    def _pump(self, role: str, worker, request: GenerationRequest, stop, events: queue.Queue) -> None:
         try:
-            for event in self.workers[role].stream(request, stop):
+            for event in worker.stream(request, stop):
                 events.put((role, event))
         except Exception as error:  # a broken worker must not hang the comparison
             events.put((role, Failed(f"{type(error).__name__}: {error}")))
@@ -223,12 +155,7 @@ class Comparator:
         side = comparison.side(role)
         if self.scorer is None or side.error is not None:
             return
-        scores = self.scorer.score([(comparison.prompt, side.text)])[0]
-        side.reward = scores.reward
-        side.toxicity = scores.toxicity
-        side.toxic = scores.toxic
-        side.toxicity_labels = scores.toxicity_labels
-        side.reward_error = scores.reward_error
+        side.apply_scores(self.scorer.score([(comparison.prompt, side.text)])[0].as_fields())
 
 
 def paced(snapshots: Iterator[Comparison], min_interval: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Comparison]:
@@ -277,19 +204,19 @@ def _apply(side: SideState, event) -> None:
 
 
 def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_scorer: bool = True) -> Comparator:
-    """Start both model workers (loading in the background) and load the scorers.
+    """Start a worker for every model a pair uses (loading in the background), load the scorers.
 
     `auto` runs each model in its own process on a CPU host (true parallelism, one thread each)
     and on threads of this process on a GPU host (one process owns the device).
     """
-    from .loading import detect_device
-    from .workers import start_worker
+    from .generation.loading import detect_device
+    from .generation.workers import start_worker
 
     device = detect_device()
     mode = worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process")
     workers = {
-        role: start_worker(role, config.models[role], config.base_prompted, mode=mode, device=device)
-        for role in ROLES
+        model_id: start_worker(model_id, config.models[model_id], config.base_prompted, mode=mode, device=device)
+        for model_id in config.served_model_ids()
     }
     scorer, error = None, None
     if with_scorer:

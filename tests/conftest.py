@@ -69,18 +69,18 @@ def tiny_config(tiny_config_file):
 @pytest.fixture(scope="session")
 def llama_runner(tiny_config):
     """ModelRunner for the tiny aligned (chat) model, loaded once per session."""
-    from demo.loading import load_runner
+    from demo.generation.loading import load_runner
 
-    runner, _ = load_runner(tiny_config.models["aligned"], tiny_config.base_prompted)
+    runner, _ = load_runner(tiny_config.pair_models()["aligned"], tiny_config.base_prompted)
     return runner
 
 
 @pytest.fixture(scope="session")
 def gemma_runner(tiny_config):
     """ModelRunner for the tiny base model, loaded once per session."""
-    from demo.loading import load_runner
+    from demo.generation.loading import load_runner
 
-    runner, _ = load_runner(tiny_config.models["base"], tiny_config.base_prompted)
+    runner, _ = load_runner(tiny_config.pair_models()["base"], tiny_config.base_prompted)
     return runner
 
 

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from app_server import app_fixture, artifacts_dir, scripted_answers
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -115,7 +114,7 @@ def test_ctrl_enter_runs_both_models(app, open_page):
 
 
 def test_example_click_fills_prompt_and_runs(app, open_page):
-    from demo.views import load_examples
+    from demo.ui.views import load_examples
 
     expected = next(g for g in load_examples() if g.id == "generation").prompts[0]
     page = open_page(app.url)

@@ -9,14 +9,13 @@ import sys
 
 import pytest
 import yaml
-
-from demo import cli
-from demo.compare import Comparison, SideState
-from demo.config import DEFAULT_CONFIG_PATH, load_config
-
 from conftest import REPO_ROOT, subprocess_env, toxic_classifier_installed
 
-TOP_KEYS = {"prompt", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
+from demo import cli
+from demo.config import DEFAULT_CONFIG_PATH, load_config
+from demo.session import Comparison, SideState
+
+TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
 SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error"}
 SCORE_KEYS = {"reward", "toxicity", "toxic", "toxicity_labels"}
 PROMPTS = ["Name three primary colours.", "Write a haiku about {prompt} and <|im_end|> 👍"]
@@ -48,7 +47,7 @@ def compare_run(tiny_config_file, tmp_path_factory):
 
 def broken_config(tmp_path):
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
-    raw["models"]["base"]["cpu"]["precision"] = "int3"
+    raw["models"][raw["pairs"][0]["base"]]["cpu"]["precision"] = "int3"
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
@@ -99,7 +98,7 @@ def test_compare_says_why_the_reward_is_missing(compare_run):
 def test_compare_with_broken_config_exits_2_naming_the_field(tmp_path):
     result = run_demo("compare", "hello", "--json", "--config", str(broken_config(tmp_path)), timeout=120)
     assert result.returncode == 2
-    assert "models.base.cpu.precision" in result.stderr
+    assert "models.gemma-3-270m.cpu" in result.stderr
     assert "'fp32'" in result.stderr  # the allowed values
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
@@ -108,7 +107,7 @@ def test_compare_with_broken_config_exits_2_naming_the_field(tmp_path):
 def test_broken_config_via_demo_config_env(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DEMO_CONFIG", str(broken_config(tmp_path)))
     assert cli.main(["score", "--answer", "hi", "--json"]) == 2
-    assert "models.base.cpu.precision" in capsys.readouterr().err
+    assert "models.gemma-3-270m.cpu" in capsys.readouterr().err
 
 
 def test_missing_config_file_exits_2(tmp_path, capsys):
@@ -119,7 +118,7 @@ def test_missing_config_file_exits_2(tmp_path, capsys):
 def test_settings_from_args_fall_back_to_config_defaults():
     config = load_config(DEFAULT_CONFIG_PATH)
     args = cli.build_parser().parse_args(["compare", "p", "--temperature", "0", "--seed", "9"])
-    settings = cli.settings_from_args(args, config.generation)
+    settings = cli.settings_from_args(args, config)
     assert settings.temperature == 0.0 and settings.seed == 9
     assert settings.max_new_tokens == config.generation.max_new_tokens
     assert settings.top_p == config.generation.top_p

@@ -6,18 +6,18 @@ import json
 import math
 
 import pytest
-
-from demo.compare import Comparator, Comparison, InvalidPrompt, SideState, clamp_settings, paced, validate_prompt
-from demo.config import Limits
-from demo.generation import Failed, SamplingSettings
-from demo.scoring import AnswerScorer, preference
-from demo.workers import InProcessWorker
-
 from conftest import toxic_classifier_installed
+
+from demo.compare import Comparator, InvalidPrompt, paced, validate_prompt
+from demo.config import Limits
+from demo.generation.workers import InProcessWorker
+from demo.scoring.scorer import AnswerScorer, preference
+from demo.session import Comparison, SideState
+from demo.settings import SamplingSettings, clamp_settings
 
 SETTINGS = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=42)
 PROMPT = "Explain the moon landing to a six year old in a few sentences."
-TOP_KEYS = {"prompt", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
+TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
 SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error"}
 TOXICITY_LABELS = {"toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"}
 
@@ -74,7 +74,7 @@ class ExplodingWorker:
 def toxicity():
     if not toxic_classifier_installed():
         pytest.skip("toxic-comment-classifier not installed")
-    from demo.toxicity import BiLSTMToxicityClassifier
+    from demo.scoring.toxicity_bilstm import BiLSTMToxicityClassifier
 
     return BiLSTMToxicityClassifier.from_package("toxic_classifier")
 
@@ -85,7 +85,7 @@ def tiny_workers(tiny_config):
     # and InProcessWorkers do not serialize their loads (see test_workers.py).
     workers = {}
     for role in ("base", "aligned"):
-        workers[role] = InProcessWorker(role, tiny_config.models[role], tiny_config.base_prompted, None).start()
+        workers[role] = InProcessWorker(role, tiny_config.pair_models()[role], tiny_config.base_prompted, None).start()
         assert workers[role].wait_ready(60), workers[role].error
     return workers
 
@@ -94,9 +94,15 @@ def with_limits(config, **limits):
     return config.model_copy(update={"limits": config.limits.model_copy(update=limits)})
 
 
+def by_model_id(config, workers_by_role):
+    """Workers keyed by the default pair's model ids, as the Comparator keeps them."""
+    pair = config.default_pair
+    return {getattr(pair, role): worker for role, worker in workers_by_role.items()}
+
+
 def make_comparator(config, workers, toxicity, reward=None):
     scorer = AnswerScorer(config.scoring, toxicity, reward if reward is not None else LengthRewardTestDouble())
-    return Comparator(config, dict(workers), scorer)
+    return Comparator(config, by_model_id(config, workers), scorer)
 
 
 @pytest.fixture
@@ -114,7 +120,7 @@ def test_both_sides_are_filled_and_scored(comparator, tiny_config):
     for role in ("base", "aligned"):
         side = result.side(role)
         assert side.error is None, side.error
-        assert side.model == tiny_config.models[role].name
+        assert side.model == tiny_config.pair_models()[role].name
         assert 1 <= side.new_tokens <= SETTINGS.max_new_tokens
         assert side.stop_reason in {"eos", "max_new_tokens"}
         assert side.seconds > 0
@@ -275,7 +281,7 @@ def test_max_new_tokens_above_the_cap_is_clamped_end_to_end(tiny_config, tiny_wo
 def test_failed_worker_leaves_the_other_side_answering(tiny_config, tiny_workers, toxicity, tmp_path):
     from demo.config import LocalSource
 
-    broken = tiny_config.models["base"].model_copy(
+    broken = tiny_config.pair_models()["base"].model_copy(
         update={"source": LocalSource(type="local", path=tmp_path / "missing-base")}
     )
     failed = InProcessWorker("base", broken, tiny_config.base_prompted, None).start()
@@ -317,7 +323,7 @@ def test_request_timeout_stops_both_sides(tiny_config, tiny_workers, toxicity):
 
 
 def test_without_a_scorer_answers_still_stream(tiny_config, tiny_workers):
-    result = Comparator(tiny_config, dict(tiny_workers), None, "scores unavailable").run(PROMPT, SETTINGS)
+    result = Comparator(tiny_config, by_model_id(tiny_config, tiny_workers), None, "scores unavailable").run(PROMPT, SETTINGS)
     assert result.base.new_tokens >= 1 and result.aligned.new_tokens >= 1
     assert result.base.reward is None and result.base.toxicity is None
     assert result.preferred == "tie" and result.p_aligned_preferred is None
@@ -420,7 +426,7 @@ def test_closing_the_comparison_stream_cancels_generation(tiny_config, tiny_work
 def test_every_snapshot_renders_and_the_first_complete_one_has_the_preference(comparator):
     # Regression: the snapshot that first said "both done" carried rewards but no probability
     # yet, and the page's preference view crashed on it.
-    from demo import views
+    from demo.ui import views
 
     for snapshot in comparator.stream(PROMPT, SETTINGS):
         views.preference_html(snapshot)  # must not raise on any intermediate state

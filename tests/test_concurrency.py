@@ -17,7 +17,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from app_server import app_fixture, artifacts_dir, run_with_timeout
 
 pytestmark = pytest.mark.timeout(300)

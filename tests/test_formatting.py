@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo.formatting import (
+from demo.generation.formatting import (
     WORD_JOINER,
     clean_user_text,
     format_prompt,

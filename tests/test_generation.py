@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from demo.generation import (
+from demo.generation.runner import (
     Failed,
     Finished,
     GenerationRequest,

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
-
 from app_server import app_fixture, artifacts_dir
 
 pytestmark = pytest.mark.timeout(300)
@@ -83,11 +81,11 @@ class TemplateReference:
     def __init__(self, config, harmless: dict):
         from transformers import AutoTokenizer
 
-        from demo.formatting import special_token_strings
+        from demo.generation.formatting import special_token_strings
 
         self.tokenizers, self.specials, self.string_counts, self.id_counts = {}, {}, {}, {}
         for role in ("base", "aligned"):
-            tokenizer = AutoTokenizer.from_pretrained(str(config.models[role].source.path))
+            tokenizer = AutoTokenizer.from_pretrained(str(config.pair_models()[role].source.path))
             self.tokenizers[role] = tokenizer
             self.specials[role] = [s for s in special_token_strings(tokenizer) if len(s) > 1]
         for (role, mode), input_text in harmless.items():
@@ -193,8 +191,8 @@ def test_hostile_input(row: Row, app, client, reference, table):
 def test_page_escapes_the_html_payloads():
     """The API returns text as JSON; the page's HTML is built by views.answer_html, which must
     show these payloads as text (the browser test checks the same in chromium)."""
-    from demo.compare import SideState
-    from demo.views import answer_html
+    from demo.session import SideState
+    from demo.ui.views import answer_html
 
     for payload in ("<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "<iframe src=//x>"):
         html = answer_html(SideState(model="m", text=payload), streaming=False)

@@ -28,15 +28,15 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
-from demo.backends.onnx_genai_backend import (  # noqa: E402
+from demo.generation.backends.onnx_genai_backend import (  # noqa: E402
     KV_CAPACITY,
     OnnxGenaiGenerator,
     build_onnx_model,
     onnx_model_dir,
     threads_from_env,
 )
-from demo.backends.transformers_backend import TransformersGenerator  # noqa: E402
-from demo.generation import SamplingSettings  # noqa: E402
+from demo.generation.backends.transformers_backend import TransformersGenerator  # noqa: E402
+from demo.settings import SamplingSettings  # noqa: E402
 
 WORDS = (
     "the sky is blue because light scatters in air and a cat loves rain on warm days "
@@ -274,7 +274,7 @@ def test_bad_precision_is_refused(llama):
 
 
 def test_continuation_logprobs_match_transformers_fp32(llama, llama_fp32):
-    from demo.backends.transformers_backend import TransformersGenerator
+    from demo.generation.backends.transformers_backend import TransformersGenerator
 
     prompt = _prompt()
     answer = _reference(llama, prompt)
@@ -306,21 +306,20 @@ def test_an_onnx_model_is_served_without_importing_torch(llama, tmp_path):
     """A worker serving an onnxruntime-genai model never imports torch (~160 MiB a process):
     its tokenizer loads without it, and the GGUF-free build runs in a throwaway process."""
     import yaml
-
     from conftest import run_python
     from tiny_models import tiny_config_dict
 
     raw = tiny_config_dict(llama, llama)
-    raw["models"]["base"]["cpu"] = {"backend": "onnxruntime-genai", "precision": "int8"}
+    raw["models"][raw["pairs"][0]["base"]]["cpu"] = {"backend": "onnxruntime-genai", "precision": "int8"}
     config = tmp_path / "models.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
     report = run_python(
         "import json, sys\n"
         "from demo.config import load_config\n"
-        "from demo.generation import Finished, GenerationRequest, SamplingSettings\n"
-        "from demo.loading import load_runner\n"
+        "from demo.generation.runner import Finished, GenerationRequest\nfrom demo.settings import SamplingSettings\n"
+        "from demo.generation.loading import load_runner\n"
         f"config = load_config({str(config)!r})\n"
-        "runner, info = load_runner(config.models['base'], config.base_prompted, device='cpu')\n"
+        "runner, info = load_runner(config.pair_models()['base'], config.base_prompted, device='cpu')\n"
         "request = GenerationRequest('the sky is', SamplingSettings(max_new_tokens=8, temperature=0.0))\n"
         "finished = [e for e in runner.stream(request) if isinstance(e, Finished)][0]\n"
         "print(json.dumps({'backend': info.backend, 'tokens': finished.new_tokens, 'torch': 'torch' in sys.modules}))\n",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from demo.backends.transformers_backend import TransformersGenerator, quantization_config
-from demo.generation import SamplingSettings
+from demo.generation.backends.transformers_backend import TransformersGenerator, quantization_config
+from demo.settings import SamplingSettings
 
 GREEDY = SamplingSettings(max_new_tokens=8, temperature=0.0, repetition_penalty=1.0)
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

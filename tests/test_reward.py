@@ -17,7 +17,10 @@ import pytest
 import torch
 
 from demo.config import LocalSource, SequenceClassifierReward, load_config
-from demo.preferences import (
+from demo.scoring.hosted import SequenceClassifierRewardScorer
+from demo.scoring.reward_head import TrainedHeadRewardScorer, build_reward_scorer
+from demo.scoring.reward_inputs import RewardUnavailable
+from demo.training.preferences import (
     PreferenceDataError,
     PreferencePair,
     load_pairs,
@@ -25,14 +28,10 @@ from demo.preferences import (
     split_pairs,
     write_split,
 )
-from demo.reward import (
+from demo.training.reward import (
     Backbone,
     HeadConfig,
     RewardHead,
-    RewardUnavailable,
-    SequenceClassifierRewardScorer,
-    TrainedHeadRewardScorer,
-    build_reward_scorer,
     fit_head,
     load_head,
     pair_features,
@@ -126,7 +125,7 @@ def write_parts(root: Path, pairs: list[PreferencePair], unseen: list[Preference
 def local_config(llama_dir: Path, head_path: Path | None = None):
     """The repo's models.yaml with the reward backbone swapped for the tiny local checkpoint."""
     config = load_config()
-    aligned = config.models["aligned"].model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
+    aligned = config.pair_models()["aligned"].model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
     reward = config.scoring.reward.model_copy(update={"max_tokens": 128, **({"head_path": head_path} if head_path else {})})
     scoring = config.scoring.model_copy(update={"reward": reward})
     return config.model_copy(update={"models": {**config.models, "aligned": aligned}, "scoring": scoring})
@@ -193,7 +192,7 @@ def test_long_answer_keeps_its_end_and_empty_prompt_works(backbone):
 
 
 def test_fit_head_is_reproducible_and_seed_matters(tmp_path, backbone):
-    from demo.reward import save_head
+    from demo.training.reward import save_head
 
     data = pair_features(backbone, toy_pairs(40), "last_token")
     config = HeadConfig(layer=None, feature="last_token", epochs=30)
@@ -246,7 +245,7 @@ def test_trained_head_scorer_batch_equals_one_at_a_time(tmp_path, llama_dir):
     cut = Backbone.load(llama_dir, max_tokens=128, layer=1)
     data = pair_features(cut, toy_pairs(30), "answer_mean")
     head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=20)).head
-    from demo.reward import save_head
+    from demo.training.reward import save_head
 
     save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
     config = local_config(llama_dir, head_path=tmp_path / "head.safetensors")
@@ -264,7 +263,7 @@ def test_trained_head_scorer_batch_equals_one_at_a_time(tmp_path, llama_dir):
 def test_onnx_backbone_features_equal_transformers(llama_dir, layer):
     """The served backbone (onnxruntime) reads the same state as transformers: the residual
     stream after block k (the graph output the build adds), or the final normed state."""
-    from demo.reward_backbone import OnnxBackbone
+    from demo.scoring.reward_backbone import OnnxBackbone
 
     reference = Backbone.load(llama_dir, max_tokens=128, layer=layer)
     exact = OnnxBackbone.load(llama_dir, layer=layer, precision="fp32", max_tokens=128)
@@ -279,8 +278,8 @@ def test_onnx_backbone_features_equal_transformers(llama_dir, layer):
 
 def test_numpy_head_equals_the_torch_head(tmp_path, backbone):
     """The app serves the head in numpy; it must give the trained torch head's rewards."""
-    from demo.reward import save_head
-    from demo.reward_serving import load_head_weights
+    from demo.scoring.reward_head import load_head_weights
+    from demo.training.reward import save_head
 
     data = pair_features(backbone, toy_pairs(30), "last_token")
     for kind in ("mlp", "linear"):
@@ -297,22 +296,22 @@ def test_numpy_head_equals_the_torch_head(tmp_path, backbone):
 def test_scoring_does_not_import_torch(tmp_path, backbone, llama_dir):
     """The app's scorers — onnxruntime backbone, numpy head, numpy BiLSTM — leave torch out."""
     import yaml
-
     from conftest import REPO_ROOT, run_python
-    from demo.reward import save_head
+
+    from demo.training.reward import save_head
 
     data = pair_features(backbone, toy_pairs(30), "answer_mean")
     head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=5)).head
     save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
-    raw["models"]["aligned"]["source"] = {"type": "local", "path": str(llama_dir)}
+    raw["models"][raw["pairs"][0]["aligned"]]["source"] = {"type": "local", "path": str(llama_dir)}
     raw["scoring"]["reward"].update(head_path=str(tmp_path / "head.safetensors"), max_tokens=128)
     config = tmp_path / "models.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
     report = run_python(
         "import json, sys\n"
         "from demo.config import load_config\n"
-        "from demo.scoring import AnswerScorer\n"
+        "from demo.scoring.scorer import AnswerScorer\n"
         f"scorer = AnswerScorer.from_config(load_config({str(config)!r}))\n"
         "scores = scorer.score([('a prompt', 'an answer')])[0]\n"
         "print(json.dumps({'reward': scores.reward, 'error': scores.reward_error, 'torch': 'torch' in sys.modules}))\n",

@@ -7,21 +7,21 @@ import subprocess
 import sys
 
 import pytest
-import yaml
-
 import tiny_models
+import yaml
 from conftest import REPO_ROOT, subprocess_env
+
 from demo.compare import start_comparator
 from demo.config import load_config
-from demo.generation import SamplingSettings
-from demo.views import loading_status
+from demo.settings import SamplingSettings
+from demo.ui.views import loading_status
 
 SETTINGS = SamplingSettings(max_new_tokens=6, temperature=0.0)
 
 
 def _config_with_base(tmp_path, llama_dir, gemma_dir, base_source: dict):
     raw = tiny_models.tiny_config_dict(llama_dir, gemma_dir)
-    raw["models"]["base"]["source"] = base_source
+    raw["models"][raw["pairs"][0]["base"]]["source"] = base_source
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return load_config(path)
@@ -30,7 +30,7 @@ def _config_with_base(tmp_path, llama_dir, gemma_dir, base_source: dict):
 @pytest.mark.timeout(120)
 def test_broken_yaml_stops_the_app_with_one_error_naming_the_field(tmp_path):
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
-    raw["models"]["aligned"]["cpu"]["precision"] = "int3"
+    raw["models"][raw["pairs"][0]["aligned"]]["cpu"]["precision"] = "int3"
     broken = tmp_path / "models.yaml"
     broken.write_text(yaml.safe_dump(raw), encoding="utf-8")
     result = subprocess.run(
@@ -38,7 +38,7 @@ def test_broken_yaml_stops_the_app_with_one_error_naming_the_field(tmp_path):
         env=subprocess_env(DEMO_CONFIG=str(broken)), capture_output=True, text=True, timeout=100,
     )
     assert result.returncode == 2
-    assert "models.aligned.cpu.precision" in result.stderr
+    assert "models.smollm2-135m-instruct.cpu" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -51,8 +51,8 @@ def test_missing_weights_package_names_the_install_command_and_the_other_side_se
     comparator = start_comparator(config, worker_mode="thread", with_scorer=False)
     try:
         comparator.wait_ready(60)
-        assert comparator.workers["base"].state == "failed"
-        assert install in comparator.workers["base"].error
+        assert comparator.pair_workers()["base"].state == "failed"
+        assert install in comparator.pair_workers()["base"].error
         status, settled = loading_status(comparator)
         assert settled and "Base model unavailable" in status and install in status
         result = comparator.run("Name a colour.", SETTINGS)
@@ -71,8 +71,9 @@ def test_a_model_that_fails_to_load_leaves_the_app_serving(tmp_path, tiny_llama_
     comparator = start_comparator(config, worker_mode="thread", with_scorer=False)
     try:
         ready = comparator.wait_ready(60)
-        assert ready == {"base": False, "aligned": True}
-        assert comparator.workers["base"].error
+        pair = config.default_pair
+        assert ready == {pair.base: False, pair.aligned: True}
+        assert comparator.pair_workers()["base"].error
         result = comparator.run("Name a colour.", SETTINGS)
         assert result.base.error and result.aligned.error is None and result.aligned.new_tokens > 0
     finally:

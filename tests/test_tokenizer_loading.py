@@ -5,12 +5,11 @@ tests/test_e2e.py."""
 from __future__ import annotations
 
 import pytest
+from conftest import run_python
 from transformers import AutoTokenizer
 
-from demo.formatting import WORD_JOINER, special_token_strings
-from demo.loading import load_tokenizer
-
-from conftest import run_python
+from demo.generation.formatting import WORD_JOINER, special_token_strings
+from demo.generation.loading import load_tokenizer
 
 TEXTS = (
     "What is the capital of France?",
@@ -54,7 +53,7 @@ def test_tokenizer_matches_auto_tokenizer(fixture, request):
 def test_loading_a_tokenizer_does_not_import_torch(tiny_llama_dir):
     report = run_python(
         "import json, sys\n"
-        "from demo.loading import load_tokenizer\n"
+        "from demo.generation.loading import load_tokenizer\n"
         f"tokenizer = load_tokenizer({str(tiny_llama_dir)!r})\n"
         "prompt = tokenizer.apply_chat_template([{'role': 'user', 'content': 'hi'}], tokenize=False)\n"
         "print(json.dumps({'prompt': prompt, 'torch': 'torch' in sys.modules}))\n",

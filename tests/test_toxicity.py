@@ -14,7 +14,7 @@ import types
 import numpy as np
 import pytest
 
-from demo.toxicity import (
+from demo.scoring.toxicity_bilstm import (
     TOXICITY_LABELS,
     BiLSTMToxicityClassifier,
     KerasTokenizer,

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from demo import views
-from demo.compare import Comparison, SideState
 from demo.config import DEFAULT_CONFIG_PATH, load_config
-from demo.loading import LoadedModelInfo
+from demo.generation.loading import LoadedModelInfo
+from demo.session import Comparison, SideState
+from demo.ui import views
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",
@@ -192,7 +192,7 @@ def default_config():
 
 def test_model_card_mentions_licenses_and_the_two_family_caveat(default_config):
     card = views.model_card_markdown(default_config, {})
-    base, aligned = default_config.models["base"], default_config.models["aligned"]
+    base, aligned = default_config.pair_models()["base"], default_config.pair_models()["aligned"]
     assert base.license in card and aligned.license in card
     assert "Gemma Terms of Use" in card and "Apache-2.0" in card
     assert f"({base.license_url})" in card and f"({aligned.license_url})" in card
@@ -205,21 +205,22 @@ def test_model_card_mentions_licenses_and_the_two_family_caveat(default_config):
 
 def test_model_card_shows_how_each_model_runs(default_config):
     info = LoadedModelInfo(backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=1.0)
-    card = views.model_card_markdown(default_config, {"base": info, "aligned": info})
+    card = views.model_card_markdown(default_config, {model_id: info for model_id in default_config.models})
     assert card.count("transformers fp32 on cpu") == 2
     assert "loading…" not in card
 
 
 def test_model_card_for_one_family(default_config):
-    aligned = default_config.models["aligned"]
-    base = default_config.models["base"].model_copy(update={"family": aligned.family})
-    config = default_config.model_copy(update={"models": {"base": base, "aligned": aligned}})
+    aligned = default_config.pair_models()["aligned"]
+    base = default_config.pair_models()["base"].model_copy(update={"family": aligned.family})
+    pair = default_config.default_pair
+    config = default_config.model_copy(update={"models": {pair.base: base, pair.aligned: aligned}})
     card = views.model_card_markdown(config, {})
     assert "Two different families" not in card and "One family" in card
 
 
 def test_model_header(default_config):
-    header = views.model_header("base", default_config.models["base"])
+    header = views.model_header("base", default_config.pair_models()["base"])
     assert header.startswith("### Base model: Gemma 3 270M (base)")
     assert "268M parameters" in header
 
@@ -227,8 +228,8 @@ def test_model_header(default_config):
 def test_loading_status_escapes_errors(default_config):
     info = LoadedModelInfo(backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=2.5)
     workers = {
-        "base": SimpleNamespace(spec=default_config.models["base"], state="failed", error="<img src=x onerror=alert(1)>", info=None),
-        "aligned": SimpleNamespace(spec=default_config.models["aligned"], state="ready", error=None, info=info),
+        "base": SimpleNamespace(spec=default_config.pair_models()["base"], state="failed", error="<img src=x onerror=alert(1)>", info=None),
+        "aligned": SimpleNamespace(spec=default_config.pair_models()["aligned"], state="ready", error=None, info=info),
     }
     comparator = SimpleNamespace(workers=workers, scoring_error=None, scorer=SimpleNamespace(reward_error="<script>no</script>"))
     text, settled = views.loading_status(comparator)

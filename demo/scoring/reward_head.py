@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .config import AppConfig, SequenceClassifierReward, TrainedHeadReward
+from ..config import AppConfig, SequenceClassifierReward, TrainedHeadReward
 from .reward_inputs import HEAD_FORMAT, METADATA_KEY, TRAIN_COMMAND, FeatureKind, Pair, RewardUnavailable
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class TrainedHeadRewardScorer:
         self.feature: FeatureKind = metadata.get("feature", "last_token")  # type: ignore[assignment]
 
     @classmethod
-    def from_spec(cls, spec: TrainedHeadReward, config: AppConfig) -> "TrainedHeadRewardScorer":
+    def from_spec(cls, spec: TrainedHeadReward, config: AppConfig) -> TrainedHeadRewardScorer:
         from .reward_backbone import OnnxBackbone
 
         head, metadata = load_head_weights(spec.head_path)  # first: a missing head needs no build
@@ -129,7 +129,7 @@ def build_reward_scorer(config: AppConfig):
     if isinstance(spec, TrainedHeadReward):
         return TrainedHeadRewardScorer.from_spec(spec, config)
     if isinstance(spec, SequenceClassifierReward):
-        from .reward import SequenceClassifierRewardScorer  # torch: hosted reward models only
+        from .hosted import SequenceClassifierRewardScorer  # torch: hosted reward models only
 
         return SequenceClassifierRewardScorer.from_spec(spec, config)
     raise TypeError(f"unknown reward spec {spec!r}")

@@ -16,15 +16,15 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import onnxruntime_genai as og
 
-from ..generation import SamplingSettings
-from ..isolated import run_isolated
-from ..weights import cache_dir, cached_build
+from ...cache import cache_dir, cached_build, run_isolated
+from ...settings import SamplingSettings
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class OnnxGenaiGenerator:
         self._min_length = int(window.get("window_size", 0))
 
     @classmethod
-    def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False):
+    def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False, options=None):
         if device not in ("cpu", "cuda"):
             raise ValueError(
                 f"device {device!r} is not supported by onnxruntime-genai; use 'cpu' or 'cuda'"

@@ -15,11 +15,12 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from typing import Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from typing import Literal
 
-from .config import ModelSpec, PromptedFormat, RuntimeSpec
-from .generation import Failed, GenerationEvent, GenerationRequest, PromptTooLong
+from ..config import ModelSpec, PromptedFormat, RuntimeSpec
 from .loading import LoadedModelInfo, detect_device, load_runner
+from .runner import Failed, GenerationEvent, GenerationRequest, PromptTooLong
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _describe_error(error: BaseException) -> str:
 class InProcessWorker(_WorkerBase):
     """Loads on a background thread; generates on the caller's thread."""
 
-    def start(self) -> "InProcessWorker":
+    def start(self) -> InProcessWorker:
         threading.Thread(target=self._load, name=f"load-{self.role}", daemon=True).start()
         return self
 
@@ -144,7 +145,7 @@ class ProcessWorker(_WorkerBase):
         self._process = None
         self._conn = None
 
-    def start(self) -> "ProcessWorker":
+    def start(self) -> ProcessWorker:
         context = mp.get_context("spawn")
         parent, child = context.Pipe()
         self._process = context.Process(

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import yaml
 
-from .compare import Comparison, SideState
-from .config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, TrainedHeadReward
+from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, TrainedHeadReward
+from ..session import Comparison, SideState
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 ROLE_LABELS = {"base": "Base model", "aligned": "Aligned model"}
+STAGE_LABELS = {"pretrained": "Base model", "sft": "SFT model", "preference-tuned": "Aligned model"}
 
 
 def escape(text: str | None) -> str:
@@ -97,16 +98,18 @@ def model_header(role: str, spec: ModelSpec) -> str:
     return f"### {ROLE_LABELS[role]}: {spec.name}\n{spec.parameters} parameters · {spec.training}"
 
 
-def model_card_markdown(config: AppConfig, loaded: dict) -> str:
+def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = None) -> str:
     """Model cards: family, size, format, how it runs here, license; then the scorers."""
+    pair = config.pair(pair_id)
     rows = ["| | Base | Aligned |", "|---|---|---|"]
-    specs = config.models
-    info = {role: loaded.get(role) for role in specs}
+    specs = config.pair_models(pair.id)
+    info = {role: loaded.get(getattr(pair, role)) for role in specs}
 
     def row(label, value):
         rows.append(f"| {label} | {value(specs['base'], info['base'])} | {value(specs['aligned'], info['aligned'])} |")
 
     row("Model", lambda s, i: s.name)
+    row("Stage", lambda s, i: s.stage)
     row("Family", lambda s, i: s.family)
     row("Parameters", lambda s, i: s.parameters)
     row("Training", lambda s, i: s.training)
@@ -132,7 +135,8 @@ def model_card_markdown(config: AppConfig, loaded: dict) -> str:
         else f"**Toxicity: {toxicity.name}** ({toxicity.license})."
     )
     caveat = (
-        f"**Two different families.** {specs['base'].family} vs {specs['aligned'].family}: this is "
+        (f"**Note:** {escape(pair.note)}\n\n" if pair.note else "")
+        + f"**Two different families.** {specs['base'].family} vs {specs['aligned'].family}: this is "
         "not a controlled same-family comparison. It mirrors the InstructGPT paper's headline: "
         "a much smaller aligned model (1.3B) was preferred over a much larger base model (175B)."
         if specs["base"].family != specs["aligned"].family
@@ -179,13 +183,13 @@ def load_examples(folder: Path = EXAMPLES_DIR) -> list[ExampleGroup]:
 def loading_status(comparator) -> tuple[str, bool]:
     """A status line while models load; True once nothing is loading any more."""
     parts, settled = [], True
-    for role, worker in comparator.workers.items():
+    for worker in comparator.workers.values():
         name = escape(worker.spec.name)
         if worker.state == "loading":
             settled = False
             parts.append(f"⏳ {name} is loading (the first start converts the weights once; later starts take seconds)")
         elif worker.state == "failed":
-            parts.append(f"❌ {ROLE_LABELS[role]} unavailable: {escape(worker.error)}")
+            parts.append(f"❌ {STAGE_LABELS.get(worker.spec.stage, name)} unavailable: {escape(worker.error)}")
         else:
             parts.append(f"✅ {name} ready ({worker.info.backend} {worker.info.precision}, loaded in {worker.info.load_seconds:.1f} s)")
     if comparator.scoring_error:
@@ -193,3 +197,13 @@ def loading_status(comparator) -> tuple[str, bool]:
     elif comparator.scorer is not None and comparator.scorer.reward_error:
         parts.append(f"⚠️ reward unavailable: {escape(comparator.scorer.reward_error)}")
     return "<br>".join(parts), settled
+
+
+def storage_note(persistent: bool) -> str:
+    """Said on the page when the cache is lost at restart (a Space without persistent storage)."""
+    if persistent:
+        return ""
+    return (
+        "ℹ️ This host has no persistent storage: the converted models (and votes) do not "
+        "survive a restart, so every restart rebuilds them (a few minutes)."
+    )

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
-from .config import PromptedFormat
+from ..config import PromptedFormat
 
 BaseMode = Literal["raw", "prompted"]
 BASE_MODES: tuple[BaseMode, ...] = ("raw", "prompted")

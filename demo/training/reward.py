@@ -25,35 +25,31 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
-from .config import AppConfig, SequenceClassifierReward, TrainedHeadReward
-from .formatting import clean_user_text, neutralize_special_tokens, special_token_strings
-from .reward_inputs import (
+from ..config import AppConfig, TrainedHeadReward
+from ..generation.formatting import special_token_strings
+from ..scoring.hosted import padded_batch as _padded
+from ..scoring.reward_head import (
+    read_head_file,
+)
+from ..scoring.reward_inputs import (
     FEATURE_KINDS,
     HEAD_FORMAT,
     METADATA_KEY,
     TRAIN_COMMAND,
-    FeatureKind,
     ChatLayout,
     Conversation,
+    FeatureKind,
     Pair,
-    RewardUnavailable,
-    conversation_ids,
     encode_conversation,
     pool_feature,
-)
-from .reward_serving import (  # noqa: F401  (re-exported: the reward model's public names)
-    NumpyRewardHead,
-    TrainedHeadRewardScorer,
-    build_reward_scorer,
-    load_head_weights,
-    read_head_file,
 )
 from .preferences import (
     PREFERENCES_DIR,
@@ -70,18 +66,6 @@ log = logging.getLogger(__name__)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # Feature extraction batches by a token budget: long answers in small batches, short in large.
 _TOKENS_PER_BATCH = 4096
-
-
-def _padded(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and attention mask: with causal attention, padding after a sequence cannot
-    change any of its own positions."""
-    width = max(len(seq) for seq in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
 
 
 def _length_batches(lengths: Sequence[int], tokens_per_batch: int) -> list[list[int]]:
@@ -128,7 +112,7 @@ class Backbone:
     def load(
         cls, checkpoint: Path, *, dtype: str = "fp32", max_tokens: int = 512,
         layer: int | None = None, identity: dict[str, str] | None = None,
-    ) -> "Backbone":
+    ) -> Backbone:
         from transformers import AutoModel, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
@@ -142,8 +126,8 @@ class Backbone:
         )
 
     @classmethod
-    def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None = None) -> "Backbone":
-        from .reward_backbone import resolve_backbone
+    def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None = None) -> Backbone:
+        from ..scoring.reward_backbone import resolve_backbone
 
         checkpoint, identity = resolve_backbone(config, spec)
         return cls.load(checkpoint, max_tokens=spec.max_tokens, layer=layer, identity=identity)
@@ -320,55 +304,6 @@ def load_head(path: Path) -> tuple[RewardHead, dict[str, str]]:
 # --- scorers -------------------------------------------------------------------------------------
 
 
-class SequenceClassifierRewardScorer:
-    """A hosted reward model with one logit, e.g. Skywork-Reward-V2 (`chat`) or the OpenAssistant
-    DeBERTa RM (`pair`)."""
-
-    def __init__(self, model, tokenizer, input_format: Literal["chat", "pair"], max_tokens: int = 1024):
-        if model.config.num_labels != 1:
-            raise RewardUnavailable(f"a reward model must have one output logit, this one has {model.config.num_labels}")
-        self.model, self.tokenizer = model.eval(), tokenizer
-        self.input_format, self.max_tokens = input_format, max_tokens
-        self.specials = special_token_strings(tokenizer)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        if getattr(model.config, "pad_token_id", None) is None:
-            # Decoder RMs pool at the last non-pad token and must know which id is padding.
-            model.config.pad_token_id = tokenizer.pad_token_id
-        self.layout = ChatLayout.from_tokenizer(tokenizer) if input_format == "chat" else None
-
-    @classmethod
-    def from_spec(cls, spec: SequenceClassifierReward, config: AppConfig | None = None, *, device: str = "cpu") -> "SequenceClassifierRewardScorer":
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from .weights import resolve_checkpoint
-
-        checkpoint = resolve_checkpoint(spec.source, trust_remote_code=spec.trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.path), trust_remote_code=spec.trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(checkpoint.path), trust_remote_code=spec.trust_remote_code, dtype=torch.float32
-        )
-        return cls(model.to(device), tokenizer, spec.input_format, spec.max_tokens)
-
-    def _encode(self, prompt: str, answer: str) -> list[int]:
-        if self.layout is not None:
-            return conversation_ids(self.tokenizer, self.layout, self.specials, prompt, answer, self.max_tokens)
-        safe_prompt = neutralize_special_tokens(clean_user_text(prompt), self.specials)
-        safe_answer = neutralize_special_tokens(clean_user_text(answer), self.specials)
-        self.tokenizer.truncation_side = "left"  # keep the end of the answer, as the chat format does
-        return self.tokenizer(safe_prompt, safe_answer, truncation=True, max_length=self.max_tokens)["input_ids"]
-
-    @torch.no_grad()
-    def score(self, pairs: Sequence[Pair]) -> list[float]:
-        if not pairs:
-            return []
-        sequences = [self._encode(prompt, answer) for prompt, answer in pairs]
-        ids, mask = _padded(sequences, int(self.tokenizer.pad_token_id))
-        device = next(self.model.parameters()).device
-        logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        return [float(x) for x in logits[:, 0].float().cpu()]
-
-
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -467,7 +402,7 @@ def train_reward_head(
     if backbone is None:
         # The backbone the app serves with (onnxruntime, models.yaml's precision): the head
         # learns from exactly the features it will be given.
-        from .reward_backbone import OnnxBackbone
+        from ..scoring.reward_backbone import OnnxBackbone
 
         backbone = OnnxBackbone.from_config(config, spec, layer=head_config.layer)
     if backbone.layer != head_config.layer:

@@ -6,12 +6,13 @@ chat template) and free of torch, so the app can score answers without importing
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
-from .formatting import clean_user_text, neutralize_special_tokens
+from ..generation.formatting import clean_user_text, neutralize_special_tokens
 
 TRAIN_COMMAND = "python -m demo train-reward"
 FeatureKind = Literal["last_token", "answer_mean", "mean"]
@@ -43,7 +44,7 @@ class ChatLayout:
     tail: tuple[int, ...]
 
     @classmethod
-    def from_tokenizer(cls, tokenizer) -> "ChatLayout":
+    def from_tokenizer(cls, tokenizer) -> ChatLayout:
         if not getattr(tokenizer, "chat_template", None):
             raise RewardUnavailable(
                 "the reward backbone's tokenizer has no chat template; a reward model reads a "

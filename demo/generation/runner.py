@@ -10,51 +10,13 @@ end behaves the same.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
-from .config import ModelSpec, PromptedFormat
+from ..config import ModelSpec, PromptedFormat
+from ..settings import SamplingSettings
 from .formatting import BaseMode, format_prompt, special_token_strings
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Shared by both models for one comparison. temperature 0 means greedy decoding."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.7
-    top_p: float = 0.95
-    repetition_penalty: float = 1.1
-    seed: int = 42
-    ignore_eos: bool = False  # benchmark only: decode exactly max_new_tokens
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0.0
-
-
-def sampling_settings(
-    defaults,
-    *,
-    max_new_tokens=None,
-    temperature=None,
-    top_p=None,
-    repetition_penalty=None,
-    seed=None,
-) -> SamplingSettings:
-    """Settings for one request from a UI, API or CLI call: each value given, else the
-    configured default (`GenerationDefaults`); None means "not given"."""
-
-    def pick(value, default):
-        return default if value is None else value
-
-    return SamplingSettings(
-        max_new_tokens=int(pick(max_new_tokens, defaults.max_new_tokens)),
-        temperature=float(pick(temperature, defaults.temperature)),
-        top_p=float(pick(top_p, defaults.top_p)),
-        repetition_penalty=float(pick(repetition_penalty, defaults.repetition_penalty)),
-        seed=int(pick(seed, defaults.seed)),
-    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +42,24 @@ class TokenGenerator(Protocol):
         eos_ids: Sequence[int],
         suppress_ids: Sequence[int],
     ) -> Iterator[int]: ...
+
+
+class TextGenerator(Protocol):
+    """A back end that streams text, not ids (a served model: `openai`). It gets the exact input
+    text and its ids, yields one text piece per generated token, and stops by itself at the
+    model's end of sequence, a stop sequence or `max_new_tokens`."""
+
+    streams_text: bool
+
+    def generate_text(
+        self,
+        prompt_text: str,
+        prompt_ids: Sequence[int],
+        sampling: SamplingSettings,
+        *,
+        stop_sequences: Sequence[str],
+        suppress_ids: Sequence[int],
+    ) -> Iterator[str]: ...
 
 
 # --- events streamed to callers ----------------------------------------------------------------
@@ -232,9 +212,16 @@ class ModelRunner:
         stops = StopSequenceFilter(formatted.stop_sequences)
         eos_ids = () if request.sampling.ignore_eos else self._eos_ids
         new_tokens, first_token_at, reason = 0, None, "eos"
-        tokens = self.backend.generate_ids(
-            prompt_ids, request.sampling, eos_ids=eos_ids, suppress_ids=self.suppress_ids
-        )
+        if getattr(self.backend, "streams_text", False):
+            decoder = _TextPieces()
+            tokens = self.backend.generate_text(
+                formatted.text, prompt_ids, request.sampling,
+                stop_sequences=formatted.stop_sequences, suppress_ids=self.suppress_ids,
+            )
+        else:
+            tokens = self.backend.generate_ids(
+                prompt_ids, request.sampling, eos_ids=eos_ids, suppress_ids=self.suppress_ids
+            )
         try:
             for token_id in tokens:
                 new_tokens += 1
@@ -268,6 +255,17 @@ class ModelRunner:
             first_token_seconds=first_token_at,
             stop_reason=reason,
         )
+
+
+class _TextPieces:
+    """The decoder for a text-streaming back end: the pieces are already text."""
+
+    def __init__(self):
+        self.text = ""
+
+    def push(self, piece: str) -> str:
+        self.text += piece
+        return piece
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str:

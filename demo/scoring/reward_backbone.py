@@ -17,13 +17,15 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
-from .config import AppConfig, TrainedHeadReward
-from .formatting import special_token_strings
+from ..cache import cache_dir, cached_build
+from ..config import AppConfig, TrainedHeadReward
+from ..generation.formatting import special_token_strings
 from .reward_inputs import (
     FEATURE_KINDS,
     ChatLayout,
@@ -33,7 +35,6 @@ from .reward_inputs import (
     encode_conversation,
     pool_feature,
 )
-from .weights import cache_dir, cached_build
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _recipe(layer: int | None, precision: str) -> dict:
 def build_residual_model(checkpoint: Path, layer: int | None, precision: BackbonePrecision) -> Path:
     """The ONNX backbone folder for `checkpoint` cut at `layer` (None: every block, final norm),
     built on first use into the user cache and reused afterwards."""
-    from .isolated import run_isolated
+    from ..cache import run_isolated
 
     checkpoint = Path(checkpoint)
     cut = "final" if layer is None else f"block{layer}"
@@ -153,7 +154,7 @@ def _expose_residual(model_file: Path, hidden_size: int) -> None:
 
 def resolve_backbone(config: AppConfig, spec: TrainedHeadReward) -> tuple[Path, dict[str, str]]:
     """The backbone's local checkpoint, and what identifies it in a head file's metadata."""
-    from .weights import resolve_checkpoint
+    from ..weights import resolve_checkpoint
 
     model_spec = config.models[spec.backbone]
     checkpoint = resolve_checkpoint(model_spec.source, trust_remote_code=model_spec.trust_remote_code)
@@ -196,8 +197,8 @@ class OnnxBackbone:
     def load(
         cls, checkpoint: Path, *, layer: int | None, precision: BackbonePrecision = "int8",
         max_tokens: int = 512, identity: dict[str, str] | None = None,
-    ) -> "OnnxBackbone":
-        from .loading import load_tokenizer
+    ) -> OnnxBackbone:
+        from ..generation.loading import load_tokenizer
 
         model_dir = build_residual_model(Path(checkpoint), layer, precision)
         return cls(
@@ -206,7 +207,7 @@ class OnnxBackbone:
         )
 
     @classmethod
-    def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None) -> "OnnxBackbone":
+    def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None) -> OnnxBackbone:
         checkpoint, identity = resolve_backbone(config, spec)
         return cls.load(checkpoint, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity)
 

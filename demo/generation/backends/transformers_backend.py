@@ -7,8 +7,8 @@ per-request `torch.Generator`: the same seed gives the same answer, whatever els
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from transformers import (
@@ -20,7 +20,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from ..generation import SamplingSettings
+from ...settings import SamplingSettings
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -67,7 +67,7 @@ class TransformersGenerator:
         self.eos_token_ids = tuple(eos) if isinstance(eos, (list, tuple)) else ((eos,) if eos is not None else ())
 
     @classmethod
-    def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False):
+    def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False, options=None):
         return cls(load_causal_lm(checkpoint, precision, device, trust_remote_code))
 
     def _processors(self, sampling: SamplingSettings, suppress_ids: Sequence[int]) -> LogitsProcessorList:

@@ -1,0 +1,202 @@
+"""The scorer protocol and registry, and `AnswerScorer`, which runs every configured scorer.
+
+Built-in scorers: `reward` (the configured reward model: reward_head.py, or a hosted one) and
+`toxicity` (the BiLSTM in toxicity_bilstm.py, or a hosted classifier). The UI, the CLI, the API,
+the evaluation and the benchmark all score through `AnswerScorer`, so they score the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from ..config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
+
+Preference = Literal["base", "aligned", "tie"]
+
+
+@dataclass(frozen=True)
+class AnswerScores:
+    reward: float | None
+    toxicity: float | None
+    toxic: bool | None
+    toxicity_labels: dict[str, float] | None
+    reward_error: str | None = None
+    extra: dict[str, Any] | None = None  # from scorers beyond reward and toxicity
+
+    def as_fields(self) -> dict[str, Any]:
+        """The JSON keys of a side (`reward`, `toxicity`, ...), and any extra scorer's keys."""
+        fields = {
+            "reward": self.reward,
+            "toxicity": self.toxicity,
+            "toxic": self.toxic,
+            "toxicity_labels": self.toxicity_labels,
+            "reward_error": self.reward_error,
+        }
+        return fields | (self.extra or {})
+
+
+class Scorer(Protocol):
+    """One way of grading an answer. `fields` are the JSON keys its results carry."""
+
+    name: str
+    fields: tuple[str, ...]
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]: ...
+
+
+class ToxicityClassifier(Protocol):
+    labels: tuple[str, ...]
+
+    def label_scores(self, texts: Sequence[str]) -> list[dict[str, float]]: ...
+
+
+class RewardModel(Protocol):
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+
+def load_toxicity_classifier(spec) -> ToxicityClassifier:
+    if isinstance(spec, KerasBiLSTMToxicity):
+        from ..weights import package_dir
+        from .toxicity_bilstm import BiLSTMToxicityClassifier
+
+        return BiLSTMToxicityClassifier.from_folder(package_dir(spec.package, spec.install, spec.requirements))
+    from .hosted import SequenceClassifierToxicityModel  # torch: hosted classifiers only
+
+    return SequenceClassifierToxicityModel.from_spec(spec)
+
+
+def toxicity_score(labels: dict[str, float], toxic_labels: Sequence[str]) -> float:
+    """The highest probability among the labels that count as toxic (all, when none named)."""
+    counted = [p for name, p in labels.items() if not toxic_labels or name in toxic_labels]
+    return max(counted, default=0.0)
+
+
+def preference(reward_base: float | None, reward_aligned: float | None, tie_tolerance: float) -> tuple[Preference, float | None]:
+    """Which answer the reward model prefers, and P(aligned ≻ base) = σ(r_aligned − r_base),
+    the Bradley–Terry probability the reward model was trained on."""
+    if reward_base is None or reward_aligned is None:
+        return "tie", None
+    margin = reward_aligned - reward_base
+    p_aligned = _sigmoid(margin)
+    if abs(margin) <= tie_tolerance:
+        return "tie", p_aligned
+    return ("aligned" if margin > 0 else "base"), p_aligned
+
+
+def _sigmoid(x: float) -> float:
+    """Numerically stable logistic function (no overflow for any finite margin)."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+class RewardScorer:
+    """The configured reward model as a `Scorer`: `reward` (None with `reward_error` when the
+    model is missing or fails; never an invented number)."""
+
+    name = "reward"
+    fields = ("reward", "reward_error")
+
+    def __init__(self, model: RewardModel | None, error: str | None = None):
+        self.model, self.error = model, error
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> RewardScorer:
+        try:
+            from .reward_head import build_reward_scorer
+
+            return cls(build_reward_scorer(config))
+        except Exception as exc:  # the app still shows toxicity and says why reward is missing
+            return cls(None, str(exc))
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        if self.model is not None:
+            try:
+                return [{"reward": float(r), "reward_error": None} for r in self.model.score(pairs)]
+            except Exception as exc:
+                return [{"reward": None, "reward_error": f"reward model failed: {exc}"} for _ in pairs]
+        return [{"reward": None, "reward_error": self.error} for _ in pairs]
+
+
+class ToxicityScorer:
+    """The configured toxicity classifier as a `Scorer`: the highest toxic-label probability,
+    the flag at the configured threshold, and every label's probability."""
+
+    name = "toxicity"
+    fields = ("toxicity", "toxic", "toxicity_labels")
+
+    def __init__(self, classifier: ToxicityClassifier, spec: ScoringSpec):
+        self.classifier = classifier
+        self.threshold = spec.toxicity_threshold
+        self.toxic_labels = spec.toxicity.toxic_labels if isinstance(spec.toxicity, SequenceClassifierToxicity) else ()
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> ToxicityScorer:
+        return cls(load_toxicity_classifier(config.scoring.toxicity), config.scoring)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        rows = self.classifier.label_scores([answer for _, answer in pairs])
+        results = []
+        for labels in rows:
+            value = toxicity_score(labels, self.toxic_labels)
+            results.append({"toxicity": value, "toxic": value >= self.threshold, "toxicity_labels": labels})
+        return results
+
+
+# The registry: one line per scorer. Each builds from the config; the order is the display order.
+SCORERS: dict[str, Any] = {
+    "reward": RewardScorer.from_config,
+    "toxicity": ToxicityScorer.from_config,
+}
+
+
+class AnswerScorer:
+    """Scores (prompt, answer) pairs with every configured scorer, all answers in one batch each.
+
+    The reward model may be missing (e.g. its head was never trained): scores then carry
+    `reward=None` and a `reward_error` the UI shows, rather than an invented number.
+    """
+
+    def __init__(
+        self,
+        spec: ScoringSpec,
+        toxicity: ToxicityClassifier,
+        reward: RewardModel | None,
+        reward_error: str | None = None,
+        extra: Sequence[Scorer] = (),
+    ):
+        self.spec = spec
+        self.toxicity = toxicity
+        self.reward = reward
+        self.reward_error = reward_error
+        self.scorers: list[Scorer] = [RewardScorer(reward, reward_error), ToxicityScorer(toxicity, spec), *extra]
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> AnswerScorer:
+        from ..generation.loading import MODEL_LOAD_LOCK
+
+        with MODEL_LOAD_LOCK:
+            built = {name: factory(config) for name, factory in SCORERS.items()}
+        reward, toxicity = built.pop("reward"), built.pop("toxicity")
+        return cls(config.scoring, toxicity.classifier, reward.model, reward.error, extra=list(built.values()))
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[AnswerScores]:
+        """Scores for each (prompt, answer)."""
+        if not pairs:
+            return []
+        merged: list[dict[str, Any]] = [{} for _ in pairs]
+        for scorer in self.scorers:
+            for row, result in zip(merged, scorer.score(pairs)):
+                row.update(result)
+        core = ("reward", "toxicity", "toxic", "toxicity_labels", "reward_error")
+        return [
+            AnswerScores(
+                **{key: row.get(key) for key in core},
+                extra={k: v for k, v in row.items() if k not in core} or None,
+            )
+            for row in merged
+        ]

@@ -1,0 +1,99 @@
+"""A comparison and its sides: the state a run builds up, whatever shows it.
+
+A side is keyed by its role in the pair (`base`, `aligned`) and names its model; `positions`
+says which role is shown where, so a view can put the sides in any order (or hide who is who,
+as a blind vote does). `to_json()` is the contract of `/compare` and `compare --json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+SCORE_FIELDS = ("reward", "toxicity", "toxic", "toxicity_labels", "reward_error")
+
+
+@dataclass
+class SideState:
+    """One model's answer as it streams, then its scores."""
+
+    model: str
+    model_id: str = ""
+    input_text: str = ""
+    text: str = ""
+    new_tokens: int = 0
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+    stop_reason: str | None = None
+    done: bool = False
+    error: str | None = None
+    reward: float | None = None
+    toxicity: float | None = None
+    toxic: bool | None = None
+    toxicity_labels: dict[str, float] | None = None
+    reward_error: str | None = None
+    extra_scores: dict[str, Any] = field(default_factory=dict)  # from scorers beyond the built-in keys
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.new_tokens / self.seconds if self.seconds > 0 and self.new_tokens else None
+
+    def apply_scores(self, scores: dict[str, Any]) -> None:
+        """Take a scorer's output: the built-in keys by name, anything else into extra_scores."""
+        for key, value in scores.items():
+            if key in SCORE_FIELDS:
+                setattr(self, key, value)
+            else:
+                self.extra_scores[key] = value
+
+    def to_json(self) -> dict:
+        data = {
+            "model": self.model,
+            "input_text": self.input_text,
+            "text": self.text,
+            "new_tokens": self.new_tokens,
+            "seconds": round(self.seconds, 4),
+        }
+        data.update({key: getattr(self, key) for key in SCORE_FIELDS})
+        data.update(self.extra_scores)
+        data["error"] = self.error
+        return data
+
+
+@dataclass
+class Comparison:
+    prompt: str
+    base: SideState
+    aligned: SideState
+    preferred: str = "tie"
+    p_aligned_preferred: float | None = None
+    error: str | None = None
+    pair: str | None = None
+    positions: tuple[str, str] = ("base", "aligned")  # which role is shown first, second
+
+    def side(self, role: str) -> SideState:
+        if role not in ("base", "aligned"):
+            raise KeyError(f"no side {role!r}")
+        return self.base if role == "base" else self.aligned
+
+    def side_at(self, position: int) -> SideState:
+        """The side shown at screen position 0 or 1."""
+        return self.side(self.positions[position])
+
+    @property
+    def done(self) -> bool:
+        return self.base.done and self.aligned.done
+
+    def to_json(self) -> dict:
+        return {
+            "prompt": self.prompt,
+            "pair": self.pair,
+            "base": self.base.to_json(),
+            "aligned": self.aligned.to_json(),
+            "preferred": self.preferred,
+            "p_aligned_preferred": self.p_aligned_preferred,
+            "error": self.error,
+        }
+
+
+assert set(SCORE_FIELDS) <= {f.name for f in fields(SideState)}

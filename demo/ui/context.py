@@ -1,0 +1,39 @@
+"""What every tab is built with: the config, the running comparator, per-session stop flags."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ..compare import Comparator
+from ..config import AppConfig
+
+
+class StopFlags:
+    """One stop flag per browser session, so one user's Stop never stops another's answer."""
+
+    def __init__(self):
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, session: str) -> threading.Event:
+        with self._lock:
+            flag = self._flags[session] = threading.Event()
+            return flag
+
+    def stop(self, session: str) -> None:
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is not None:
+            flag.set()
+
+
+@dataclass
+class UIContext:
+    config: AppConfig
+    comparator: Comparator
+    stops: StopFlags = field(default_factory=StopFlags)
+
+    def loaded_info(self) -> dict:
+        """What each worker loaded (back end, precision, device), by model id."""
+        return {model_id: worker.info for model_id, worker in self.comparator.workers.items()}

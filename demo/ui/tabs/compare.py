@@ -1,0 +1,268 @@
+"""The "Compare" tab: one prompt through a configured pair, answers streamed and scored, and the
+named API endpoint `/compare` (the same `Comparator` call as the CLI).
+
+Lays out and wires only: state lives in `Comparison`, markup comes from views.py, settings from
+demo/settings.py. The pair and the base model's input format are chosen from the configured
+values (never a path or an id the server does not list).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Literal
+
+import gradio as gr
+
+from ...compare import InvalidPrompt, paced, validate_prompt
+from ...config import ROLES
+from ...generation.formatting import BASE_MODES
+from ...settings import SETTINGS, InvalidSetting, settings_from_values
+from .. import views
+from ..context import UIContext
+
+TITLE = "Compare"
+
+# The page shows at most 20 snapshots a second (see compare.paced).
+SCREEN_INTERVAL_SECONDS = 0.05
+
+
+def settings_controls(context: UIContext) -> dict[str, gr.components.Component]:
+    """One slider or number box per setting of demo/settings.py, with the configured default."""
+    defaults, limits = context.config.generation, context.config.limits
+    controls: dict[str, gr.components.Component] = {}
+    with gr.Row():
+        for setting in SETTINGS:
+            value = getattr(defaults, setting.name)
+            if setting.wraps:
+                controls[setting.name] = gr.Number(
+                    value=value, precision=0, minimum=setting.low, label=setting.label, info=setting.help
+                )
+            else:
+                controls[setting.name] = gr.Slider(
+                    setting.low, setting.upper(limits), value=value, step=setting.step,
+                    label=setting.label, info=setting.help,
+                )
+    return controls
+
+
+def resolve_choice(value, allowed: list[str], name: str, default: str) -> str:
+    """A client's choice among configured values; None takes the default, anything else is an
+    error naming the parameter and what is allowed."""
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidSetting(f"{name} must be one of {allowed}; got {value!r}")
+    return value
+
+
+def build(context: UIContext) -> None:
+    config, comparator = context.config, context.comparator
+    limits = config.limits
+    threshold = config.scoring.toxicity_threshold
+    pair_ids = [pair.id for pair in config.pairs]
+    examples = views.load_examples()
+
+    prompt = gr.Textbox(
+        label="Prompt",
+        placeholder="Type an instruction, e.g. “Explain the moon landing to a 6 year old.” — Ctrl/⌘+Enter runs",
+        lines=3,
+        max_lines=12,
+        max_length=limits.max_prompt_chars,
+        elem_id="prompt",
+    )
+    # Small min widths keep the four buttons on one line on a phone, so the answers start
+    # on the first screen.
+    with gr.Row(equal_height=True):
+        run_btn = gr.Button("Run both ▶", variant="primary", elem_id="run-btn", scale=2, min_width=90)
+        stop_btn = gr.Button("Stop ■", variant="stop", elem_id="stop-btn", min_width=60)
+        regen_btn = gr.Button("Regenerate ↻", elem_id="regen-btn", min_width=60)
+        clear_btn = gr.Button("Clear", elem_id="clear-btn", min_width=60)
+    with gr.Row(equal_height=True):
+        pair_choice = gr.Dropdown(
+            [(pair.label, pair.id) for pair in config.pairs], value=config.default_pair.id,
+            label="Compare", elem_id="pair", visible=len(pair_ids) > 1, scale=2,
+        )
+        base_format = gr.Radio(
+            list(BASE_MODES), value="raw", label="Base model input", elem_id="base-format",
+            info="raw: the prompt as a document to continue (how GPT-3 was used); prompted: a few-shot instruction prefix (the paper's 'GPT-3 prompted')",
+        )
+    message = gr.HTML(elem_id="message")
+
+    outputs: dict[str, dict[str, gr.components.Component]] = {}
+    with gr.Row(equal_height=False):
+        for position, role in enumerate(ROLES):
+            with gr.Column(min_width=300, elem_classes="demo-side"):
+                header = gr.Markdown(views.model_header(role, config.pair_models()[role]), elem_id=f"{role}-header")
+                outputs[role] = {
+                    "header": header,
+                    "answer": gr.HTML(elem_id=f"{role}-answer"),
+                    "stats": gr.Markdown(elem_id=f"{role}-stats"),
+                    "scores": gr.HTML(elem_id=f"{role}-scores"),
+                }
+                with gr.Accordion("Exact input this model received", open=False):
+                    outputs[role]["input"] = gr.Textbox(
+                        show_label=False, lines=4, max_lines=20, interactive=False, elem_id=f"{role}-input",
+                    )
+    preference = gr.HTML(elem_id="preference")
+    gr.Markdown(views.LEGEND)
+
+    with gr.Accordion("Settings", open=False):
+        controls = settings_controls(context)
+        gr.Markdown(
+            "Defaults keep a small base model readable: greedy decoding makes it loop on one "
+            "phrase; sampling around 0.7 with a mild repetition penalty does not."
+        )
+
+    gr.Markdown("## Examples\nGrouped the way the InstructGPT paper evaluates. Click one to run it.")
+    example_sets = []
+    with gr.Tabs():
+        for group in examples:
+            with gr.Tab(group.title):
+                gr.Markdown(group.description)
+                example_sets.append(
+                    gr.Dataset(
+                        components=[gr.Textbox(visible=False)], samples=[[p] for p in group.prompts],
+                        type="values", show_label=False, elem_id=f"examples-{group.id}",
+                    )
+                )
+
+    with gr.Accordion("About the models and scorers", open=False):
+        cards = gr.Markdown(views.model_card_markdown(config, {}))
+
+    # A set of inputs: the handler gets one {component: value} dict, so the settings can be
+    # iterated instead of spelled out as parameters.
+    run_inputs = {prompt, pair_choice, base_format, *controls.values()}
+    side_keys = ("answer", "stats", "scores", "input")
+    result_outputs = [message, preference] + [outputs[role][key] for role in ROLES for key in side_keys]
+    skip_rest = [gr.skip()] * (len(result_outputs) - 1)
+
+    def render(comparison, streaming: bool, note: str = ""):
+        values = [note, views.preference_html(comparison)]
+        for role in ROLES:
+            side = comparison.side(role)
+            values += [
+                views.answer_html(side, streaming=streaming and not side.done),
+                views.stats_text(side),
+                views.scores_html(side, threshold),
+                side.input_text,
+            ]
+        return values
+
+    def run(data: dict, request: gr.Request):
+        prompt_text = data[prompt]
+        try:
+            validate_prompt(prompt_text, limits)
+            pair_id = resolve_choice(data[pair_choice], pair_ids, "pair", config.default_pair.id)
+            mode = resolve_choice(data[base_format], list(BASE_MODES), "base_format", "raw")
+            values = {name: data[control] for name, control in controls.items()}
+            settings = settings_from_values(values, config.generation, limits)
+        except (InvalidPrompt, InvalidSetting) as error:
+            gr.Warning(str(error))
+            yield [f'<div class="demo-error" role="alert">{views.escape(str(error))}</div>', *skip_rest]
+            return
+        flag = context.stops.fresh(request.session_hash or "anonymous")
+        workers = comparator.pair_workers(pair_id).values()
+        while any(w.state == "loading" for w in workers) and not flag.is_set():
+            yield [views.loading_status(comparator)[0], *skip_rest]
+            time.sleep(1.0)
+        snapshots = comparator.stream(prompt_text, settings, mode, should_stop=flag.is_set, pair=pair_id)
+        for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
+            yield render(snapshot, streaming=True, note=views.escape(snapshot.error or ""))
+
+    def stop(request: gr.Request):
+        context.stops.stop(request.session_hash or "anonymous")
+
+    def show_pair(pair_id):
+        pair_id = resolve_choice(pair_id, pair_ids, "pair", config.default_pair.id)
+        models = config.pair_models(pair_id)
+        headers = [views.model_header(role, models[role]) for role in ROLES]
+        return [*headers, views.model_card_markdown(config, context.loaded_info(), pair_id)]
+
+    # "minimal" keeps streamed text readable (no overlay) while still showing queue position.
+    run_args = dict(
+        fn=run, inputs=run_inputs, outputs=result_outputs, show_progress="minimal",
+        concurrency_limit=limits.concurrency_limit, concurrency_id="compare", api_visibility="private",
+    )
+    run_btn.click(**run_args)
+    prompt.submit(**run_args)
+    stop_btn.click(stop, None, None, queue=False, api_visibility="private")
+    seed = controls["seed"]
+    regen_btn.click(lambda s: int(s or 0) + 1, seed, seed, queue=False, api_visibility="private").then(**run_args)
+    clear_btn.click(
+        lambda: ["", ""] + ["", "", "", ""] * 2 + [""], None, [prompt] + result_outputs,
+        queue=False, api_visibility="private",
+    )
+    for dataset in example_sets:
+        dataset.click(lambda sample: sample[0], dataset, prompt, queue=False, api_visibility="private").then(**run_args)
+    pair_choice.change(
+        show_pair, pair_choice, [outputs["base"]["header"], outputs["aligned"]["header"], cards],
+        queue=False, api_visibility="private",
+    )
+
+    def refresh_cards(pair_id):
+        settled = views.loading_status(comparator)[1]
+        return views.model_card_markdown(config, context.loaded_info(), resolve_choice(
+            pair_id, pair_ids, "pair", config.default_pair.id)), gr.Timer(active=not settled)
+
+    timer = gr.Timer(1.0)
+    timer.tick(refresh_cards, pair_choice, [cards, timer], queue=False, api_visibility="private")
+
+    gr.api(
+        compare_endpoint(context), api_name="compare",
+        concurrency_limit=limits.concurrency_limit, concurrency_id="compare",
+    )
+
+
+def compare_endpoint(context: UIContext):
+    """`/compare(prompt, <each setting>, base_format, pair)`: both answers with scores, as JSON.
+
+    The signature is derived from demo/settings.py, so the API lists exactly the page's settings
+    with the configured defaults. Plain HTTP/JS clients may send null for an optional argument:
+    it takes the default. A wrongly typed value is refused with a message naming the parameter.
+    """
+    config, comparator = context.config, context.comparator
+    limits, defaults = config.limits, config.generation
+    pair_ids = [pair.id for pair in config.pairs]
+
+    def compare(prompt, *args, **kwargs) -> dict:
+        bound = signature.bind(prompt, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        text = values.pop("prompt")
+        if text is not None and not isinstance(text, str):
+            raise gr.Error(f"prompt must be text; got {type(text).__name__} {text!r}")
+        try:
+            mode = resolve_choice(values.pop("base_format"), list(BASE_MODES), "base_format", "raw")
+            pair_id = resolve_choice(values.pop("pair"), pair_ids, "pair", config.default_pair.id)
+            settings = settings_from_values(values, defaults, limits)
+        except InvalidSetting as error:
+            raise gr.Error(str(error)) from None
+        comparator.wait_ready(limits.request_timeout_seconds)
+        return comparator.run(text, settings, mode, pair=pair_id).to_json()
+
+    parameters = [inspect.Parameter("prompt", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
+    annotations: dict[str, object] = {"prompt": str, "return": dict}
+    for setting in SETTINGS:
+        annotations[setting.name] = setting.kind
+        parameters.append(
+            inspect.Parameter(
+                setting.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=getattr(defaults, setting.name), annotation=setting.kind,
+            )
+        )
+    # Keep the historical argument order (seed before repetition_penalty) for positional clients.
+    order = ["prompt", "max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty"]
+    parameters.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
+    parameters.append(inspect.Parameter("base_format", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default="raw", annotation=Literal["raw", "prompted"]))
+    annotations["base_format"] = Literal["raw", "prompted"]
+    parameters.append(inspect.Parameter("pair", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=config.default_pair.id, annotation=str))
+    annotations["pair"] = str
+    signature = inspect.Signature(parameters, return_annotation=dict)
+    compare.__signature__ = signature  # type: ignore[attr-defined]
+    compare.__annotations__ = annotations
+    compare.__doc__ = "Run a prompt through a configured pair (base and aligned); both answers with scores."
+    return compare
+
