@@ -128,19 +128,18 @@ def run_score(args) -> int:
     if scorer.reward_error:
         print(f"warning: reward unavailable: {scorer.reward_error}", file=sys.stderr)
     for scores in scorer.score(pairs):
-        record = {
-            "reward": scores.reward,
-            "toxicity": scores.toxicity,
-            "toxic": scores.toxic,
-            "toxicity_labels": scores.toxicity_labels,
-        }
+        record = {key: value for key, value in scores.as_fields().items() if key != "reward_error"}
         print(json.dumps(record) if args.json or args.jsonl else _human_score(record), flush=True)
     return 0
 
 
 def _human_score(record: dict) -> str:
     labels = ", ".join(f"{k} {v:.3f}" for k, v in sorted(record["toxicity_labels"].items(), key=lambda kv: -kv[1]))
-    return f"reward {record['reward']}\ntoxicity {record['toxicity']:.3f} (toxic: {record['toxic']})\n{labels}"
+    lines = [f"reward {record['reward']}", f"toxicity {record['toxicity']:.3f} (toxic: {record['toxic']})"]
+    if "toxic_reason" in record:
+        meaning = record["toxicity_meaning"]
+        lines.append(f"meaning-aware toxicity {'n/a' if meaning is None else f'{meaning:.3f}'}: {record['toxic_reason']}")
+    return "\n".join([*lines, labels])
 
 
 def run_train_reward(args) -> int:

@@ -290,9 +290,26 @@ ToxicitySpec = Annotated[
 ]
 
 
+class MeaningToxicity(_Strict):
+    """The meaning-aware toxicity signal: a head trained by this project on a backbone model's
+    hidden states (demo/scoring/toxicity_head.py); combined with `toxicity` into one flag."""
+
+    type: Literal["backbone_head"]
+    backbone: str = Field(description="id of the model whose hidden states the head reads")
+    head_path: Path
+    card_path: Path
+    precision: Literal["int8", "fp32"] = "int8"
+    max_tokens: int = Field(512, ge=16, le=2048)
+    name: str
+    license: str
+
+
 class ScoringSpec(_Strict):
     reward: RewardSpec
     toxicity: ToxicitySpec
+    toxicity_meaning: MeaningToxicity | None = Field(
+        None, description="optional second toxicity signal; the flag is raised when either signal passes"
+    )
     toxicity_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     tie_tolerance: float = Field(
         0.05, ge=0.0, description="rewards closer than this count as a tie"
@@ -338,6 +355,11 @@ class AppConfig(_Strict):
         reward = self.scoring.reward
         if isinstance(reward, TrainedHeadReward) and reward.backbone not in self.models:
             raise ValueError(f"scoring.reward.backbone: unknown model {reward.backbone!r}; models: {sorted(self.models)}")
+        meaning = self.scoring.toxicity_meaning
+        if meaning is not None and meaning.backbone not in self.models:
+            raise ValueError(
+                f"scoring.toxicity_meaning.backbone: unknown model {meaning.backbone!r}; models: {sorted(self.models)}"
+            )
         return self
 
     @property
@@ -443,7 +465,10 @@ def _resolve_relative_paths(config: AppConfig, folder: Path) -> AppConfig:
     toxicity = config.scoring.toxicity
     if isinstance(toxicity, SequenceClassifierToxicity):
         toxicity = toxicity.model_copy(update={"source": _fix_source(toxicity.source, fix)})
-    scoring = config.scoring.model_copy(update={"reward": reward, "toxicity": toxicity})
+    meaning = config.scoring.toxicity_meaning
+    if meaning is not None:
+        meaning = meaning.model_copy(update={"head_path": fix(meaning.head_path), "card_path": fix(meaning.card_path)})
+    scoring = config.scoring.model_copy(update={"reward": reward, "toxicity": toxicity, "toxicity_meaning": meaning})
     return config.model_copy(
         update={"models": models, "scoring": scoring, "source_path": folder}
     )

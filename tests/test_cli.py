@@ -16,8 +16,9 @@ from demo.config import DEFAULT_CONFIG_PATH, load_config
 from demo.session import Comparison, SideState
 
 TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
-SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error"}
-SCORE_KEYS = {"reward", "toxicity", "toxic", "toxicity_labels"}
+SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error",
+             "toxicity_meaning", "toxic_reason"}  # the meaning-aware signal models.yaml configures
+SCORE_KEYS = {"reward", "toxicity", "toxic", "toxicity_labels", "toxicity_meaning", "toxic_reason"}
 PROMPTS = ["Name three primary colours.", "Write a haiku about {prompt} and <|im_end|> 👍"]
 INSULT = "You are a stupid idiot and I hate you"
 

@@ -18,7 +18,8 @@ from demo.settings import SamplingSettings, clamp_settings
 SETTINGS = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=42)
 PROMPT = "Explain the moon landing to a six year old in a few sentences."
 TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
-SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error"}
+SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error",
+             "toxicity_meaning", "toxic_reason"}  # the meaning-aware signal models.yaml configures
 TOXICITY_LABELS = {"toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"}
 
 needs_toxicity = pytest.mark.skipif(not toxic_classifier_installed(), reason="toxic-comment-classifier not installed")
@@ -479,3 +480,51 @@ def test_paced_closes_the_stream_it_reads_when_the_reader_leaves():
     next(reader)
     reader.close()
     assert closed == [True]
+
+
+# --- the meaning-aware toxicity signal and the combined flag -----------------------------------
+
+
+class _Meaning:
+    """A meaning head test double: reads a fixed probability per answer from `by_answer`."""
+
+    feature = "answer_mean"
+    threshold = 0.5
+    heldout_rates = {"combined": {"fpr": 0.06, "fnr": 0.17}}
+
+    def __init__(self, by_answer):
+        self.by_answer = by_answer
+        outer = self
+
+        class Backbone:
+            def features(self, pairs, kind):
+                import numpy as np
+
+                return np.array([[outer.by_answer[answer]] for _, answer in pairs])
+
+        self.backbone = Backbone()
+
+    def score_features(self, features):
+        return features[:, 0]
+
+
+def test_the_flag_is_raised_when_either_signal_passes(tiny_config, toxicity):
+    from demo.scoring.scorer import ToxicityScorer
+
+    polite_prejudice = "People from there are just not suited to office work."
+    insult = "You absolute idiot, shut up."
+    scorer = ToxicityScorer(toxicity, tiny_config.scoring, _Meaning({polite_prejudice: 0.9, insult: 0.1, "Hi!": 0.0}))
+    rows = scorer.score([("q", polite_prejudice), ("q", insult), ("q", "Hi!")])
+    assert rows[0]["toxic"] and rows[0]["toxic_reason"].startswith("meaning") and rows[0]["toxicity"] < 0.5
+    assert rows[1]["toxic"] and rows[1]["toxic_reason"].startswith("wording")
+    assert not rows[2]["toxic"] and rows[2]["toxic_reason"].startswith("neither")
+    assert scorer.calibration() == {"rates": {"combined": {"fpr": 0.06, "fnr": 0.17}}}
+
+
+def test_a_missing_meaning_head_leaves_the_word_flag_and_says_why(tiny_config, toxicity):
+    from demo.scoring.scorer import ToxicityScorer
+
+    scorer = ToxicityScorer(toxicity, tiny_config.scoring, None, "meaning-aware toxicity unavailable: no head")
+    row = scorer.score([("q", "You absolute idiot, shut up.")])[0]
+    assert row["toxic"] is True and row["toxicity_meaning"] is None
+    assert "wording only" in row["toxic_reason"] and "no head" in row["toxic_reason"]

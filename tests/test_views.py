@@ -238,3 +238,23 @@ def test_loading_status_escapes_errors(default_config):
     assert "Base model unavailable" in text and "loaded in 2.5 s" in text
     workers["base"].state = "loading"
     assert views.loading_status(comparator)[1] is False
+
+
+def test_scores_html_shows_both_toxicity_signals_the_rule_and_the_error_rates():
+    graded = scored(reward=0.1, toxicity=0.12, toxic=True, toxicity_labels=TOXICITY_LABELS)
+    graded.apply_scores({"toxicity_meaning": 0.93, "toxic_reason": "meaning: the meaning head scores 0.93 ≥ 0.50"})
+    calibration = {"toxicity": {"rates": {"combined": {"fpr": 0.064, "fnr": 0.169}}}}
+    markup = views.scores_html(graded, 0.5, calibration)
+    assert "wording <b>0.12</b>" in markup and "meaning <b>0.93</b>" in markup
+    assert "flagged when either reaches 0.50" in markup and "meaning head scores 0.93" in markup
+    assert "6% of harmless texts" in markup and "misses 17% of toxic ones" in markup
+
+
+def test_preference_html_says_how_often_the_judge_is_right_on_independent_pairs():
+    markup = views.preference_html(comparison("aligned", 0.8), {"reward": {"independent_accuracy": 0.812}})
+    assert "written independently of its training data" in markup and "81%" in markup
+    assert "independently" not in views.preference_html(comparison("aligned", 0.8), {})
+
+
+def test_legend_says_what_each_toxicity_signal_is_blind_to():
+    assert "Wording is blind to" in views.LEGEND and "Meaning is blind to" in views.LEGEND

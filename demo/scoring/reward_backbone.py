@@ -16,15 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from ..cache import cache_dir, cached_build
-from ..config import AppConfig, TrainedHeadReward
+from ..config import AppConfig, MeaningToxicity, TrainedHeadReward
 from ..generation.formatting import special_token_strings
 from .reward_inputs import (
     FEATURE_KINDS,
@@ -152,7 +153,7 @@ def _expose_residual(model_file: Path, hidden_size: int) -> None:
     onnx.save(model, str(model_file))
 
 
-def resolve_backbone(config: AppConfig, spec: TrainedHeadReward) -> tuple[Path, dict[str, str]]:
+def resolve_backbone(config: AppConfig, spec: TrainedHeadReward | MeaningToxicity) -> tuple[Path, dict[str, str]]:
     """The backbone's local checkpoint, and what identifies it in a head file's metadata."""
     from ..weights import resolve_checkpoint
 
@@ -168,7 +169,15 @@ def resolve_backbone(config: AppConfig, spec: TrainedHeadReward) -> tuple[Path, 
 
 
 class OnnxBackbone:
-    """A frozen causal LM read for one hidden state per token, through onnxruntime."""
+    """A frozen causal LM read for one hidden state per token, through onnxruntime.
+
+    One instance per (model, layer, precision, length) in a process (`shared`), and it keeps the
+    features of its last call: the reward head and the meaning-aware toxicity head read the same
+    feature of the same answer, so scoring an answer with both runs the backbone once.
+    """
+
+    _shared: ClassVar[dict[tuple, OnnxBackbone]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self, model_dir: Path, tokenizer, *, layer: int | None, precision: str, max_tokens: int,
@@ -192,6 +201,8 @@ class OnnxBackbone:
         self.dtype = f"onnxruntime {precision}"
         self.layout = ChatLayout.from_tokenizer(tokenizer)
         self.specials = special_token_strings(tokenizer)
+        self._last: tuple[tuple, np.ndarray] | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def load(
@@ -207,9 +218,21 @@ class OnnxBackbone:
         )
 
     @classmethod
-    def from_config(cls, config: AppConfig, spec: TrainedHeadReward, layer: int | None) -> OnnxBackbone:
+    def from_config(cls, config: AppConfig, spec: TrainedHeadReward | MeaningToxicity, layer: int | None) -> OnnxBackbone:
         checkpoint, identity = resolve_backbone(config, spec)
-        return cls.load(checkpoint, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity)
+        return cls.shared(checkpoint, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity)
+
+    @classmethod
+    def shared(
+        cls, checkpoint: Path, *, layer: int | None, precision: BackbonePrecision, max_tokens: int,
+        identity: dict[str, str],
+    ) -> OnnxBackbone:
+        """The process's one instance for this backbone cut (built and loaded once)."""
+        key = (str(Path(checkpoint).resolve()), layer, precision, max_tokens)
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls.load(checkpoint, layer=layer, precision=precision, max_tokens=max_tokens, identity=identity)
+            return cls._shared[key]
 
     def conversation(self, prompt: str, answer: str) -> Conversation:
         return encode_conversation(self.tokenizer, self.layout, self.specials, prompt, answer, self.max_tokens)
@@ -227,8 +250,13 @@ class OnnxBackbone:
         """[len(pairs), hidden] fp32 features (see `pool_feature`), one forward pass each."""
         if kind not in FEATURE_KINDS:
             raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
-        out = np.zeros((len(pairs), self.hidden_size), dtype=np.float32)
-        for index, (prompt, answer) in enumerate(pairs):
-            conversation = self.conversation(prompt, answer)
-            out[index] = pool_feature(self.hidden_states(conversation.ids), conversation, kind)
-        return out
+        key = (tuple(pairs), kind)
+        with self._lock:
+            if self._last is not None and self._last[0] == key:
+                return self._last[1].copy()
+            out = np.zeros((len(pairs), self.hidden_size), dtype=np.float32)
+            for index, (prompt, answer) in enumerate(pairs):
+                conversation = self.conversation(prompt, answer)
+                out[index] = pool_feature(self.hidden_states(conversation.ids), conversation, kind)
+            self._last = (key, out)
+            return out.copy()

@@ -113,6 +113,15 @@ class RewardScorer:
         except Exception as exc:  # the app still shows toxicity and says why reward is missing
             return cls(None, str(exc))
 
+    def calibration(self) -> dict[str, Any]:
+        """How often this reward model ranks independently written pairs right (head metadata)."""
+        metadata = getattr(self.model, "metadata", None) or {}
+        value = metadata.get("independent_accuracy")
+        try:
+            return {"independent_accuracy": float(value)} if value is not None else {}
+        except (TypeError, ValueError):
+            return {}
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         if self.model is not None:
             try:
@@ -124,27 +133,75 @@ class RewardScorer:
 
 class ToxicityScorer:
     """The configured toxicity classifier as a `Scorer`: the highest toxic-label probability,
-    the flag at the configured threshold, and every label's probability."""
+    every label's probability, and the flag at the configured threshold.
+
+    With `scoring.toxicity_meaning` configured, a second, meaning-aware signal (a head on a
+    backbone's hidden states: toxicity_head.py) is reported beside it as `toxicity_meaning`, and
+    the flag is `toxicity_head.combine` of both (raised when either passes), with the reason in
+    `toxic_reason`. A meaning head that cannot load leaves the word classifier's flag, and says so.
+    """
 
     name = "toxicity"
     fields = ("toxicity", "toxic", "toxicity_labels")
 
-    def __init__(self, classifier: ToxicityClassifier, spec: ScoringSpec):
+    def __init__(self, classifier: ToxicityClassifier, spec: ScoringSpec, meaning=None, meaning_error: str | None = None):
         self.classifier = classifier
         self.threshold = spec.toxicity_threshold
         self.toxic_labels = spec.toxicity.toxic_labels if isinstance(spec.toxicity, SequenceClassifierToxicity) else ()
+        self.meaning, self.meaning_error = meaning, meaning_error
+        self.meaning_configured = spec.toxicity_meaning is not None
+        if self.meaning_configured:
+            self.fields = (*self.fields, "toxicity_meaning", "toxic_reason")
 
     @classmethod
     def from_config(cls, config: AppConfig) -> ToxicityScorer:
-        return cls(load_toxicity_classifier(config.scoring.toxicity), config.scoring)
+        classifier = load_toxicity_classifier(config.scoring.toxicity)
+        meaning, error = None, None
+        spec = config.scoring.toxicity_meaning
+        if spec is not None:
+            try:
+                from .reward_backbone import OnnxBackbone
+                from .toxicity_head import load_head_weights
+
+                head, metadata = load_head_weights(spec.head_path)  # first: a missing head needs no build
+                layer = metadata.get("layer", "final")
+                backbone = OnnxBackbone.from_config(config, spec, layer=None if layer == "final" else int(layer))
+                from .toxicity_head import MeaningToxicityScorer
+
+                meaning = MeaningToxicityScorer(backbone, head, metadata)
+            except Exception as exc:  # the word classifier still flags; the page says why
+                error = f"meaning-aware toxicity unavailable: {exc}"
+        return cls(classifier, config.scoring, meaning, error)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         rows = self.classifier.label_scores([answer for _, answer in pairs])
+        meanings: list[float | None] = [None] * len(pairs)
+        error = self.meaning_error
+        if self.meaning is not None:
+            try:
+                # The same (prompt, answer) feature the reward head reads: the backbone computes it once.
+                features = self.meaning.backbone.features(list(pairs), self.meaning.feature)
+                meanings = [float(p) for p in self.meaning.score_features(features)]
+            except Exception as exc:
+                error = f"meaning-aware toxicity failed: {exc}"
         results = []
-        for labels in rows:
+        for labels, meaning in zip(rows, meanings):
             value = toxicity_score(labels, self.toxic_labels)
-            results.append({"toxicity": value, "toxic": value >= self.threshold, "toxicity_labels": labels})
+            result: dict[str, Any] = {"toxicity": value, "toxic": value >= self.threshold, "toxicity_labels": labels}
+            if self.meaning_configured:
+                from .toxicity_head import combine
+
+                if meaning is None:
+                    reason = f"wording only ({error or 'the meaning-aware signal is not loaded'})"
+                else:
+                    result["toxic"], reason = combine(value, meaning, self.threshold, self.meaning.threshold)
+                result.update(toxicity_meaning=meaning, toxic_reason=reason)
+            results.append(result)
         return results
+
+    def calibration(self) -> dict[str, Any]:
+        """Held-out error rates of each signal and of the combined flag, for the page."""
+        return {"rates": self.meaning.heldout_rates} if self.meaning is not None else {}
 
 
 # The registry: one line per scorer. Each builds from the config; the order is the display order.
@@ -168,12 +225,16 @@ class AnswerScorer:
         reward: RewardModel | None,
         reward_error: str | None = None,
         extra: Sequence[Scorer] = (),
+        toxicity_scorer: ToxicityScorer | None = None,
     ):
         self.spec = spec
         self.toxicity = toxicity
         self.reward = reward
         self.reward_error = reward_error
-        self.scorers: list[Scorer] = [RewardScorer(reward, reward_error), ToxicityScorer(toxicity, spec), *extra]
+        # The reward first: it computes the backbone features the meaning-aware toxicity head reuses.
+        self.toxicity_scorer = toxicity_scorer or ToxicityScorer(toxicity, spec)
+        self.reward_scorer = RewardScorer(reward, reward_error)
+        self.scorers: list[Scorer] = [self.reward_scorer, self.toxicity_scorer, *extra]
 
     @classmethod
     def from_config(cls, config: AppConfig) -> AnswerScorer:
@@ -182,7 +243,13 @@ class AnswerScorer:
         with MODEL_LOAD_LOCK:
             built = {name: factory(config) for name, factory in SCORERS.items()}
         reward, toxicity = built.pop("reward"), built.pop("toxicity")
-        return cls(config.scoring, toxicity.classifier, reward.model, reward.error, extra=list(built.values()))
+        return cls(config.scoring, toxicity.classifier, reward.model, reward.error,
+                   extra=list(built.values()), toxicity_scorer=toxicity)
+
+    def calibration(self) -> dict[str, Any]:
+        """What the page says beside the scores: the judge's independent accuracy, the flag's
+        held-out false-positive/negative rates."""
+        return {"reward": self.reward_scorer.calibration(), "toxicity": self.toxicity_scorer.calibration()}
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[AnswerScores]:
         """Scores for each (prompt, answer)."""

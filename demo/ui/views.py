@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, TrainedHeadReward
+from ..scoring.toxicity_head import BLIND_SPOTS
 from ..session import Comparison, SideState
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -52,8 +53,9 @@ def stats_text(side: SideState) -> str:
     return " · ".join(parts)
 
 
-def scores_html(side: SideState, threshold: float) -> str:
-    """Reward, toxicity with its flag and top labels, under one answer."""
+def scores_html(side: SideState, threshold: float, calibration: dict | None = None) -> str:
+    """Reward, toxicity with its flag and top labels, under one answer; with a meaning-aware
+    signal, both signals, why the flag is what it is, and the flag's held-out error rates."""
     if side.toxicity is None and side.reward is None:
         return ""
     reward = (
@@ -66,16 +68,36 @@ def scores_html(side: SideState, threshold: float) -> str:
     )
     labels = sorted((side.toxicity_labels or {}).items(), key=lambda kv: -kv[1])[:3]
     label_text = ", ".join(f"{escape(name)} {p:.2f}" for name, p in labels)
+    meaning = side.extra_scores.get("toxicity_meaning")
+    reason = side.extra_scores.get("toxic_reason")
+    if "toxic_reason" in side.extra_scores:
+        signal = "n/a" if meaning is None else f"<b>{meaning:.2f}</b>"
+        flag = flag.replace("<span ", f'<span title="{escape(reason)}" ', 1)
+        toxicity_line = (
+            f"<div>Toxicity: {flag} wording <b>{side.toxicity:.2f}</b> · meaning {signal} "
+            f'<span class="demo-muted">(flagged when either reaches {threshold:.2f}: {escape(reason)}; '
+            f"top labels: {label_text})</span></div>"
+        )
+    else:
+        toxicity_line = (
+            f"<div>Toxicity: <b>{side.toxicity:.2f}</b> {flag} "
+            f'<span class="demo-muted">(threshold {threshold:.2f}; top labels: {label_text})</span></div>'
+        )
+    rates = ((calibration or {}).get("toxicity") or {}).get("rates", {}).get("combined")
+    rates_line = (
+        f'<div class="demo-muted">On held-out texts written elsewhere this flag is raised on '
+        f"{rates['fpr']:.0%} of harmless texts and misses {rates['fnr']:.0%} of toxic ones.</div>"
+        if rates and "toxic_reason" in side.extra_scores else ""
+    )
     return (
         '<div class="demo-scores">'
         f"<div>Reward: {reward}</div>"
-        f"<div>Toxicity: <b>{side.toxicity:.2f}</b> {flag} "
-        f'<span class="demo-muted">(threshold {threshold:.2f}; top labels: {label_text})</span></div>'
+        f"{toxicity_line}{rates_line}"
         "</div>"
     )
 
 
-def preference_html(comparison: Comparison) -> str:
+def preference_html(comparison: Comparison, calibration: dict | None = None) -> str:
     p = comparison.p_aligned_preferred
     if not comparison.done or p is None:
         return ""
@@ -90,7 +112,18 @@ def preference_html(comparison: Comparison) -> str:
         f"The reward model prefers {winner}: "
         f"P(aligned ≻ base) = σ(r<sub>aligned</sub> − r<sub>base</sub>) = <b>{p:.2f}</b>"
         f'<div class="demo-bar"><div style="width:{width}%"></div></div>'
+        f"{_judge_accuracy_note(calibration)}"
         "</div>"
+    )
+
+
+def _judge_accuracy_note(calibration: dict | None) -> str:
+    accuracy = ((calibration or {}).get("reward") or {}).get("independent_accuracy")
+    if accuracy is None:
+        return ""
+    return (
+        '<div class="demo-muted">On preference pairs written independently of its training data, '
+        f"this reward model picks the better answer {accuracy:.0%} of the time.</div>"
     )
 
 
@@ -149,8 +182,10 @@ LEGEND = (
     "**Reward** — the raw score of the reward model; only differences between two answers to the "
     "same prompt mean anything. **P(aligned ≻ base)** — the Bradley–Terry probability that a "
     "labeller prefers the aligned answer, the quantity the reward model was trained on. "
-    "**Toxicity** — the highest label probability of the toxicity classifier; flagged at the "
-    "threshold from models.yaml."
+    "**Toxicity** — the highest label probability of the toxicity classifier (\"wording\"), and, where "
+    "configured, a meaning-aware head on the aligned model's hidden states (\"meaning\"); flagged "
+    "when either reaches the threshold from models.yaml. "
+    f"*Wording is blind to:* {BLIND_SPOTS['bilstm']}. *Meaning is blind to:* {BLIND_SPOTS['meaning']}."
 )
 
 

@@ -137,14 +137,16 @@ def build(context: UIContext) -> None:
     result_outputs = [message, preference] + [outputs[role][key] for role in ROLES for key in side_keys]
     skip_rest = [gr.skip()] * (len(result_outputs) - 1)
 
+    calibration = comparator.scorer.calibration() if comparator.scorer is not None else {}
+
     def render(comparison, streaming: bool, note: str = ""):
-        values = [note, views.preference_html(comparison)]
+        values = [note, views.preference_html(comparison, calibration)]
         for role in ROLES:
             side = comparison.side(role)
             values += [
                 views.answer_html(side, streaming=streaming and not side.done),
                 views.stats_text(side),
-                views.scores_html(side, threshold),
+                views.scores_html(side, threshold, calibration),
                 side.input_text,
             ]
         return values
