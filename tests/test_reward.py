@@ -376,6 +376,23 @@ def test_numpy_head_equals_the_torch_head(tmp_path, backbone):
         assert np.allclose(served(features.numpy()), expected, atol=1e-5), kind
 
 
+def test_independent_accuracy_is_recorded_in_the_head_file(tmp_path):
+    from demo.scoring.reward_head import load_head_weights
+    from demo.training.reward import record_independent_accuracy, save_head
+
+    torch.manual_seed(0)
+    head = RewardHead(8, "mlp", 4)
+    save_head(head, tmp_path / "h.safetensors", {"input_dim": "8"})
+    before, _ = load_head_weights(tmp_path / "h.safetensors")
+    pairs = [PreferencePair(f"q{i}", "good", "bad answer", "chat", ("helpful", "honest")[i % 2], "other") for i in range(4)]
+    record_independent_accuracy(tmp_path / "h.safetensors", evaluate_rewards("independent", pairs, [1, 1, 1, 0], [0, 0, 0, 1]))
+    after, metadata = load_head_weights(tmp_path / "h.safetensors")
+    assert metadata["independent_accuracy"] == "0.7500" and metadata["independent_pairs"] == "4"
+    assert json.loads(metadata["independent_accuracy_by_aspect"]) == {"helpful": 1.0, "honest": 0.5}
+    features = np.random.default_rng(0).normal(size=(3, 8))
+    assert np.array_equal(before(features), after(features))
+
+
 def test_scoring_does_not_import_torch(tmp_path, backbone, llama_dir):
     """The app's scorers — onnxruntime backbone, numpy head, numpy BiLSTM — leave torch out."""
     import yaml

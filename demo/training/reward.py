@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -686,6 +687,25 @@ def evaluate_served_head(config: AppConfig, data_dir: Path = PREFERENCES_DIR) ->
         rewards = scorer.score([(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs])
         result[name] = evaluate_rewards(name, pairs, rewards[: len(pairs)], rewards[len(pairs) :])
     return result
+
+
+def record_independent_accuracy(head_path: Path, evaluation: Evaluation) -> dict[str, str]:
+    """Write an independent evaluation into an existing head file's metadata (tensors untouched),
+    so the page can say how often this head is right on pairs like these."""
+    from safetensors.numpy import save_file
+
+    tensors, metadata = read_head_file(head_path)
+    metadata = {
+        **metadata,
+        "independent_accuracy": _fraction(evaluation.overall.accuracy),
+        "independent_pairs": str(evaluation.overall.pairs),
+        "independent_accuracy_by_aspect": json.dumps(
+            {k: round(v.accuracy, 4) for k, v in evaluation.by_aspect.items()}, sort_keys=True
+        ),
+    }
+    blob = json.dumps({k: str(v) for k, v in metadata.items()}, sort_keys=True, ensure_ascii=False)
+    save_file({k: np.array(v, order="C") for k, v in tensors.items()}, str(head_path), metadata={METADATA_KEY: blob})
+    return metadata
 
 
 def main(argv: Sequence[str] | None = None) -> int:
