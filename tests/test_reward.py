@@ -134,7 +134,9 @@ def local_config(llama_dir: Path, head_path: Path | None = None):
     """The repo's models.yaml with the reward backbone swapped for the tiny local checkpoint."""
     config = load_config()
     aligned = config.pair_models()["aligned"].model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
-    reward = config.scoring.reward.model_copy(update={"max_tokens": 128, **({"head_path": head_path} if head_path else {})})
+    reward = config.scoring.reward.model_copy(
+        update={"max_tokens": 128, "backbone": "aligned", **({"head_path": head_path} if head_path else {})}
+    )
     scoring = config.scoring.model_copy(update={"reward": reward})
     return config.model_copy(update={"models": {**config.models, "aligned": aligned}, "scoring": scoring})
 
@@ -340,6 +342,27 @@ def test_trained_head_scorer_batch_equals_one_at_a_time(tmp_path, llama_dir):
     single = [scorer.score([pair])[0] for pair in pairs]
     assert batched == pytest.approx(single, abs=1e-5)
     assert scorer.score([]) == []
+
+
+def test_evaluate_served_head_reads_every_set(tmp_path, llama_dir):
+    """`python -m demo.training.reward --evaluate`: the served scorer on the independent set,
+    the same-writer test split and unseen.jsonl."""
+    from demo.training.reward import evaluate_served_head, save_head
+
+    cut = Backbone.load(llama_dir, max_tokens=128, layer=1)
+    data = pair_features(cut, toy_pairs(40), "answer_mean")
+    head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=60)).head
+    save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
+    root = write_parts(tmp_path / "prefs", toy_pairs(40), toy_pairs(6, seed=3))
+    (root / "independent").mkdir()
+    rows = [json.loads(p.to_json()) for p in toy_pairs(9, seed=4)]
+    for row in rows:
+        row["type"] = row.pop("flaw")
+    (root / "independent" / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = evaluate_served_head(local_config(llama_dir, head_path=tmp_path / "head.safetensors"), root)
+    assert set(result) == {"independent", "heldout", "unseen"}
+    assert result["independent"].overall.pairs == 9 and result["unseen"].overall.pairs == 6
+    assert set(result["independent"].by_type) == {"rambles"}
 
 
 @pytest.mark.parametrize("layer", [1, None])
