@@ -1,9 +1,11 @@
 """The feature study behind the reward head (MODEL_CARD.md, "Candidates"): reproducible, not served.
 
-    python data/reward/study.py extract smollm2   # transformers fp32, every block, two poolings
-    python data/reward/study.py extract gemma     # the base Gemma 3 270M, same
+    SHARD=0/2 python data/reward/study.py extract smollm2 &  # served int8 graph, blocks 6-20,
+    SHARD=1/2 python data/reward/study.py extract smollm2    # two poolings; resumable
+    python data/reward/study.py extract gemma     # the base Gemma 3 270M (int4 generating graph)
     python data/reward/study.py cv                # choices by grouped CV on the training pairs only
     python data/reward/study.py final             # the candidates on the independent set, once
+    python data/reward/study.py committed         # the committed head on the independent set
 
 Features go to $STUDY_DIR (default /tmp/reward-study), one .npz per backbone: every block's
 residual stream pooled two ways for every distinct (prompt, answer) of the written parts, their
@@ -101,7 +103,8 @@ def _gemma_conversation(tokenizer, prompt: str, answer: str, max_tokens: int = 5
 
 
 def extract_gemma() -> None:
-    """The base Gemma 3 270M (the app's int4 generating graph, LM head cut off) at five blocks."""
+    """The base Gemma 3 270M at five blocks, from the app's int4 generating graph with residual
+    outputs added (its LM head still runs: a study tool, not a serving path). Untested so far."""
     import onnx
     import onnxruntime as ort
 
@@ -111,16 +114,16 @@ def extract_gemma() -> None:
     source = next((cache / "onnx").glob("gemma-3-270m*-int4-cpu"))
     target = STUDY_DIR / "gemma-residuals"
     target.mkdir(parents=True, exist_ok=True)
-    names = [f"/model/layers.{k}/input_layernorm/output_3" for k in GEMMA_LAYERS[:-1]]
-    names.append("/model/layers.17/pre_feedforward_layernorm/output_3")  # placeholder, replaced below
     model = onnx.load(str(source / "model.onnx"), load_external_data=False)
-    final = [n for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization" and "final_norm" in n.name][0]
-    if not final.output[3] if len(final.output) > 3 else True:
+    # The residual after block k is the skip sum of block k's input norm; after the last block,
+    # of the final norm (its 4th output, which the builder leaves unnamed).
+    final = next(n for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization" and "final_norm" in n.name)
+    if len(final.output) < 4 or not final.output[3]:
         outs = list(final.output) + [""] * (4 - len(final.output))
         outs[3] = "final_residual"
         del final.output[:]
         final.output.extend(outs)
-    names[-1] = final.output[3]
+    names = [f"/model/layers.{k}/input_layernorm/output_3" for k in GEMMA_LAYERS[:-1]] + [final.output[3]]
     if not (target / "model.onnx").exists():
         shutil.copy(source / "model.onnx.data", target / "model.onnx.data")
         for n in names:
@@ -145,7 +148,7 @@ def extract_gemma() -> None:
             out["last_token"][j, i] = state[0][len(c.ids) - 1]
         if i % 250 == 0:
             print(f"gemma: {i}/{len(texts)} texts, {time.perf_counter() - started:.0f} s", flush=True)
-    np.savez(STUDY_DIR / "gemma.npz", layers=np.asarray(GEMMA_LAYERS), **out)
+    np.savez(STUDY_DIR / "gemma.0.npz", layers=np.asarray(GEMMA_LAYERS), done=np.ones(len(texts), bool), **out)
     (STUDY_DIR / "gemma.json").write_text(json.dumps({"texts": texts, "seconds": time.perf_counter() - started}))
     print(f"gemma: {len(texts)} texts in {time.perf_counter() - started:.0f} s")
 
@@ -169,6 +172,14 @@ def extract(name: str) -> None:
     mine = list(range(shard, len(texts), shards))
     out = {k: np.zeros((len(SMOL_LAYERS), len(texts), backbone.hidden_size), np.float32) for k in POOLINGS}
     done = np.zeros(len(texts), bool)
+    previous = STUDY_DIR / f"{name}.{shard}.npz"
+    texts_file = STUDY_DIR / f"{name}.json"
+    if previous.exists() and texts_file.exists() and json.loads(texts_file.read_text())["texts"] == [list(t) for t in texts]:
+        # Resume: a killed run keeps what it had saved (every 40 texts).
+        with np.load(previous) as saved:
+            done = saved["done"].copy()
+            out = {k: saved[k].copy() for k in POOLINGS}
+        mine = [i for i in mine if not done[i]]
     started = time.perf_counter()
     STUDY_DIR.mkdir(parents=True, exist_ok=True)
 
