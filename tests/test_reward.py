@@ -24,16 +24,24 @@ from demo.training.preferences import (
     PreferenceDataError,
     PreferencePair,
     load_pairs,
+    plain_variant,
     prompt_key,
     split_pairs,
+    split_written,
+    strip_markdown,
     write_split,
 )
 from demo.training.reward import (
     Backbone,
     HeadConfig,
     RewardHead,
+    confidence_score,
+    evaluate_rewards,
+    evaluation_table,
     fit_head,
     load_head,
+    merge_heads,
+    more_confident_wins,
     pair_features,
     train_reward_head,
 )
@@ -126,7 +134,9 @@ def local_config(llama_dir: Path, head_path: Path | None = None):
     """The repo's models.yaml with the reward backbone swapped for the tiny local checkpoint."""
     config = load_config()
     aligned = config.pair_models()["aligned"].model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
-    reward = config.scoring.reward.model_copy(update={"max_tokens": 128, **({"head_path": head_path} if head_path else {})})
+    reward = config.scoring.reward.model_copy(
+        update={"max_tokens": 128, "backbone": "aligned", **({"head_path": head_path} if head_path else {})}
+    )
     scoring = config.scoring.model_copy(update={"reward": reward})
     return config.model_copy(update={"models": {**config.models, "aligned": aligned}, "scoring": scoring})
 
@@ -156,6 +166,25 @@ def test_split_is_deterministic_by_prompt_and_stratified(tmp_path):
     assert first == ((root / "train.jsonl").read_bytes(), (root / "test.jsonl").read_bytes())
     row = json.loads(first[1].splitlines()[0])
     assert list(row) == ["prompt", "chosen", "rejected", "category", "aspect", "flaw"]
+
+
+def test_adding_a_part_keeps_the_committed_split(tmp_path):
+    """A later part is split on its own: no pair of the first batch moves across the split."""
+    root = write_parts(tmp_path / "prefs", toy_pairs(120), [])
+    before = split_written(root)
+    later = toy_pairs(60, seed=7)
+    (root / "written" / "part_d.jsonl").write_text("".join(p.to_json() + "\n" for p in later), encoding="utf-8")
+    after = split_written(root)
+    assert set(before.test) <= set(after.test) and set(before.train) <= set(after.train)
+    assert set(after.test) - set(before.test) == set(split_pairs(later).test)
+
+
+def test_strip_markdown_keeps_the_words():
+    text = "## Keeping Basil\n\n- **Light:** six *hours* of sun.\n1. Water snake_case 2*3\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    assert strip_markdown(text) == "Keeping Basil\n\nLight: six hours of sun.\n1. Water snake_case 2*3\n\na, b\n1, 2"
+    pair = PreferencePair("q", "Plain answer.", "## Title\n\n- **bold** point", "chat", "helpful", "rambles")
+    assert plain_variant(pair).rejected == "Title\n\nbold point"
+    assert plain_variant(PreferencePair("q", "a", "b", "chat", "helpful", "rambles")) is None
 
 
 def test_bad_preference_line_names_file_and_line(tmp_path):
@@ -209,6 +238,11 @@ def test_fit_head_is_reproducible_and_seed_matters(tmp_path, backbone):
 
 def test_trainer_learns_toy_preferences_and_writes_head_and_card(tmp_path, backbone, llama_dir):
     root = write_parts(tmp_path / "prefs", toy_pairs(160), toy_pairs(30, seed=99))
+    (root / "independent").mkdir()
+    independent = [json.loads(p.to_json()) for p in toy_pairs(20, seed=5)]
+    for row in independent:
+        row["type"] = row.pop("flaw")
+    (root / "independent" / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in independent), encoding="utf-8")
     report = train_reward_head(
         local_config(llama_dir), seed=0, out_dir=tmp_path / "out", data_dir=root, backbone=backbone,
         head_config=HeadConfig(layer=None, feature="last_token", epochs=150),
@@ -220,9 +254,60 @@ def test_trainer_learns_toy_preferences_and_writes_head_and_card(tmp_path, backb
     assert head_file.stat().st_size < 5_000_000
     head, metadata = load_head(head_file)
     assert metadata["feature"] == "last_token" and metadata["input_dim"] == "64" and metadata["layer"] == "final"
+    assert float(metadata["independent_accuracy"]) == report.independent_accuracy and report.independent_pairs == 20
+    assert set(json.loads(metadata["independent_accuracy_by_aspect"])) == {"helpful", "honest", "harmless"}
     assert {"feature_mean", "feature_std"} <= set(head.state_dict())
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "longer answer wins" in card and "Apache-2.0" in card
+    assert card.index("independently of its training data") < card.index("In-style figures")
+
+
+def test_evaluation_counts_per_aspect_and_type_beside_the_baselines():
+    pairs = [
+        PreferencePair("q1", "Short.", "A much longer answer that rambles.", "chat", "helpful", "shorter_better"),
+        PreferencePair("q2", "It might be 7; check.", "It is definitely always 9.", "open_qa", "honest", "overconfident"),
+        PreferencePair("q3", "Call a doctor now.", "Wait and see.", "chat", "harmless", "unsafe_step"),
+        PreferencePair("q4", "Yes, 12.", "Yes, 13.", "open_qa", "honest", "subtle_fact"),
+    ]
+    evaluation = evaluate_rewards("toy", pairs, [1.0, 2.0, 0.0, 5.0], [0.0, 3.0, 0.0, 4.0])
+    assert evaluation.overall.pairs == 4 and evaluation.overall.accuracy == 0.5  # the tie is a miss
+    assert evaluation.by_aspect["honest"].accuracy == 0.5 and evaluation.by_aspect["honest"].pairs == 2
+    assert evaluation.by_type["shorter_better"].accuracy == 1.0 and evaluation.by_type["unsafe_step"].accuracy == 0.0
+    assert evaluation.overall.longer_wins == 0.25  # only q3's chosen is longer
+    assert evaluation.by_type["overconfident"].more_confident_wins == 0.0
+    assert evaluation.by_type["subtle_fact"].more_confident_wins == 0.5  # a tie counts half
+    table = evaluation_table(evaluation)
+    assert "**overall** | 4 | 50.0%" in table and "type: unsafe_step" in table
+    with pytest.raises(ValueError):
+        evaluate_rewards("bad", pairs, [1.0], [0.0])
+
+
+def test_confidence_score_counts_markers_minus_hedges():
+    assert confidence_score("This is definitely safe and it always works, guaranteed.") == 3
+    assert confidence_score("It might work, but it depends; probably not.") == -3
+    assert confidence_score("Paris is the capital of France.") == 0
+    assert confidence_score("I'm not sure, I don't know.") == -2
+    chosen_hedged = PreferencePair("q", "It may be 5.", "It is certainly 6.", "chat", "honest", "overconfident")
+    assert more_confident_wins([chosen_hedged]) == 0.0
+
+
+def test_length_control_and_ensemble_heads(backbone):
+    data = pair_features(backbone, toy_pairs(40), "last_token")
+    lengths = data.lengths
+    with pytest.raises(ValueError):
+        fit_head(data.chosen, data.rejected, HeadConfig(layer=None, length_control=True, epochs=5))
+    controlled = fit_head(data.chosen, data.rejected, HeadConfig(layer=None, length_control=True, epochs=60), lengths=lengths)
+    assert controlled.losses[-1] < controlled.losses[0]
+    config = HeadConfig(layer=None, hidden=8, epochs=20)
+    members = [fit_head(data.chosen, data.rejected, config, seed=s).head for s in (0, 1, 2)]
+    merged = fit_head(data.chosen, data.rejected, HeadConfig(layer=None, hidden=8, epochs=20, ensemble=3)).head
+    assert merged.hidden == 24
+    with torch.no_grad():
+        mean = torch.stack([m(data.chosen) for m in members]).mean(0)
+        assert torch.allclose(merge_heads(members)(data.chosen), mean, atol=1e-5)
+        # Differences between answers are the members' mean differences; only the centring moves.
+        assert torch.allclose(merged(data.chosen) - merged(data.rejected),
+                              mean - torch.stack([m(data.rejected) for m in members]).mean(0), atol=1e-5)
 
 
 # --- scorers -------------------------------------------------------------------------------------
@@ -259,6 +344,27 @@ def test_trained_head_scorer_batch_equals_one_at_a_time(tmp_path, llama_dir):
     assert scorer.score([]) == []
 
 
+def test_evaluate_served_head_reads_every_set(tmp_path, llama_dir):
+    """`python -m demo.training.reward --evaluate`: the served scorer on the independent set,
+    the same-writer test split and unseen.jsonl."""
+    from demo.training.reward import evaluate_served_head, save_head
+
+    cut = Backbone.load(llama_dir, max_tokens=128, layer=1)
+    data = pair_features(cut, toy_pairs(40), "answer_mean")
+    head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=60)).head
+    save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
+    root = write_parts(tmp_path / "prefs", toy_pairs(40), toy_pairs(6, seed=3))
+    (root / "independent").mkdir()
+    rows = [json.loads(p.to_json()) for p in toy_pairs(9, seed=4)]
+    for row in rows:
+        row["type"] = row.pop("flaw")
+    (root / "independent" / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = evaluate_served_head(local_config(llama_dir, head_path=tmp_path / "head.safetensors"), root)
+    assert set(result) == {"independent", "heldout", "unseen"}
+    assert result["independent"].overall.pairs == 9 and result["unseen"].overall.pairs == 6
+    assert set(result["independent"].by_type) == {"rambles"}
+
+
 @pytest.mark.parametrize("layer", [1, None])
 def test_onnx_backbone_features_equal_transformers(llama_dir, layer):
     """The served backbone (onnxruntime) reads the same state as transformers: the residual
@@ -291,6 +397,23 @@ def test_numpy_head_equals_the_torch_head(tmp_path, backbone):
         with torch.no_grad():
             expected = head(features).numpy()
         assert np.allclose(served(features.numpy()), expected, atol=1e-5), kind
+
+
+def test_independent_accuracy_is_recorded_in_the_head_file(tmp_path):
+    from demo.scoring.reward_head import load_head_weights
+    from demo.training.reward import record_independent_accuracy, save_head
+
+    torch.manual_seed(0)
+    head = RewardHead(8, "mlp", 4)
+    save_head(head, tmp_path / "h.safetensors", {"input_dim": "8"})
+    before, _ = load_head_weights(tmp_path / "h.safetensors")
+    pairs = [PreferencePair(f"q{i}", "good", "bad answer", "chat", ("helpful", "honest")[i % 2], "other") for i in range(4)]
+    record_independent_accuracy(tmp_path / "h.safetensors", evaluate_rewards("independent", pairs, [1, 1, 1, 0], [0, 0, 0, 1]))
+    after, metadata = load_head_weights(tmp_path / "h.safetensors")
+    assert metadata["independent_accuracy"] == "0.7500" and metadata["independent_pairs"] == "4"
+    assert json.loads(metadata["independent_accuracy_by_aspect"]) == {"helpful": 1.0, "honest": 0.5}
+    features = np.random.default_rng(0).normal(size=(3, 8))
+    assert np.array_equal(before(features), after(features))
 
 
 def test_scoring_does_not_import_torch(tmp_path, backbone, llama_dir):

@@ -10,17 +10,24 @@ in proportion and the split is identical on every run (no random state). `write_
 materialises it as `train.jsonl` / `test.jsonl` for TRL or anyone else.
 
 `unseen.jsonl` was written separately and is only for the final measurement: it is loaded by
-`load_unseen` and never enters a split.
+`load_unseen` and never enters a split. `independent/heldout.jsonl` (`load_independent`) was
+written by another writer to another brief (shorter-better answers, one wrong fact, one unsafe
+step, an overconfident rejected answer): the measurement the reward model card leads with.
+
+Part D's rejected answers often wear markdown ("## Title", bold bullets) while its chosen answers
+are plain, so markdown alone would predict its labels; `strip_markdown` gives the plain variant
+a trainer can add so that the shortcut stops paying.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..config import REPO_ROOT
@@ -109,6 +116,59 @@ def load_unseen(root: Path = PREFERENCES_DIR) -> list[PreferencePair]:
     return load_pairs(Path(root) / "unseen.jsonl")
 
 
+def load_independent(root: Path = PREFERENCES_DIR) -> list[PreferencePair]:
+    """The independently written held-out set. Its rows name the kind of flaw in `type`
+    (shorter_better, subtle_fact, unsafe_step, overconfident, other); it is read into `flaw`."""
+    path = Path(root) / "independent" / "heldout.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise PreferenceDataError(f"{path}: preference file not found") from None
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "flaw" not in row and isinstance(row.get("type"), str):
+            row["flaw"] = row.pop("type")
+        pairs.append(parse_pair(json.dumps(row), f"{path}:{number}"))
+    return pairs
+
+
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.M)
+# Numbered markers stay: a prompt may ask for a numbered list, and then they are content.
+_MD_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.M)
+_MD_EMPHASIS = re.compile(r"(\*\*|__|(?<!\w)\*(?!\*))(?=\S)(.+?)(?<=\S)(?:\*\*|__|\*(?!\w))")
+_MD_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t:|-]*-[ \t:|-]*\|?[ \t]*(?:\n|$)", re.M)
+
+
+def strip_markdown(text: str) -> str:
+    """The text without markdown dress: headings become plain lines, bullet markers,
+    bold/italic marks and table rules go, table cells are joined by commas. The words stay."""
+    text = _MD_TABLE_RULE.sub("", text)
+    text = _MD_HEADING.sub("", text)
+    text = _MD_BULLET.sub(r"\1", text)
+    text = _MD_EMPHASIS.sub(r"\2", text)
+    lines = []
+    for line in text.splitlines():
+        if line.strip().startswith("|") and line.strip().endswith("|"):
+            line = ", ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
+        lines.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def has_markdown(text: str) -> bool:
+    return strip_markdown(text) != text.strip()
+
+
+def plain_variant(pair: PreferencePair) -> PreferencePair | None:
+    """The pair with both answers markdown-stripped, or None when neither answer had markdown."""
+    chosen, rejected = strip_markdown(pair.chosen), strip_markdown(pair.rejected)
+    if (chosen, rejected) == (pair.chosen.strip(), pair.rejected.strip()) or chosen == rejected:
+        return None
+    return replace(pair, chosen=chosen, rejected=rejected)
+
+
 def prompt_key(prompt: str) -> str:
     """Prompts that differ only in case, spacing or Unicode form count as the same prompt."""
     return " ".join(unicodedata.normalize("NFKC", prompt).casefold().split())
@@ -159,11 +219,30 @@ def write_jsonl(pairs: Sequence[PreferencePair], path: Path) -> None:
             handle.write(pair.to_json() + "\n")
 
 
+# The first batch of parts was split together; every later part is split on its own, so adding
+# a part never moves an existing pair across the split (the committed test pairs stay test pairs).
+FIRST_BATCH = ("part_a", "part_b", "part_c")
+
+
+def split_written(root: Path = PREFERENCES_DIR, test_fraction: float = TEST_FRACTION) -> PreferenceSplit:
+    """The held-out split of the written parts: the first batch jointly, each later part alone."""
+    parts = written_parts(root)
+    batches = [[p for p in parts if p.stem in FIRST_BATCH]] + [[p] for p in parts if p.stem not in FIRST_BATCH]
+    train: list[PreferencePair] = []
+    test: list[PreferencePair] = []
+    for batch in batches:
+        if batch:
+            split = split_pairs([pair for part in batch for pair in load_pairs(part)], test_fraction)
+            train += split.train
+            test += split.test
+    return PreferenceSplit(train=tuple(train), test=tuple(test))
+
+
 def write_split(
     root: Path = PREFERENCES_DIR, test_fraction: float = TEST_FRACTION
 ) -> PreferenceSplit:
     """Regenerate `train.jsonl` and `test.jsonl` from the written parts (same bytes each run)."""
-    split = split_pairs(load_written(root), test_fraction)
+    split = split_written(root, test_fraction)
     write_jsonl(split.train, Path(root) / "train.jsonl")
     write_jsonl(split.test, Path(root) / "test.jsonl")
     return split
