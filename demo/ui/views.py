@@ -153,10 +153,13 @@ def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = N
     toxicity = config.scoring.toxicity
     reward_note = (
         f"**Reward model: {reward.name}** ({reward.license}). A small head trained by this project on "
-        "660 hand-written preference pairs, reading a middle block of the aligned model averaged over "
-        f"the answer (run in onnxruntime, {reward.precision}); ~89% of held-out pairs ranked right. "
-        "Demonstration scale: it shares its backbone with the aligned model (so it may favour that "
-        "model's style), is weak on factual errors, and knows English only."
+        "660 hand-written preference pairs, reading a middle block of SmolLM2-135M-Instruct averaged over "
+        f"the answer (run in onnxruntime, {reward.precision}); on 260 pairs written independently of its "
+        "training data it ranks 81% right (\"the longer answer wins\": 40%); 89% on pairs by the same "
+        "writers, which measures their style as much as quality. Demonstration scale: it reads "
+        "SmolLM2's hidden states, so where it compares SmolLM2-Instruct with another model it may "
+        "favour SmolLM2's style; weakest on one wrong fact in fluent text (65%) and one unsafe step "
+        "(72%); English only."
         if isinstance(reward, TrainedHeadReward)
         else f"**Reward model: {reward.name}** ({reward.license})."
     )
@@ -167,6 +170,15 @@ def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = N
         if isinstance(toxicity, KerasBiLSTMToxicity)
         else f"**Toxicity: {toxicity.name}** ({toxicity.license})."
     )
+    meaning = config.scoring.toxicity_meaning
+    if meaning is not None:
+        toxicity_note += (
+            f"\n\n**Meaning-aware toxicity: {meaning.name}** ({meaning.license}). A linear head trained by "
+            "this project on 640 texts (stereotypes in polite words, insults, threats, and hard negatives "
+            "such as quoting to criticise, \"kill -9\", medical and legal language), reading the judge's "
+            "block-20 features of the answer. On 300 held-out texts written by another hand: implicit-hate "
+            "AUC 0.95 (the BiLSTM 0.69). The flag is raised when either signal reaches the threshold."
+        )
     caveat = (
         (f"**Note:** {escape(pair.note)}\n\n" if pair.note else "")
         + f"**Two different families.** {specs['base'].family} vs {specs['aligned'].family}: this is "
