@@ -170,3 +170,17 @@ def train_with_votes(written_fit, votes: VoteTraining, train, test, features, fi
     }
     report["card"] = vote_card_section(report)
     return new_fit, report
+
+
+def accuracy_lines(votes: dict) -> str:
+    """What `train-reward --with-votes` prints: pair accuracy before and after, on both held-out sets."""
+
+    def pct(value):
+        return "–" if value is None or value != value else f"{100 * value:.1f}%"
+
+    return "\n".join([
+        f"votes: {votes['train_votes']} trained on, {votes['heldout_votes']} held out ({votes['file']})",
+        f"{'':24} {'held-out written':>18} {'held-out votes':>16}",
+        f"{'before (written only)':24} {pct(votes['before']['written']):>18} {pct(votes['before']['votes']):>16}",
+        f"{'after (written + votes)':24} {pct(votes['after']['written']):>18} {pct(votes['after']['votes']):>16}",
+    ])
