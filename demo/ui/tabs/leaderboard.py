@@ -25,7 +25,7 @@ HAS_ALTAIR = importlib.util.find_spec("altair") is not None
 
 def summary_markdown(board: Leaderboard, computed_at: float | None, error: str | None, voting_error: str | None) -> str:
     when = datetime.fromtimestamp(computed_at).strftime("%H:%M:%S") if computed_at else "not yet"
-    lines = [f"**{board.votes} votes** ({board.rated_votes} in the ratings; {board.self_identified} kept out "
+    lines = [f"**{board.votes} vote{'' if board.votes == 1 else 's'}** ({board.rated_votes} in the ratings; {board.self_identified} kept out "
              f"because an answer named its model). Computed at {when}."]
     if voting_error:
         lines.append(f"⚠️ Voting is unavailable: {voting_error}")
