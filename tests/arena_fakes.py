@@ -5,6 +5,7 @@ Not a test module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from demo.compare import Comparator
 from demo.generation.runner import Finished, Started, TextDelta
@@ -12,9 +13,11 @@ from demo.generation.runner import Finished, Started, TextDelta
 
 class FakeWorker:
     state = "ready"
+    error = None
+    info = SimpleNamespace(backend="fake", precision="none", load_seconds=0.0)
 
-    def __init__(self, model_id: str, chat: bool, answers: dict | None = None):
-        self.model_id, self.chat, self.answers = model_id, chat, answers or {}
+    def __init__(self, model_id: str, chat: bool, answers: dict | None = None, spec=None):
+        self.model_id, self.chat, self.answers, self.spec = model_id, chat, answers or {}, spec
         self.requests = []
 
     def wait_ready(self, timeout=None):
@@ -49,7 +52,8 @@ class LengthScorer:
 
 def fake_comparator(config, answers: dict | None = None) -> Comparator:
     workers = {
-        model_id: FakeWorker(model_id, config.models[model_id].prompt_format == "chat", (answers or {}).get(model_id))
+        model_id: FakeWorker(model_id, config.models[model_id].prompt_format == "chat", (answers or {}).get(model_id),
+                             config.models[model_id])
         for model_id in config.served_model_ids()
     }
     return Comparator(config, workers, LengthScorer())
