@@ -146,9 +146,7 @@ def test_an_unwritable_database_says_voting_is_unavailable_and_compare_works(bro
     page.click("#arena-run")
     expect(page.locator("#arena-answer-a")).not_to_be_empty(timeout=TIMEOUT_MS)
     expect(page.locator("#vote-a")).to_be_disabled()
-    page.get_by_role("tab", name="Compare").click()
-    page.fill("#prompt textarea", "Explain the moon landing to a six year old.")
-    page.click("#run-btn")
-    for role in ("base", "aligned"):
-        expect(page.locator(f"#{role}-stats")).to_contain_text("tokens", timeout=TIMEOUT_MS)
+    # Comparisons keep working: the same page's /compare endpoint answers with both sides.
+    result = broken_store_app.client().predict("Explain the moon landing to a six year old.", api_name="/compare")
+    assert result["base"]["text"] and result["aligned"]["text"] and result["error"] is None
     page.screenshot(path=str(artifacts_dir() / "arena-unavailable.png"), full_page=True)

@@ -90,6 +90,7 @@ class Arena:
         self._rng = rng or random.SystemRandom()
         self._words = identity_words(config)
         self._secret = secrets.token_bytes(32)  # voter keys cannot be linked across restarts
+        self.sync = None  # the hub CommitScheduler, when models.yaml names arena.sync_repo
 
     @classmethod
     def start(cls, config: AppConfig, comparator: Comparator) -> Arena:
@@ -242,6 +243,13 @@ def services(context) -> tuple[Arena, LeaderboardCache]:
         arena = Arena.start(context.config, context.comparator)
         cache = LeaderboardCache(arena.store, arena.is_aligned, context.config.arena.leaderboard_refresh_seconds,
                                  context.config.arena.bootstrap_rounds).start()
+        if arena.store is not None and context.config.arena.sync_repo:
+            from .sync import start_sync
+
+            try:
+                arena.sync = start_sync(context.config.arena, arena.store)
+            except Exception as error:  # votes are still stored locally; the log says why
+                log.error("votes will not be synced to %s: %s", context.config.arena.sync_repo, error)
         found = (arena, cache)
         context._arena_services = found  # UIContext is the page's; this keeps one per page
     return found
