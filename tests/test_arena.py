@@ -248,17 +248,41 @@ def test_random_examples_come_from_the_shipped_suites():
 
 def test_bradley_terry_three_wins_in_four_is_log10_3_apart():
     battles = [("a", "b", "A")] * 3 + [("a", "b", "B")]
-    result = ratings.bradley_terry(battles, ["a", "b"])
-    assert result["a"] - result["b"] == pytest.approx(400 * math.log10(3), abs=0.5)
+    result = ratings.bradley_terry(battles, ["a", "b"], prior=0.0)  # the plain maximum likelihood
+    assert result["a"] - result["b"] == pytest.approx(400 * math.log10(3), abs=0.1)
     assert (result["a"] + result["b"]) / 2 == pytest.approx(1000)
+    shrunk = ratings.bradley_terry(battles, ["a", "b"])  # the weak prior pulls a little towards 1000
+    assert 170 < shrunk["a"] - shrunk["b"] < 400 * math.log10(3)
 
 
 def test_ties_and_both_bad_are_half_a_win():
     decisive = [("a", "b", "A")] * 3 + [("a", "b", "B")]
     with_ties = [("a", "b", "A")] * 2 + [("a", "b", "tie"), ("a", "b", "bad")]
-    assert ratings.bradley_terry(with_ties, ["a", "b"]) == pytest.approx(ratings.bradley_terry(decisive, ["a", "b"]), abs=0.5)
+    assert ratings.bradley_terry(with_ties, ["a", "b"]) == pytest.approx(ratings.bradley_terry(decisive, ["a", "b"]), abs=0.1)
     even = [("a", "b", "tie")] * 4
-    assert ratings.bradley_terry(even, ["a", "b"]) == pytest.approx({"a": 1000, "b": 1000}, abs=0.5)
+    assert ratings.bradley_terry(even, ["a", "b"]) == pytest.approx({"a": 1000, "b": 1000}, abs=0.1)
+
+
+def test_few_votes_give_finite_ordered_ratings():
+    # What the first three votes of a new deployment look like: a system with only a win.
+    battles = [("p", "r", "bad"), ("r", "p", "bad"), ("c", "p", "A")]
+    result = ratings.bradley_terry(battles, ["p", "r", "c"])
+    assert all(math.isfinite(v) for v in result.values())
+    assert result["c"] > result["r"] > result["p"] and result["c"] - result["p"] < 600
+
+
+def test_the_fit_matches_evalica_on_well_connected_data():
+    evalica = pytest.importorskip("evalica")
+    rng = random.Random(3)
+    battles = [(a, b, rng.choice(["A", "A", "B", "tie"])) for a, b in (rng.sample("xyz", 2) for _ in range(300))]
+    ours = ratings.bradley_terry(battles, list("xyz"), prior=0.0)
+    winners = {"A": evalica.Winner.X, "B": evalica.Winner.Y, "tie": evalica.Winner.Draw}
+    result = evalica.bradley_terry([a for a, _, _ in battles], [b for _, b, _ in battles],
+                                   [winners[w] for _, _, w in battles], tie_weight=0.5, limit=1000, tolerance=1e-10)
+    logs = {k: math.log10(v) for k, v in result.scores.items()}
+    centre = sum(logs.values()) / 3
+    for name in "xyz":
+        assert ours[name] == pytest.approx(1000 + 400 * (logs[name] - centre), abs=1.0)
 
 
 def test_bradley_terry_recovers_known_strengths():
@@ -371,3 +395,29 @@ def test_split_votes_holds_out_by_prompt(tmp_path):
     assert not {p.prompt for p in train} & {p.prompt for p in test}
     assert split_votes(pairs) == (train, test)
     assert split_votes(pairs[:1]) == (pairs[:1], [])
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def test_reveal_shows_both_identities_rewards_and_the_judge(tiny_config):
+    from demo.arena.service import Reveal
+    from demo.ui.tabs.arena import reveal_html
+
+    a, b = systems_from_config(tiny_config)[:2]
+    text = reveal_html(Reveal("id", (a, b), (0.5, -1.25), "A", "A", True, False, True))
+    assert a.name in text and b.name in text and "+0.50" in text and "-1.25" in text
+    assert "A is better" in text and "prefers A" in text and "agrees with you" in text
+    text = reveal_html(Reveal("id", (a, b), (None, None), "tie", None, None, True, False))
+    assert "no score" in text and "left out of the ratings" in text and "already been recorded" in text
+
+
+def test_blind_answers_are_escaped_and_errors_do_not_name_the_model():
+    from demo.session import SideState
+    from demo.ui.tabs.arena import blind_answer_html
+
+    html = blind_answer_html(SideState("Secret Model", text="<script>alert(1)</script>"), False)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    failed = blind_answer_html(SideState("Secret Model", error="Secret Model is unavailable"), False)
+    assert "Secret" not in failed
+    assert "empty answer" in blind_answer_html(SideState("m", text="  "), False)

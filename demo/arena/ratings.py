@@ -1,9 +1,10 @@
 """The leaderboard's numbers, from the stored votes: Bradley–Terry ratings with bootstrap 95%
 intervals as Chatbot Arena computes them, a win-rate matrix, and the paper's comparisons.
 
-Ratings follow FastChat's `elo_analysis.py`: a Bradley–Terry fit (here evalica's) where a tie or
-"both are bad" counts as half a win for each side, on the Elo scale (400·log10 of the strength,
-centred at 1000), with percentile intervals over resampled battles. Votes whose answer names a
+Ratings follow FastChat's `elo_analysis.py`: a Bradley–Terry fit where a tie or "both are bad"
+counts as half a win for each side, on the Elo scale (400·log10 of the strength, centred at
+1000), with percentile intervals over resampled battles. The fit is a short scipy one with a
+weak prior, because the unpenalised fit (FastChat's, evalica's) has no finite answer with few votes. Votes whose answer names a
 model are left out of ratings and win rates (the voter was not blind) and counted apart.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from .store import VoteRecord
 
 SCALE, INIT = 400.0, 1000.0
+PRIOR = 0.1  # Gaussian prior on log-strengths: keeps ratings finite with few votes (see bradley_terry)
 # InstructGPT (Ouyang et al., 2022), for the leaderboard's "paper" column.
 PAPER = {
     "aligned_vs_base": "85 ± 3 %",
@@ -76,18 +78,35 @@ def _system(vote: VoteRecord, position: str) -> str:
     return vote.system_a if position == "A" else vote.system_b
 
 
-def bradley_terry(battles: Sequence[tuple[str, str, str]], systems: Sequence[str]) -> dict[str, float]:
-    """Elo-scale ratings from (system_a, system_b, winner) with winner in A / B / tie / bad."""
-    import evalica
+def bradley_terry(battles: Sequence[tuple[str, str, str]], systems: Sequence[str], prior: float = PRIOR) -> dict[str, float]:
+    """Elo-scale ratings from (system_a, system_b, winner) with winner in A / B / tie / bad.
 
-    if not battles:
+    Maximises Σ w·log σ(θa − θb) + (1 − w)·log σ(θb − θa), w = 1, 0 or ½ (tie, both bad), minus
+    `prior`/2 · Σ θ² (a Gaussian prior). Without the prior (Chatbot Arena's logistic regression,
+    or evalica's MM iterations) the fit has no finite answer as soon as a system has only wins
+    or only losses, which is the rule with a handful of votes; with hundreds of votes the prior
+    changes nothing visible.
+    """
+    from scipy.optimize import minimize
+
+    names = [name for name in systems if any(name in (a, b) for a, b, _ in battles)]
+    if not names:
         return {}
-    winners = [evalica.Winner.X if w == "A" else evalica.Winner.Y if w == "B" else evalica.Winner.Draw for _, _, w in battles]
-    result = evalica.bradley_terry([a for a, _, _ in battles], [b for _, b, _ in battles], winners, tie_weight=0.5)
-    strengths = {str(name): float(value) for name, value in result.scores.items()}
-    logs = {name: math.log10(max(value, 1e-12)) for name, value in strengths.items()}
-    centre = sum(logs.values()) / len(logs)
-    return {name: INIT + SCALE * (logs[name] - centre) for name in systems if name in logs}
+    index = {name: i for i, name in enumerate(names)}
+    a = np.array([index[x] for x, _, _ in battles])
+    b = np.array([index[y] for _, y, _ in battles])
+    w = np.array([1.0 if v == "A" else 0.0 if v == "B" else 0.5 for _, _, v in battles])
+
+    def loss(theta):
+        margin = theta[a] - theta[b]
+        value = np.sum(w * np.logaddexp(0, -margin) + (1 - w) * np.logaddexp(0, margin)) + prior / 2 * theta @ theta
+        residual = w - 1 / (1 + np.exp(-margin))  # d(log-likelihood)/d(margin)
+        grad = -np.bincount(a, residual, len(names)) + np.bincount(b, residual, len(names)) + prior * theta
+        return value, grad
+
+    theta = minimize(loss, np.zeros(len(names)), jac=True, method="L-BFGS-B", options={"gtol": 1e-9}).x
+    theta -= theta.mean()
+    return {name: INIT + SCALE / math.log(10) * theta[index[name]] for name in names}
 
 
 def ratings_with_intervals(

@@ -42,7 +42,7 @@ class System:
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({FORMAT_LABELS[self.format]})"
+        return f"{self.name} · {FORMAT_LABELS[self.format]}"
 
     @property
     def is_aligned(self) -> bool:

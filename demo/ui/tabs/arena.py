@@ -49,9 +49,9 @@ def blind_answer_html(side, streaming: bool) -> str:
     """The answer only: an error is shown without the model's name (it would unblind)."""
     if side.error:
         return '<div class="demo-error" role="alert">⚠️ This answer failed; press Next for a new battle.</div>'
-    if side.text:
+    if side.text.strip():
         return f'<div class="demo-answer">{views.escape(side.text)}</div>'
-    return '<div class="demo-waiting">…</div>' if streaming else ""
+    return '<div class="demo-waiting">…</div>' if streaming else '<div class="demo-muted">(an empty answer)</div>'
 
 
 def reveal_html(reveal: Reveal) -> str:
@@ -67,9 +67,10 @@ def reveal_html(reveal: Reveal) -> str:
         )
     judge = {"A": "prefers A", "B": "prefers B", "tie": "calls it a tie", None: "has no score (reward unavailable)"}[reveal.judge]
     if reveal.agreed is None:
-        agreement = "no agreement to measure (a tie, or no score)"
+        why = "you called it a tie or both bad" if reveal.winner in ("tie", "bad") else "it picked neither"
+        agreement = f"no agreement to measure ({why})"
     else:
-        agreement = "agrees with you ✅" if reveal.agreed else "disagrees with you ❌"
+        agreement = "it agrees with you ✅" if reveal.agreed else "it disagrees with you ❌"
     notes = []
     if reveal.self_identified:
         notes.append("An answer names a model, so this vote is kept but left out of the ratings.")
@@ -80,7 +81,7 @@ def reveal_html(reveal: Reveal) -> str:
         f'<div class="arena-reveal"><p>Your vote: <b>{views.escape(OUTCOME_LABELS[reveal.winner])}</b> — recorded.</p>'
         '<table><thead><tr><th></th><th>model</th><th>stage</th><th>input format</th><th>reward</th></tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table>'
-        f'<p>The judge (reward model) {judge}: it {agreement}.</p>{note}</div>'
+        f'<p>The judge (reward model) {judge}: {agreement}.</p>{note}</div>'
     )
 
 

@@ -76,7 +76,7 @@ def ratings_chart(board: Leaderboard, labels: dict[str, str]):
                            "upper": r.upper} for r in board.ratings])
     base = alt.Chart(frame).encode(y=alt.Y("system:N", sort="-x", title=None))
     return (base.mark_rule().encode(x=alt.X("lower:Q", title="Bradley–Terry rating (95% CI)", scale=alt.Scale(zero=False)), x2="upper:Q")
-            + base.mark_point(filled=True, size=80).encode(x="rating:Q")).properties(height=40 + 40 * len(frame), width="container")
+            + base.mark_point(filled=True, size=80).encode(x="rating:Q")).properties(height=40 + 40 * len(frame), width=300)
 
 
 def win_rate_chart(board: Leaderboard, labels: dict[str, str]):
@@ -89,7 +89,7 @@ def win_rate_chart(board: Leaderboard, labels: dict[str, str]):
         color=alt.Color("win rate:Q", scale=alt.Scale(domain=[0, 1], scheme="redblue")),
         tooltip=["row", "column", alt.Tooltip("win rate:Q", format=".0%"), "battles"])
     text = alt.Chart(frame).mark_text().encode(x="column:N", y="row:N", text=alt.Text("win rate:Q", format=".0%"))
-    return (heat + text).properties(height=60 * max(1, len(board.systems)), width="container")
+    return (heat + text).properties(height=60 * max(1, len(board.systems)), width=60 * max(1, len(board.systems)))
 
 
 def build(context: UIContext) -> None:
