@@ -346,6 +346,14 @@ def test_human_agreement_by_system_not_by_screen_position():
     assert share.n == 5 and share.value == pytest.approx(2 / 5)
 
 
+def test_share_intervals_are_wilson():
+    low, high = ratings.Share(1.0, 1).interval
+    assert high == 1.0 and low == pytest.approx(0.2065, abs=1e-3)
+    low, high = ratings.Share(0.85, 400).interval
+    assert (high - low) / 2 == pytest.approx(0.035, abs=0.002)  # close to the paper's ± 3-4 points
+    assert ratings.Share(None, 0).text() == "– (no votes yet)"
+
+
 def test_an_empty_leaderboard():
     board = ratings.leaderboard([], lambda s: False)
     assert board.votes == 0 and board.ratings == [] and board.aligned_vs_base.value is None

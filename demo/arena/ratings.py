@@ -41,21 +41,25 @@ class Rating:
 
 @dataclass(frozen=True)
 class Share:
-    """A proportion with its count and a 95% normal interval (± 1.96 standard errors)."""
+    """A proportion with its count and a 95% Wilson interval (honest at small n, unlike ± 1.96 SE)."""
 
     value: float | None
     n: int
 
     @property
-    def margin(self) -> float | None:
+    def interval(self) -> tuple[float, float] | None:
         if self.value is None or self.n == 0:
             return None
-        return 1.96 * math.sqrt(self.value * (1 - self.value) / self.n)
+        z, n, p = 1.96, self.n, self.value
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
 
     def text(self) -> str:
-        if self.value is None:
+        if self.value is None or self.interval is None:
             return "– (no votes yet)"
-        return f"{100 * self.value:.0f} ± {100 * (self.margin or 0):.0f} % (n={self.n})"
+        low, high = self.interval
+        return f"{100 * self.value:.0f} % [{100 * low:.0f}–{100 * high:.0f}] (n={self.n})"
 
 
 @dataclass
