@@ -79,6 +79,7 @@ def test_play_a_battle_vote_see_the_reveal_and_the_leaderboard(voting_app, brows
     for element in ("arena-prompt", "arena-run", "arena-random", "vote-a", "vote-b", "vote-tie", "vote-bad"):
         expect(page.locator(f"#{element}")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator("#vote-a")).to_be_disabled()
+    expect(page.locator("#tab-blind-vote button").filter(has_text=re.compile(r"^\s*Run\s*$"))).to_have_count(0)
     page.click("#arena-random")
     expect(page.locator("#arena-prompt textarea")).not_to_have_value("", timeout=TIMEOUT_MS)
     expect(page.locator("#vote-b")).to_be_enabled(timeout=TIMEOUT_MS)

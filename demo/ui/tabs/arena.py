@@ -124,7 +124,11 @@ def build(context: UIContext) -> None:
 
     vote_buttons = list(buttons.values())
     form_fields = [field for pair in form.values() for field in pair]
-    locked = [gr.Button(interactive=False)] * len(vote_buttons)
+
+    def locked():
+        # Built inside handlers only: a gr.Button made here, in the Blocks context, would be a
+        # new (rendered) button rather than an update.
+        return [gr.Button(interactive=False)] * len(vote_buttons)
 
     def run(prompt_text, last_example, request: gr.Request):
         session = request.session_hash or "anonymous"
@@ -132,17 +136,17 @@ def build(context: UIContext) -> None:
         try:
             battle = arena.new_battle(session, prompt_text, category)
         except (InvalidPrompt, ValueError) as error:
-            yield [None, message_html(str(error)), "", "", "", gr.Button(visible=False), *locked]
+            yield [None, message_html(str(error)), "", "", "", gr.Button(visible=False), *locked()]
             return
         workers = [arena.comparator.workers[s.model_id] for s in battle.systems]
         while any(w.state == "loading" for w in workers):
             yield [battle.id, message_html("The models are still loading…", error=False), "", "", "",
-                   gr.Button(visible=False), *locked]
+                   gr.Button(visible=False), *locked()]
             time.sleep(1.0)
         snapshot = None
         for snapshot in paced(arena.stream(battle), SCREEN_INTERVAL_SECONDS):
             yield [battle.id, "", *(blind_answer_html(snapshot.side(role), True) for role in battle.roles), "",
-                   gr.Button(visible=False), *locked]
+                   gr.Button(visible=False), *locked()]
         open_to_vote = arena.registry.get(session, battle.id) is not None and battle.state == "finished"
         note = "" if open_to_vote else message_html("An answer failed, so this battle cannot be voted on. Press Next.")
         final = [blind_answer_html(snapshot.side(role), False) for role in battle.roles] if snapshot else ["", ""]
@@ -158,7 +162,7 @@ def build(context: UIContext) -> None:
             except VoteRefused as error:
                 gr.Warning(str(error))
                 return [message_html(str(error)), gr.skip(), gr.skip(), *[gr.skip()] * len(vote_buttons)]
-            return [message_html(""), reveal_html(result), gr.Button(visible=True), *locked]
+            return [message_html(""), reveal_html(result), gr.Button(visible=True), *locked()]
 
         return vote
 
@@ -178,7 +182,7 @@ def build(context: UIContext) -> None:
                      concurrency_limit=8, concurrency_id="arena-vote", api_visibility="private")
 
     def next_battle():
-        return ["", None, "", "", "", "", gr.Button(visible=False), *locked, *([None] * len(form_fields))]
+        return ["", None, "", "", "", "", gr.Button(visible=False), *locked(), *([None] * len(form_fields))]
 
     next_btn.click(next_battle, None, [prompt, battle_id, message, answers["A"], answers["B"], reveal, next_btn,
                                        *vote_buttons, *form_fields], queue=False, api_visibility="private")

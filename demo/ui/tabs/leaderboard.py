@@ -74,7 +74,7 @@ def ratings_chart(board: Leaderboard, labels: dict[str, str]):
 
     frame = pd.DataFrame([{"system": labels.get(r.system, r.system), "rating": r.rating, "lower": r.lower,
                            "upper": r.upper} for r in board.ratings])
-    base = alt.Chart(frame).encode(y=alt.Y("system:N", sort="-x", title=None))
+    base = alt.Chart(frame).encode(y=alt.Y("system:N", sort=list(frame["system"]), title=None))  # best first
     return (base.mark_rule().encode(x=alt.X("lower:Q", title="Bradley–Terry rating (95% CI)", scale=alt.Scale(zero=False)), x2="upper:Q")
             + base.mark_point(filled=True, size=80).encode(x="rating:Q")).properties(height=40 + 40 * len(frame), width=300)
 
