@@ -67,8 +67,10 @@ def reveal_html(reveal: Reveal) -> str:
         )
     judge = {"A": "prefers A", "B": "prefers B", "tie": "calls it a tie", None: "has no score (reward unavailable)"}[reveal.judge]
     if reveal.agreed is None:
-        why = "you called it a tie or both bad" if reveal.winner in ("tie", "bad") else "it picked neither"
-        agreement = f"no agreement to measure ({why})"
+        if reveal.winner in ("tie", "bad"):
+            agreement = "no agreement to measure (you called it a tie or both bad)"
+        else:
+            agreement = "no agreement to measure"
     else:
         agreement = "it agrees with you ✅" if reveal.agreed else "it disagrees with you ❌"
     notes = []
