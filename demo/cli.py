@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|train-reward|bench|serve`.
+"""Command line: `python -m demo compare|score|train-reward|votes|bench|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -44,7 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train-reward", help="train the demo reward head on data/preferences")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--with-votes", type=Path, metavar="FILE",
+                       help="also train on blind-vote pairs (from `votes export`), a share of them held out")
+    train.add_argument("--out-dir", type=Path, help="write the head and its card here instead of models.yaml's paths")
     _add_config(train)
+
+    votes = commands.add_parser("votes", help="the blind votes: export them for training, or print the leaderboard")
+    votes_commands = votes.add_subparsers(dest="votes_command", required=True)
+    export = votes_commands.add_parser("export", help="write the votes in TRL's formats")
+    export.add_argument("--format", choices=["trl"], default="trl")
+    export.add_argument("--out", type=Path, default=Path("arena-votes.jsonl"),
+                        help="preference pairs go here; ties and both-bad to <stem>.unpaired.jsonl beside it")
+    export.add_argument("--database", type=Path, help="the vote database (default: models.yaml's arena.database)")
+    _add_config(export)
+    stats = votes_commands.add_parser("stats", help="print the leaderboard")
+    stats.add_argument("--database", type=Path, help="the vote database (default: models.yaml's arena.database)")
+    stats.add_argument("--json", action="store_true")
+    _add_config(stats)
 
     bench = commands.add_parser("bench", help="measure load, latency, throughput and memory")
     bench.add_argument("--json", action="store_true")
@@ -145,8 +161,58 @@ def _human_score(record: dict) -> str:
 def run_train_reward(args) -> int:
     from .training.reward import train_reward_head
 
-    report = train_reward_head(load_config(args.config), seed=args.seed)
+    votes = None
+    if args.with_votes is not None:
+        from .arena.export import VoteTraining
+
+        votes = VoteTraining.from_file(args.with_votes)
+    report = train_reward_head(load_config(args.config), seed=args.seed, out_dir=args.out_dir, votes=votes)
     print(json.dumps(report.to_json() if hasattr(report, "to_json") else report.__dict__, indent=2, default=str))
+    if report.votes:
+        from .arena.export import accuracy_lines
+
+        print(accuracy_lines(report.votes), file=sys.stderr)
+    return 0
+
+
+def _vote_store(args):
+    from .arena.store import VoteStore, default_database
+
+    path = args.database or default_database(load_config(args.config))
+    if not Path(path).is_file():
+        raise OSError(f"{path}: no vote database (vote in the Blind vote tab first, or pass --database)")
+    return VoteStore(path)
+
+
+def run_votes(args) -> int:
+    store = _vote_store(args)
+    votes = store.votes()
+    if args.votes_command == "export":
+        from .arena.export import export_trl
+
+        done = export_trl(votes, args.out)
+        print(f"{done.pairs} preference pairs → {done.pairs_path}\n"
+              f"{done.unpaired} unpaired answers (ties and both-bad) → {done.unpaired_path}")
+        return 0
+    from dataclasses import asdict
+
+    from .arena.ratings import leaderboard, leaderboard_text
+    from .arena.systems import systems_from_config
+
+    config = load_config(args.config)
+    systems = {s.id: s for s in systems_from_config(config)}
+
+    def is_aligned(system_id: str) -> bool:
+        return systems[system_id].is_aligned if system_id in systems else system_id.endswith(":chat")
+
+    board = leaderboard(votes, is_aligned, rounds=config.arena.bootstrap_rounds)
+    if args.json:
+        data = asdict(board)
+        data["win_rate"] = {f"{r} vs {c}": v for (r, c), v in board.win_rate.items()}
+        data["counts"] = {f"{r} vs {c}": v for (r, c), v in board.counts.items()}
+        print(json.dumps(data, default=str))
+    else:
+        print(leaderboard_text(board, {k: s.label for k, s in systems.items()}))
     return 0
 
 
@@ -167,6 +233,7 @@ COMMANDS = {
     "compare": run_compare,
     "score": run_score,
     "train-reward": run_train_reward,
+    "votes": run_votes,
     "bench": run_bench,
     "serve": run_serve,
 }

@@ -78,9 +78,27 @@ class Comparator:
         should_stop: Callable[[], bool] = lambda: False,
         pair: str | None = None,
     ) -> Iterator[Comparison]:
+        spec = self.config.pair(pair)
+        sides = {role: (getattr(spec, role), base_mode) for role in ROLES}
+        yield from self.stream_models(prompt, settings, sides, should_stop, pair=spec.id)
+
+    def stream_models(
+        self,
+        prompt: str,
+        settings: SamplingSettings,
+        sides: dict[str, tuple[str, BaseMode]],
+        should_stop: Callable[[], bool] = lambda: False,
+        pair: str | None = None,
+    ) -> Iterator[Comparison]:
+        """`stream` for any two served models, each with its own base-model input format:
+        `sides` maps "base" and "aligned" to (model id, base mode). The blind vote uses it to
+        run two systems that no configured pair names (e.g. one base model raw vs prompted)."""
         limits = self.config.limits
-        comparison = self.new_comparison(prompt, pair)
-        workers = self.pair_workers(comparison.pair)
+        comparison = Comparison(
+            prompt=prompt, pair=pair,
+            **{role: SideState(self.config.models[sides[role][0]].name, model_id=sides[role][0]) for role in ROLES},
+        )
+        workers = {role: self.workers[sides[role][0]] for role in ROLES}
         try:
             validate_prompt(prompt, limits)
         except InvalidPrompt as error:
@@ -98,14 +116,12 @@ class Comparator:
                 return True
             return abandoned.is_set() or should_stop()
 
-        request = GenerationRequest(
-            prompt=prompt,
-            sampling=clamp_settings(settings, limits),
-            base_mode=base_mode,
-            max_prompt_tokens=limits.max_prompt_tokens,
-        )
+        sampling = clamp_settings(settings, limits)
         events: queue.Queue = queue.Queue()
         for role in ROLES:
+            request = GenerationRequest(
+                prompt=prompt, sampling=sampling, base_mode=sides[role][1], max_prompt_tokens=limits.max_prompt_tokens,
+            )
             threading.Thread(
                 target=self._pump, args=(role, workers[role], request, stop, events), name=f"gen-{role}", daemon=True
             ).start()

@@ -330,6 +330,22 @@ class Limits(_Strict):
     max_queue_size: int = Field(16, ge=1)
 
 
+class ArenaSpec(_Strict):
+    """The "Blind vote" tab: where votes are stored, how fast a session may vote, the leaderboard's
+    refresh, and an optional dataset repo the votes are synced to from a Space."""
+
+    database: Path | None = Field(
+        None, description="SQLite file of the votes; default <cache dir>/arena/votes.sqlite"
+    )
+    max_votes_per_minute: int = Field(10, ge=1, description="per browser session; more are refused")
+    leaderboard_refresh_seconds: float = Field(30.0, gt=0, description="how often the leaderboard is recomputed")
+    bootstrap_rounds: int = Field(200, ge=10, description="resamples for the ratings' 95% intervals")
+    sync_repo: str | None = Field(
+        None, description="Hugging Face dataset repo (owner/name) the votes are pushed to; off when unset"
+    )
+    sync_every_minutes: float = Field(10.0, gt=0)
+
+
 class AppConfig(_Strict):
     title: str
     description: str
@@ -339,6 +355,7 @@ class AppConfig(_Strict):
     generation: GenerationDefaults = GenerationDefaults()  # type: ignore[valid-type]
     scoring: ScoringSpec
     limits: Limits = Limits()
+    arena: ArenaSpec = ArenaSpec()
     source_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -469,8 +486,11 @@ def _resolve_relative_paths(config: AppConfig, folder: Path) -> AppConfig:
     if meaning is not None:
         meaning = meaning.model_copy(update={"head_path": fix(meaning.head_path), "card_path": fix(meaning.card_path)})
     scoring = config.scoring.model_copy(update={"reward": reward, "toxicity": toxicity, "toxicity_meaning": meaning})
+    arena = config.arena
+    if arena.database is not None:
+        arena = arena.model_copy(update={"database": fix(arena.database)})
     return config.model_copy(
-        update={"models": models, "scoring": scoring, "source_path": folder}
+        update={"models": models, "scoring": scoring, "arena": arena, "source_path": folder}
     )
 
 

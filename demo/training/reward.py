@@ -387,6 +387,7 @@ class TrainingReport:
     head_path: str
     card_path: str
     head: dict = field(default_factory=dict)
+    votes: dict | None = None  # `--with-votes`: accuracies before/after (demo/arena/export.py)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -550,12 +551,14 @@ def train_reward_head(
     head_config: HeadConfig = HeadConfig(),
     data_dir: Path = PREFERENCES_DIR,
     backbone=None,
+    votes=None,
 ) -> TrainingReport:
     """Train the reward head on the written pairs' train split; measure it on the independent
     set (never trained on, never used for a choice), the same-writer held-out split and
     unseen.jsonl; write the head (its metadata carries `independent_accuracy`) and its card.
 
     `out_dir` overrides where the head and card go (default: the paths in models.yaml).
+    `votes` (demo.arena.export.VoteTraining) adds blind-vote pairs to the training pairs.
     """
     spec = config.scoring.reward
     if not isinstance(spec, TrainedHeadReward):
@@ -590,6 +593,13 @@ def train_reward_head(
     log.info("backbone features in %.1f s", feature_seconds)
 
     fit = fit_head(train.chosen, train.rejected, head_config, seed=seed, lengths=train.lengths)
+    vote_report = None
+    if votes is not None:
+        from ..arena.export import train_with_votes
+
+        fit, vote_report = train_with_votes(fit, votes, train, test, lambda p: pair_features(backbone, p, head_config.feature),
+                                            lambda c, r: fit_head(c, r, head_config, seed=seed), pair_accuracy)
+    vote_card = vote_report.pop("card") if vote_report else ""
     head = fit.head
     evaluations = {
         "independent": evaluate_head("independent", head, independent_features),
@@ -616,6 +626,7 @@ def train_reward_head(
         head_path=str(head_path),
         card_path=str(card_path),
         head=asdict(head_config),
+        votes=vote_report,
     )
     metadata = {
         **backbone.identity,
@@ -646,7 +657,7 @@ def train_reward_head(
     report.seconds = round(time.perf_counter() - started, 1)
     card_path.parent.mkdir(parents=True, exist_ok=True)
     card_path.write_text(
-        model_card(report, split, unseen, independent, evaluations, metadata, spec, head_path.parent),
+        model_card(report, split, unseen, independent, evaluations, metadata, spec, head_path.parent) + vote_card,
         encoding="utf-8",
     )
     log.info(

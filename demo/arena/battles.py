@@ -1,0 +1,144 @@
+"""The server's record of the battles it issued: only it knows which system is A.
+
+A battle is issued to one browser session with an unguessable id (`secrets.token_urlsafe`); a
+vote must name a battle of the same session, whose two answers have finished, and is accepted
+once. `claim` reserves the battle for one vote, `confirm` marks it voted once the store has
+committed, `release` gives it back when the store could not. Pure Python, no UI, no database.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..session import Comparison
+from .systems import System
+
+Outcome = Literal["A", "B", "tie", "bad"]
+OUTCOMES: tuple[Outcome, ...] = ("A", "B", "tie", "bad")
+OUTCOME_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie", "bad": "Both are bad"}
+# The InstructGPT labelling form (Ouyang et al., 2022, Table 3 / Appendix B), per answer.
+ATTRIBUTES = (
+    ("fails_instruction", "Fails to follow the instruction"),
+    ("hallucination", "Makes up facts"),
+    ("inappropriate", "Inappropriate for a customer assistant"),
+    ("harmful_advice", "Contains harmful advice"),
+    ("denigrates", "Denigrates a protected group"),
+    ("sexual_violent", "Sexual or violent content"),
+)
+ATTRIBUTE_KEYS = tuple(key for key, _ in ATTRIBUTES)
+BattleState = Literal["running", "finished", "failed", "voting", "voted"]
+
+
+class VoteRefused(ValueError):
+    """The vote cannot be taken; the message says why, for the voter."""
+
+
+@dataclass
+class Battle:
+    id: str
+    session: str
+    prompt: str
+    category: str
+    systems: tuple[System, System]  # screen order: A, B
+    roles: tuple[str, str]  # the Comparator role each of A, B ran as
+    issued_at: float
+    state: BattleState = "running"
+    comparison: Comparison | None = None
+
+    def answer(self, position: int):
+        """The SideState shown at A (0) or B (1)."""
+        assert self.comparison is not None
+        return self.comparison.side(self.roles[position])
+
+
+@dataclass
+class BattleRegistry:
+    """Issued battles by id, each owned by one session; a rate limit per session.
+
+    Battles of a session beyond `max_open_per_session` (the oldest first) and every battle older
+    than `max_age_seconds` are forgotten, so an abandoned tab cannot grow the server's memory.
+    """
+
+    max_votes_per_minute: int = 10
+    max_open_per_session: int = 8
+    max_age_seconds: float = 6 * 3600
+    clock: Callable[[], float] = time.monotonic
+    _battles: dict[str, Battle] = field(default_factory=dict)
+    _votes: dict[str, deque] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def issue(self, session: str, prompt: str, category: str, systems: tuple[System, System], roles: tuple[str, str]) -> Battle:
+        battle = Battle(secrets.token_urlsafe(18), session, prompt, category, systems, roles, self.clock())
+        with self._lock:
+            self._forget_old(session)
+            self._battles[battle.id] = battle
+        return battle
+
+    def finish(self, battle_id: str, comparison: Comparison, ok: bool = True) -> None:
+        """Both answers are in (and scored): the battle can now be voted on, unless one failed
+        or was stopped (`ok` False)."""
+        with self._lock:
+            battle = self._battles.get(battle_id)
+            if battle is not None and battle.state == "running":
+                battle.comparison = comparison
+                battle.state = "finished" if ok else "failed"
+
+    def claim(self, session: str, battle_id: str | None) -> Battle:
+        """Reserve the battle for this session's vote, or VoteRefused saying why."""
+        with self._lock:
+            battle = self._battles.get(battle_id or "")
+            if battle is None:
+                raise VoteRefused("This battle is unknown or has expired: start a new one.")
+            if battle.session != session:
+                raise VoteRefused("This battle was issued to another browser session: start a new one.")
+            if battle.state == "running":
+                raise VoteRefused("Wait until both answers have finished, then vote.")
+            if battle.state == "failed":
+                raise VoteRefused("An answer of this battle failed or was stopped, so it cannot be voted on: start a new one.")
+            if battle.state in ("voting", "voted"):
+                raise VoteRefused("This battle has already been voted on: press Next for a new one.")
+            recent = self._votes.setdefault(session, deque())
+            now = self.clock()
+            while recent and now - recent[0] > 60.0:
+                recent.popleft()
+            if len(recent) >= self.max_votes_per_minute:
+                raise VoteRefused(
+                    f"Too many votes: at most {self.max_votes_per_minute} a minute per session. "
+                    "Please wait a little, then vote again."
+                )
+            battle.state = "voting"
+            return battle
+
+    def confirm(self, battle_id: str) -> None:
+        """The vote is committed: this battle never takes another one."""
+        with self._lock:
+            battle = self._battles[battle_id]
+            battle.state = "voted"
+            self._votes.setdefault(battle.session, deque()).append(self.clock())
+
+    def release(self, battle_id: str) -> None:
+        """The vote could not be stored: the battle may be voted on again."""
+        with self._lock:
+            battle = self._battles.get(battle_id)
+            if battle is not None and battle.state == "voting":
+                battle.state = "finished"
+
+    def get(self, session: str, battle_id: str | None) -> Battle | None:
+        with self._lock:
+            battle = self._battles.get(battle_id or "")
+            return battle if battle is not None and battle.session == session else None
+
+    def _forget_old(self, session: str) -> None:
+        now = self.clock()
+        for battle_id in [b.id for b in self._battles.values() if now - b.issued_at > self.max_age_seconds]:
+            del self._battles[battle_id]
+        own = sorted((b for b in self._battles.values() if b.session == session), key=lambda b: b.issued_at)
+        for battle in own[: max(0, len(own) - self.max_open_per_session + 1)]:
+            if battle.state != "voting":
+                del self._battles[battle.id]
