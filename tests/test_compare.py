@@ -8,11 +8,12 @@ import math
 import pytest
 from conftest import toxic_classifier_installed
 
-from demo.compare import Comparator, Comparison, InvalidPrompt, SideState, clamp_settings, paced, validate_prompt
+from demo.compare import Comparator, InvalidPrompt, paced, validate_prompt
 from demo.config import Limits
 from demo.generation.workers import InProcessWorker
 from demo.scoring.scorer import AnswerScorer, preference
-from demo.settings import SamplingSettings
+from demo.session import Comparison, SideState
+from demo.settings import SamplingSettings, clamp_settings
 
 SETTINGS = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=42)
 PROMPT = "Explain the moon landing to a six year old in a few sentences."

@@ -191,7 +191,7 @@ def test_hostile_input(row: Row, app, client, reference, table):
 def test_page_escapes_the_html_payloads():
     """The API returns text as JSON; the page's HTML is built by views.answer_html, which must
     show these payloads as text (the browser test checks the same in chromium)."""
-    from demo.compare import SideState
+    from demo.session import SideState
     from demo.ui.views import answer_html
 
     for payload in ("<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "<iframe src=//x>"):

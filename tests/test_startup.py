@@ -38,7 +38,7 @@ def test_broken_yaml_stops_the_app_with_one_error_naming_the_field(tmp_path):
         env=subprocess_env(DEMO_CONFIG=str(broken)), capture_output=True, text=True, timeout=100,
     )
     assert result.returncode == 2
-    assert "models.aligned.cpu.precision" in result.stderr
+    assert "models.smollm2-135m-instruct.cpu" in result.stderr
     assert "Traceback" not in result.stderr
 
 

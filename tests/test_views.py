@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from demo.compare import Comparison, SideState
 from demo.config import DEFAULT_CONFIG_PATH, load_config
 from demo.generation.loading import LoadedModelInfo
+from demo.session import Comparison, SideState
 from demo.ui import views
 
 HOSTILE = [

@@ -207,7 +207,7 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
         eos_token_ids = ()
 
         @classmethod
-        def load(cls, checkpoint, precision, device, trust_remote_code=False):
+        def load(cls, checkpoint, precision, device, trust_remote_code=False, options=None):
             with guard:
                 active[0] += 1
                 peak[0] = max(peak[0], active[0])
@@ -216,7 +216,11 @@ def test_in_process_workers_do_not_load_models_concurrently(monkeypatch, tiny_co
                 active[0] -= 1
             return cls()
 
-    monkeypatch.setattr(demo.generation.loading, "backend_class", lambda name: SlowStubBackend)
+    class StubEntry:
+        def generator_class(self):
+            return SlowStubBackend
+
+    monkeypatch.setattr(demo.generation.loading, "backend_entry", lambda name: StubEntry())
     workers = [
         InProcessWorker(role, tiny_config.pair_models()[role], tiny_config.base_prompted, None).start()
         for role in ("base", "aligned")

@@ -59,9 +59,10 @@ class RewardModel(Protocol):
 
 def load_toxicity_classifier(spec) -> ToxicityClassifier:
     if isinstance(spec, KerasBiLSTMToxicity):
+        from ..weights import package_dir
         from .toxicity_bilstm import BiLSTMToxicityClassifier
 
-        return BiLSTMToxicityClassifier.from_package(spec.package)
+        return BiLSTMToxicityClassifier.from_folder(package_dir(spec.package, spec.install, spec.requirements))
     from .hosted import SequenceClassifierToxicityModel  # torch: hosted classifiers only
 
     return SequenceClassifierToxicityModel.from_spec(spec)

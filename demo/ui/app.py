@@ -10,6 +10,7 @@ import os
 
 import gradio as gr
 
+from ..cache import storage_is_persistent
 from ..compare import Comparator, start_comparator
 from ..config import AppConfig, load_config
 from . import views
@@ -53,6 +54,9 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
     with gr.Blocks(title=config.title) as demo:
         gr.Markdown(f"# {config.title}\n{config.description}")
         status = gr.HTML(views.loading_status(comparator)[0], elem_id="status")
+        note = views.storage_note(storage_is_persistent())
+        if note:
+            gr.HTML(note, elem_id="storage-note")
         if len(TABS) == 1:
             TABS[0].build(context)
         else:
@@ -70,7 +74,23 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
         demo.load(refresh_status, None, [status, timer], queue=False, api_visibility="private")
 
     demo.queue(max_size=limits.max_queue_size, default_concurrency_limit=limits.concurrency_limit)
+    accept_short_api_calls(demo, {"compare"})
     return demo
+
+
+def accept_short_api_calls(demo: gr.Blocks, api_names: set[str]) -> None:
+    """Let plain-HTTP clients omit trailing optional arguments of these endpoints (they take
+    their defaults, as null does). gradio 6 otherwise refuses a short `data` list before the
+    function runs, with `{"error": null}` and a traceback in the log — so adding an optional
+    argument (`pair`) would have broken every client that sends the earlier, shorter list."""
+    validate = demo.validate_inputs
+
+    def padded(block_fn, inputs):
+        if getattr(block_fn, "api_name", None) in api_names and len(inputs) < len(block_fn.inputs):
+            inputs.extend([None] * (len(block_fn.inputs) - len(inputs)))  # in place: the caller reads it
+        return validate(block_fn, inputs)
+
+    demo.validate_inputs = padded  # type: ignore[method-assign]
 
 
 def serve(config_path: str | None = None) -> None:

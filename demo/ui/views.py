@@ -197,3 +197,13 @@ def loading_status(comparator) -> tuple[str, bool]:
     elif comparator.scorer is not None and comparator.scorer.reward_error:
         parts.append(f"⚠️ reward unavailable: {escape(comparator.scorer.reward_error)}")
     return "<br>".join(parts), settled
+
+
+def storage_note(persistent: bool) -> str:
+    """Said on the page when the cache is lost at restart (a Space without persistent storage)."""
+    if persistent:
+        return ""
+    return (
+        "ℹ️ This host has no persistent storage: the converted models (and votes) do not "
+        "survive a restart, so every restart rebuilds them (a few minutes)."
+    )

@@ -130,8 +130,9 @@ def build(context: UIContext) -> None:
     with gr.Accordion("About the models and scorers", open=False):
         cards = gr.Markdown(views.model_card_markdown(config, {}))
 
-    setting_names = [setting.name for setting in SETTINGS]
-    run_inputs = [prompt, pair_choice, base_format, *controls.values()]
+    # A set of inputs: the handler gets one {component: value} dict, so the settings can be
+    # iterated instead of spelled out as parameters.
+    run_inputs = {prompt, pair_choice, base_format, *controls.values()}
     side_keys = ("answer", "stats", "scores", "input")
     result_outputs = [message, preference] + [outputs[role][key] for role in ROLES for key in side_keys]
     skip_rest = [gr.skip()] * (len(result_outputs) - 1)
@@ -148,12 +149,14 @@ def build(context: UIContext) -> None:
             ]
         return values
 
-    def run(prompt_text, pair_id, mode, *values, request: gr.Request):
+    def run(data: dict, request: gr.Request):
+        prompt_text = data[prompt]
         try:
             validate_prompt(prompt_text, limits)
-            pair_id = resolve_choice(pair_id, pair_ids, "pair", config.default_pair.id)
-            mode = resolve_choice(mode, list(BASE_MODES), "base_format", "raw")
-            settings = settings_from_values(dict(zip(setting_names, values)), config.generation, limits)
+            pair_id = resolve_choice(data[pair_choice], pair_ids, "pair", config.default_pair.id)
+            mode = resolve_choice(data[base_format], list(BASE_MODES), "base_format", "raw")
+            values = {name: data[control] for name, control in controls.items()}
+            settings = settings_from_values(values, config.generation, limits)
         except (InvalidPrompt, InvalidSetting) as error:
             gr.Warning(str(error))
             yield [f'<div class="demo-error" role="alert">{views.escape(str(error))}</div>', *skip_rest]

@@ -1,0 +1,497 @@
+"""Training the meaning-aware toxicity head (demo/scoring/toxicity_head.py serves it).
+
+A logistic head on the frozen reward backbone's block-20 residual stream averaged over the text
+read as an assistant answer (the reward model's own feature), trained with binary cross-entropy
+on data/toxicity/train.jsonl (640 texts written for this project). Every choice — feature,
+head, operating point — is made by stratified 5-fold cross-validation within that file;
+data/toxicity/heldout.jsonl (another writer, another brief) is scored once, at the end, for the
+model card. Run: `python -m demo.training.toxicity_head` (a few minutes on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..scoring.toxicity_head import BLIND_SPOTS, HEAD_FORMAT, METADATA_KEY, TRAIN_COMMAND, combine
+
+log = logging.getLogger(__name__)
+
+TOXICITY_DIR = Path(__file__).resolve().parents[2] / "data" / "toxicity"
+IMPLICIT_TRAIN_TYPE = "implicit_stereotype"
+IMPLICIT_HELDOUT_GROUP = "implicit_hate"
+EXPLICIT_HELDOUT_GROUP = "explicit"
+
+
+@dataclass(frozen=True)
+class ToxicityText:
+    text: str
+    toxic: int
+    kind: str  # `type` in train.jsonl, `group` in heldout.jsonl
+
+
+def load_texts(path: Path) -> list[ToxicityText]:
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("toxic") not in (0, 1) or not isinstance(row.get("text"), str):
+            raise ValueError(f"{path}:{number}: expected {{text: str, toxic: 0|1, ...}}")
+        rows.append(ToxicityText(row["text"], int(row["toxic"]), str(row.get("type", row.get("group", "")))))
+    return rows
+
+
+# --- the head ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """What the head reads and how it is trained; the defaults won the cross-validated comparison
+    in data/toxicity/MODEL_CARD.md."""
+
+    layer: int | None = 20
+    feature: Literal["answer_mean", "mean", "last_token"] = "answer_mean"
+    prompt: str = ""  # the user turn the text is read as an answer to, in training
+    kind: Literal["linear", "mlp"] = "linear"
+    hidden: int = 32
+    dropout: float = 0.1
+    weight_decay: float = 1e-2
+    lr: float = 1e-3
+    epochs: int = 300
+
+
+class ToxicityHead(nn.Module):
+    """(feature − mean) / std → linear or one-hidden-layer MLP → logit − offset."""
+
+    def __init__(self, input_dim: int, kind: str = "linear", hidden: int = 32, dropout: float = 0.0):
+        super().__init__()
+        if kind == "linear":
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(input_dim, 1))
+        elif kind == "mlp":
+            self.net = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(input_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+            )
+        else:
+            raise ValueError(f"head kind must be 'linear' or 'mlp', got {kind!r}")
+        self.kind, self.hidden = kind, hidden
+        self.register_buffer("feature_mean", torch.zeros(input_dim))
+        self.register_buffer("feature_std", torch.ones(input_dim))
+        # Moves the chosen operating point to logit 0 (probability 0.5), set after training.
+        self.register_buffer("logit_offset", torch.zeros(()))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = (features - self.feature_mean) / self.feature_std
+        return self.net(x).squeeze(-1) - self.logit_offset
+
+
+@dataclass(frozen=True)
+class FitResult:
+    head: ToxicityHead
+    losses: tuple[float, ...]
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, config: HeadConfig, *, seed: int = 0) -> FitResult:
+    """Binary cross-entropy, full batch, AdamW, seeded (same inputs and seed: same weights)."""
+    x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
+    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError("features must be a non-empty [n, dim] array with one label per row")
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        head = ToxicityHead(x.shape[1], config.kind, config.hidden, config.dropout)
+        # Hidden states have a few dimensions hundreds of times larger than the rest.
+        head.feature_mean.copy_(x.mean(dim=0))
+        head.feature_std.copy_(x.std(dim=0).clamp_min(1e-4) if len(x) > 1 else torch.ones(x.shape[1]))
+        optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        losses = []
+        head.train()
+        for _ in range(config.epochs):
+            optimizer.zero_grad()
+            loss = nn.functional.binary_cross_entropy_with_logits(head(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        head.eval()
+    finally:
+        torch.random.set_rng_state(state)
+    return FitResult(head, tuple(losses))
+
+
+@torch.no_grad()
+def head_probabilities(head: ToxicityHead, features: np.ndarray) -> np.ndarray:
+    head.eval()
+    return torch.sigmoid(head(torch.as_tensor(np.asarray(features), dtype=torch.float32))).double().numpy()
+
+
+def save_head(head: ToxicityHead, path: Path, metadata: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {name: tensor.detach().float().contiguous() for name, tensor in head.state_dict().items()}
+    meta = {"format": HEAD_FORMAT, "head": head.kind, "hidden": head.hidden, "input_dim": int(head.feature_mean.shape[0]), **metadata}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One sorted JSON string under one key, so a retrained head is byte-identical.
+    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True, ensure_ascii=False)})
+
+
+def load_head(path: Path) -> tuple[ToxicityHead, dict]:
+    """The head in a head file as a torch module (for training tools; the app serves it in numpy)."""
+    from ..scoring.toxicity_head import read_head_file
+
+    tensors, metadata = read_head_file(path)
+    head = ToxicityHead(int(metadata["input_dim"]), metadata["head"], int(metadata["hidden"]))
+    head.load_state_dict({name: torch.tensor(array) for name, array in tensors.items()})
+    return head.eval(), metadata
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve: P(a random positive scores above a random negative), ties ½."""
+    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=np.float64)
+    positives, negatives = scores[labels], scores[~labels]
+    if not len(positives) or not len(negatives):
+        return float("nan")
+    greater = (positives[:, None] > negatives[None, :]).sum()
+    ties = (positives[:, None] == negatives[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(positives) * len(negatives)))
+
+
+def implicit_auc(texts: Sequence[ToxicityText], scores: Sequence[float], implicit_kind: str) -> float:
+    """AUC of the implicit-hate texts (positives) against every non-toxic text."""
+    keep = [i for i, t in enumerate(texts) if t.kind == implicit_kind or not t.toxic]
+    return roc_auc([texts[i].toxic for i in keep], [scores[i] for i in keep])
+
+
+def error_rates(labels: Sequence[int], flags: Sequence[bool]) -> tuple[float, float]:
+    """(false-positive rate, false-negative rate); nan where a class is absent."""
+    labels, flags = np.asarray(labels, dtype=bool), np.asarray(flags, dtype=bool)
+    fpr = float(flags[~labels].mean()) if (~labels).any() else float("nan")
+    fnr = float((~flags[labels]).mean()) if labels.any() else float("nan")
+    return fpr, fnr
+
+
+def stratified_folds(strata: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
+    """A fold number per row, each stratum dealt round-robin over the folds in a seeded order."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(strata), dtype=np.int64)
+    for stratum in sorted(set(strata)):
+        rows = np.flatnonzero(np.asarray(strata) == stratum)
+        fold[rng.permutation(rows)] = np.arange(len(rows)) % folds
+    return fold
+
+
+def out_of_fold_scores(
+    features: np.ndarray, labels: np.ndarray, strata: Sequence[str], config: HeadConfig, *, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Each row's probability from a head trained on the other folds."""
+    fold = stratified_folds(strata, folds, seed)
+    scores = np.zeros(len(labels))
+    for k in range(folds):
+        test = fold == k
+        head = fit_head(features[~test], labels[~test], config, seed=seed).head
+        scores[test] = head_probabilities(head, features[test])
+    return scores
+
+
+def choose_cut(labels: np.ndarray, meaning: np.ndarray, bilstm: np.ndarray, threshold: float, max_fpr: float) -> float:
+    """The lowest meaning-score cut at which the combined rule's false-positive rate on the
+    (out-of-fold) training negatives stays within `max_fpr`: the most recall that budget buys."""
+    negatives = ~labels.astype(bool)
+    for cut in np.unique(meaning):  # ascending: the first that fits flags the most
+        flags = (bilstm >= threshold) | (meaning >= cut)
+        if flags[negatives].mean() <= max_fpr:
+            return float(cut)
+    return float(meaning.max()) + 1e-6
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def backbone_features(backbone, texts: Sequence[ToxicityText], config: HeadConfig) -> np.ndarray:
+    return np.asarray(backbone.features([(config.prompt, t.text) for t in texts], config.feature), dtype=np.float32)
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def train_toxicity_head(
+    backbone, bilstm, *, config: HeadConfig = HeadConfig(), threshold: float = 0.5, max_fprs: Sequence[float] = (0.05, 0.075, 0.10, 0.15),
+    data_dir: Path = TOXICITY_DIR, head_path: Path | None = None, card_path: Path | None = None, seed: int = 0,
+    features: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
+    """Train on train.jsonl, choose the operating point by cross-validation there, measure once on
+    heldout.jsonl, write the head and its model card. Returns the figures written to the card.
+    `features`: the (train, held-out) backbone features when already computed (the backbone then
+    only provides its identity and dtype for the metadata)."""
+    started = time.perf_counter()
+    head_path = head_path or data_dir / "toxicity_head.safetensors"
+    card_path = card_path or data_dir / "MODEL_CARD.md"
+    train, heldout = load_texts(data_dir / "train.jsonl"), load_texts(data_dir / "heldout.jsonl")
+    given = features is not None
+    if features is None:
+        features = backbone_features(backbone, train, config), backbone_features(backbone, heldout, config)
+    x_train, x_held = features
+    feature_seconds = time.perf_counter() - started
+    y_train = np.array([t.toxic for t in train])
+    words_train = bilstm.probabilities([t.text for t in train]).max(axis=1)
+    words_held = bilstm.probabilities([t.text for t in heldout]).max(axis=1)
+
+    oof = out_of_fold_scores(x_train, y_train, [f"{t.kind}" for t in train], config, seed=seed)
+    # The false-positive budget itself is chosen by CV accuracy of the combined rule.
+    budgets = []
+    for budget in max_fprs:
+        c = choose_cut(y_train, oof, words_train, threshold, budget)
+        flags = (words_train >= threshold) | (oof >= c)
+        fpr, fnr = error_rates(y_train, flags)
+        budgets.append({"max_fpr": budget, "cut": c, "accuracy": float(np.mean(flags == y_train.astype(bool))), "fpr": fpr, "fnr": fnr})
+    best = max(budgets, key=lambda b: (b["accuracy"], -b["max_fpr"]))
+    max_fpr, cut = best["max_fpr"], best["cut"]
+    fit = fit_head(x_train, y_train, config, seed=seed)
+    # Final head: the CV-chosen cut, as a logit, becomes probability `threshold`.
+    raw_cut = _logit(min(max(cut, 1e-6), 1 - 1e-6))
+    with torch.no_grad():
+        fit.head.logit_offset.fill_(raw_cut - _logit(threshold))
+    meaning_held = head_probabilities(fit.head, x_held)
+
+    figures = {
+        "cv": _figures(train, oof, words_train, threshold, IMPLICIT_TRAIN_TYPE, cut=cut),
+        "heldout": _figures(heldout, meaning_held, words_held, threshold, IMPLICIT_HELDOUT_GROUP),
+        "cut": cut, "threshold": threshold, "max_fpr": max_fpr, "budgets": budgets,
+        "loss_first": fit.losses[0], "loss_last": fit.losses[-1],
+        "feature_seconds": round(feature_seconds, 1), "features_given": given, "seconds": round(time.perf_counter() - started, 1),
+    }
+    data_hash = hashlib.sha256((data_dir / "train.jsonl").read_bytes()).hexdigest()[:16]
+    metadata = {
+        "layer": "final" if config.layer is None else str(config.layer),
+        "feature": config.feature,
+        "prompt": config.prompt,
+        "head_config": asdict(config),
+        "calibrated_threshold": threshold,
+        "seed": seed,
+        "train_sha256": data_hash,
+        "backbone_dtype": getattr(backbone, "dtype", "?"),
+        **getattr(backbone, "identity", {}),
+        "heldout_rates": {
+            name: {"fpr": round(v["fpr"], 4), "fnr": round(v["fnr"], 4)}
+            for name, v in figures["heldout"]["rules"].items()
+        },
+        "heldout_texts": len(heldout),
+    }
+    save_head(fit.head, head_path, metadata)
+    card_path.write_text(model_card(figures, train, heldout, metadata, head_path), encoding="utf-8")
+    log.info("toxicity head: held-out implicit AUC %.3f, %.1f s", figures["heldout"]["implicit_auc"]["meaning"], figures["seconds"])
+    return figures
+
+
+def _figures(texts, meaning, words, threshold, implicit_kind, cut: float | None = None) -> dict:
+    """AUCs, and FPR/FNR of each rule overall and per kind of text. `cut` is the meaning cut
+    on raw probabilities (CV); on a calibrated head it is `threshold`."""
+    cut = threshold if cut is None else cut
+    labels = np.array([t.toxic for t in texts])
+    flags = {
+        "bilstm": words >= threshold,
+        "meaning": meaning >= cut,
+        "combined": np.array([combine(w, m, threshold, cut)[0] for w, m in zip(words, meaning)]),
+    }
+    kinds = sorted({t.kind for t in texts})
+    per_kind = {
+        rule: {k: float(np.mean(f[[t.kind == k for t in texts]])) for k in kinds} for rule, f in flags.items()
+    }
+    rules = {}
+    for rule, f in flags.items():
+        fpr, fnr = error_rates(labels, f)
+        rules[rule] = {"fpr": fpr, "fnr": fnr, "accuracy": float(np.mean(f == labels.astype(bool)))}
+    return {
+        "auc": {"bilstm": roc_auc(labels, words), "meaning": roc_auc(labels, meaning)},
+        "implicit_auc": {
+            "bilstm": implicit_auc(texts, words, implicit_kind), "meaning": implicit_auc(texts, meaning, implicit_kind),
+        },
+        "rules": rules,
+        "flag_rate_by_kind": per_kind,
+        "counts": {k: sum(t.kind == k for t in texts) for k in kinds},
+    }
+
+
+# --- the model card ------------------------------------------------------------------------------
+
+# The one-off comparison of other candidates (640 train texts, 5-fold CV, seed 0; held-out
+# measured after the choice). SmolLM2 rows: transformers fp32 features, empty prompt, linear head.
+# Rows: candidate, CV implicit AUC, CV AUC (all), held-out implicit AUC, held-out AUC (all).
+STUDY: tuple[tuple[str, ...], ...] = (
+    ("(a) Jigsaw BiLSTM, max over its 6 labels (today's flag)", "0.650", "0.760", "0.685", "0.794"),
+    ("(b) TF-IDF word 1–2-grams + logistic regression (numpy)", "0.922", "0.922", "0.907", "0.934"),
+    ("(c) SmolLM2 block 8 of 30, answer mean, linear (needs its own backbone cut)", "0.977", "0.982", "0.944", "0.962"),
+)
+# One-off checks of what the app serves (100 held-out texts, every third; and all 300).
+SERVING_CHECK = (
+    "The head was trained on transformers fp32 features; the app serves onnxruntime int8 ones. On 100 "
+    "held-out texts (every third) int8 moved the head's probability by 0.012 on average (0.082 at most) and "
+    "changed 1 flag in 100 (implicit-hate AUC 0.966 int8 vs 0.967 fp32 on that subset). Read after a neutral "
+    "user prompt instead of an empty one — as the reward model reads an answer after its real prompt — the "
+    "300 held-out texts keep an implicit-hate AUC of 0.944 (vs 0.952) and 96.7% of the flags, so the app may "
+    "reuse the reward model's features of the answer."
+)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if isinstance(x, float) and math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def model_card(figures: dict, train, heldout, metadata: dict, head_path: Path) -> str:
+    held, cv = figures["heldout"], figures["cv"]
+    config = metadata["head_config"]
+    this_run = (
+        f"**(c) SmolLM2 block {metadata['layer']} of 30, answer mean, {config['kind']} — chosen (free beside the reward model)**",
+        f"{cv['implicit_auc']['meaning']:.3f}", f"{cv['auc']['meaning']:.3f}",
+        f"{held['implicit_auc']['meaning']:.3f}", f"{held['auc']['meaning']:.3f}",
+    )
+    reading = (
+        "the features were given (computed once for the study)" if figures.get("features_given")
+        else f"{figures['feature_seconds']:.0f} s of it reading the backbone"
+    )
+    names = {"bilstm": "BiLSTM alone", "meaning": "meaning head alone", "combined": "combined (either)"}
+    rule_rows = [
+        (names[r], _pct(held["rules"][r]["fpr"]), _pct(held["rules"][r]["fnr"]), _pct(held["rules"][r]["accuracy"]),
+         _pct(cv["rules"][r]["fpr"]), _pct(cv["rules"][r]["fnr"]))
+        for r in ("bilstm", "meaning", "combined")
+    ]
+    kind_rows = [
+        (k, held["counts"][k], "toxic" if any(t.toxic for t in heldout if t.kind == k) else "not toxic",
+         *(_pct(held["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")))
+        for k in held["counts"]
+    ]
+    cv_kind_rows = [
+        (k, cv["counts"][k], "toxic" if any(t.toxic for t in train if t.kind == k) else "not toxic",
+         *(_pct(cv["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")))
+        for k in cv["counts"]
+    ]
+    explicit = held["flag_rate_by_kind"]
+    return f"""# Meaning-aware toxicity head
+
+**On {len(heldout)} held-out texts written independently for this project (another writer,
+another brief), never used for any choice:** implicit-hate AUC **{held['implicit_auc']['meaning']:.3f}**
+for the meaning head against {held['implicit_auc']['bilstm']:.3f} for the Jigsaw BiLSTM; the combined flag
+(either signal) catches {_pct(explicit['combined'][EXPLICIT_HELDOUT_GROUP])} of the explicit insults
+(BiLSTM alone {_pct(explicit['bilstm'][EXPLICIT_HELDOUT_GROUP])}) and
+{_pct(explicit['combined'][IMPLICIT_HELDOUT_GROUP])} of the implicit hate (BiLSTM alone
+{_pct(explicit['bilstm'][IMPLICIT_HELDOUT_GROUP])}), with a false-positive rate of
+{_pct(held['rules']['combined']['fpr'])} on the non-toxic texts (BiLSTM alone {_pct(held['rules']['bilstm']['fpr'])}).
+
+- **What it is:** a {"logistic (linear)" if config['kind'] == 'linear' else "one-hidden-layer MLP"} head on the
+  frozen reward backbone — {metadata.get('backbone_name', 'SmolLM2-135M-Instruct')}, residual stream after
+  block {metadata['layer']}, averaged over the text's tokens read as an assistant answer to
+  {"an empty user turn" if not metadata['prompt'] else repr(metadata['prompt'])}, {metadata['backbone_dtype']} —
+  the same feature the reward head reads, so the app gets it for free when the reward model has
+  scored the same answer. Served in numpy (`demo/scoring/toxicity_head.py`), no torch.
+- **File:** `{Path(head_path).name}` (safetensors; standardisation statistics and the offset that puts
+  the chosen operating point at probability {metadata['calibrated_threshold']} — models.yaml's
+  `toxicity_threshold` — are tensors in it; metadata holds the held-out FPR/FNR shown beside the flag).
+- **License:** Apache-2.0; the data was written for this project.
+- **Reproduce:** `{TRAIN_COMMAND}` (seed {metadata['seed']}; {figures['seconds']:.0f} s; {reading}).
+- **Served features:** {SERVING_CHECK}
+
+## The rule that combines the signals
+
+`combine(bilstm_score, meaning_score, threshold)`: **flag when either signal reaches the threshold.**
+The BiLSTM keeps the explicit insults, threats and slurs it already catches, and the head adds the
+stereotypes and demeaning generalisations written in polite words that the BiLSTM cannot read.
+The head's operating point was chosen by 5-fold cross-validation on the training texts: the lowest
+cut at which the combined rule's false-positive rate on the out-of-fold training negatives stays
+within a budget, the budget itself chosen by the CV accuracy of the combined rule (below); chosen:
+{_pct(figures['max_fpr'])}, cut {figures['cut']:.3f} on the raw probability, stored as an offset so it reads as
+{metadata['calibrated_threshold']}.
+
+{_table(["CV FPR budget", "cut", "CV accuracy", "CV FPR", "CV FNR"], [(_pct(b['max_fpr']), f"{b['cut']:.3f}", _pct(b['accuracy']), _pct(b['fpr']), _pct(b['fnr'])) for b in figures['budgets']])}
+
+| rule | held-out FPR | held-out FNR | held-out accuracy | CV FPR (train) | CV FNR (train) |
+|---|---|---|---|---|---|
+""" + "\n".join("| " + " | ".join(map(str, row)) + " |" for row in rule_rows) + f"""
+
+Share flagged per group of held-out texts (for toxic groups this is the recall, for the others the
+false-positive rate):
+
+{_table(["held-out group", "texts", "label", "BiLSTM", "meaning head", "combined"], kind_rows)}
+
+## How the signal was chosen
+
+All choices by stratified 5-fold cross-validation on `train.jsonl`; held-out figures are shown for
+every candidate but were measured after the choice and never used for it. Implicit AUC: the
+implicit-stereotype (train) / implicit-hate (held-out) texts against every non-toxic text.
+
+{_table(["candidate", "CV implicit AUC", "CV AUC (all)", "held-out implicit AUC", "held-out AUC (all)"], (*STUDY, this_run))}
+
+Not tried for lack of CPU time in this round: the base Gemma's hidden states and the packaged
+all-MiniLM-L6-v2 (others found packaged sentence encoders weaker than this backbone for reward).
+Block 20 is both the best in CV and the reward head's own feature: no second backbone pass and no
+second ONNX build at serving time (block 8 would need both, for a lower CV figure). TF-IDF trained
+on this project's texts does far better than the packaged classifiers (~0.69), but stays below
+the backbone head in CV and on held-out texts.
+
+Out-of-fold share flagged per type of training text, at the chosen cut:
+
+{_table(["train type", "texts", "label", "BiLSTM", "meaning head", "combined"], cv_kind_rows)}
+
+Training: binary cross-entropy, full batch, AdamW (lr {config['lr']}, weight decay {config['weight_decay']},
+dropout {config['dropout']}, {config['epochs']} epochs); loss {figures['loss_first']:.3f} → {figures['loss_last']:.3f}.
+
+## Data
+
+`train.jsonl`: {len(train)} texts written for this project — implicit stereotypes, dehumanising
+generalisations, explicit insults, threats, sexual harassment, masked slurs; and hard negatives:
+reclaimed or identity words, quoting to criticise, technical language ("kill -9"), medical and
+legal language, civil negativity, everyday text. `heldout.jsonl`: {len(heldout)} texts by a different
+writer with a different brief (implicit hate, explicit, neutral texts about groups, hard negatives).
+
+## What each scorer is blind to
+
+- **BiLSTM (words):** {BLIND_SPOTS['bilstm']}.
+- **Meaning head:** {BLIND_SPOTS['meaning']}.
+- Both: sarcasm and context outside the text (who is speaking, to whom); new slang and spellings.
+- With 60–100 texts per held-out group, one text is 1–2 points: differences of a few points are noise.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from ..scoring.reward_backbone import OnnxBackbone
+    from ..scoring.toxicity_bilstm import BiLSTMToxicityClassifier
+
+    parser = argparse.ArgumentParser(prog=TRAIN_COMMAND, description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="models.yaml to read the backbone and threshold from")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from ..config import load_config
+
+    app = load_config(args.config)
+    spec = app.scoring.reward
+    backbone = OnnxBackbone.from_config(app, spec, layer=HeadConfig().layer)
+    figures = train_toxicity_head(
+        backbone, BiLSTMToxicityClassifier.from_package(app.scoring.toxicity.package),
+        threshold=app.scoring.toxicity_threshold,
+    )
+    print(json.dumps({k: figures[k] for k in ("cut", "seconds")} | {"heldout": figures["heldout"]["rules"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

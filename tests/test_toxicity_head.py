@@ -1,0 +1,186 @@
+"""The meaning-aware toxicity head: training learns, the file round-trips, numpy serving equals
+the torch training forward, and the rule that combines it with the BiLSTM."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from demo.scoring.toxicity_head import (
+    HEAD_FORMAT,
+    MeaningToxicityScorer,
+    ToxicityHeadUnavailable,
+    combine,
+    load_head_weights,
+)
+from demo.training.toxicity_head import (
+    HeadConfig,
+    choose_cut,
+    error_rates,
+    fit_head,
+    head_probabilities,
+    load_head,
+    out_of_fold_scores,
+    roc_auc,
+    save_head,
+    stratified_folds,
+)
+
+DIM = 24
+
+
+def synthetic(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Features where toxicity is one direction plus noise, with one huge-scale nuisance dimension
+    (as hidden states have), so standardisation matters."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.4).astype(np.int64)
+    x = rng.normal(size=(n, DIM)).astype(np.float32)
+    x[:, 0] += 2.0 * (2 * labels - 1)
+    x[:, 1] *= 300.0
+    return x, labels
+
+
+class FakeBackbone:
+    """Stands in for OnnxBackbone: a fixed random projection of a bag of characters."""
+
+    layer, hidden_size, identity, dtype = 20, DIM, {"backbone_checkpoint": "fake"}, "fake"
+
+    def __init__(self):
+        self.calls: list = []
+        self.projection = np.random.default_rng(1).normal(size=(128, DIM))
+
+    def features(self, pairs, kind):
+        self.calls.append((list(pairs), kind))
+        counts = np.zeros((len(pairs), 128))
+        for row, (_, text) in enumerate(pairs):
+            for char in text:
+                counts[row, ord(char) % 128] += 1
+        return (counts @ self.projection).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_training_learns_a_separable_feature(kind):
+    x, y = synthetic()
+    fit = fit_head(x, y, HeadConfig(kind=kind, epochs=100, lr=3e-2))
+    assert fit.losses[-1] < 0.5 * fit.losses[0]
+    test_x, test_y = synthetic(seed=1)
+    assert roc_auc(test_y, head_probabilities(fit.head, test_x)) > 0.9
+
+
+def test_training_is_seeded():
+    x, y = synthetic()
+    a = fit_head(x, y, HeadConfig(epochs=20), seed=3).head.state_dict()
+    b = fit_head(x, y, HeadConfig(epochs=20), seed=3).head.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cross_validation_scores_every_row_out_of_fold():
+    x, y = synthetic(150)
+    strata = ["a" if label else "b" for label in y]
+    folds = stratified_folds(strata, 5)
+    assert sorted(set(folds)) == [0, 1, 2, 3, 4]
+    for stratum in ("a", "b"):  # each stratum spread evenly over the folds
+        sizes = np.bincount(folds[np.asarray(strata) == stratum], minlength=5)
+        assert sizes.max() - sizes.min() <= 1
+    scores = out_of_fold_scores(x, y, strata, HeadConfig(epochs=60, lr=3e-2))
+    assert scores.shape == (150,) and roc_auc(y, scores) > 0.85
+
+
+def test_auc_and_error_rates_on_known_cases():
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+    assert roc_auc([0, 1], [0.5, 0.5]) == 0.5
+    assert roc_auc([0, 0, 1, 1], [0.4, 0.3, 0.2, 0.1]) == 0.0
+    assert roc_auc([0, 0, 1, 1], [0.4, 0.1, 0.3, 0.2]) == 0.5
+    assert np.isnan(roc_auc([1, 1], [0.1, 0.2]))
+    assert error_rates([0, 0, 1, 1], [True, False, False, True]) == (0.5, 0.5)
+
+
+def test_choose_cut_keeps_the_combined_false_positive_budget():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    meaning = np.array([0.1, 0.2, 0.3, 0.9, 0.4, 0.6, 0.7, 0.8])
+    words = np.array([0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.0, 0.0])
+    cut = choose_cut(labels, meaning, words, threshold=0.5, max_fpr=0.25)
+    flags = (words >= 0.5) | (meaning >= cut)
+    assert flags[labels == 0].mean() <= 0.25
+    assert cut == 0.4  # the lowest cut within budget: only the 0.9 negative is flagged
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_head_file_round_trips_and_numpy_equals_torch(tmp_path, kind):
+    x, y = synthetic()
+    head = fit_head(x, y, HeadConfig(kind=kind, hidden=8, epochs=30, lr=1e-2)).head
+    head.logit_offset.fill_(0.3)
+    path = tmp_path / "head.safetensors"
+    save_head(head, path, {"layer": "20", "feature": "answer_mean", "heldout_rates": {"combined": {"fpr": 0.1, "fnr": 0.2}}})
+    again, metadata = load_head(path)
+    assert metadata["format"] == HEAD_FORMAT and metadata["input_dim"] == DIM and metadata["head"] == kind
+    assert all(torch.equal(head.state_dict()[k], again.state_dict()[k]) for k in head.state_dict())
+    numpy_head, _ = load_head_weights(path)
+    expected = head_probabilities(head, x)
+    np.testing.assert_allclose(numpy_head(x), expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        logits = head(torch.as_tensor(x)).double().numpy()
+    np.testing.assert_allclose(numpy_head.logits(x), logits, rtol=1e-4, atol=1e-5)
+    # Saving twice gives the same bytes: a retrained head shows up in git only if it changed.
+    save_head(head, tmp_path / "again.safetensors", {"layer": "20", "feature": "answer_mean", "heldout_rates": {"combined": {"fpr": 0.1, "fnr": 0.2}}})
+    assert path.read_bytes() == (tmp_path / "again.safetensors").read_bytes()
+
+
+def test_scorer_reads_texts_as_answers_and_reuses_features(tmp_path):
+    backbone = FakeBackbone()
+    texts = ["you are all the same", "kill -9 the stuck process"]
+    x = backbone.features([("", t) for t in texts], "answer_mean")
+    head = fit_head(x, np.array([1, 0]), HeadConfig(epochs=5)).head
+    save_head(head, tmp_path / "h.safetensors", {"layer": "20", "feature": "answer_mean", "heldout_rates": {"meaning": {"fpr": 0.05, "fnr": 0.3}}})
+    scorer = MeaningToxicityScorer.from_files(tmp_path / "h.safetensors", backbone)
+    scores = scorer.score(texts)
+    assert backbone.calls[-1] == ([("", texts[0]), ("", texts[1])], "answer_mean")
+    np.testing.assert_allclose(scores, scorer.score_features(x))
+    np.testing.assert_allclose(scores, head_probabilities(head, x), rtol=1e-5, atol=1e-6)
+    assert scorer.heldout_rates == {"meaning": {"fpr": 0.05, "fnr": 0.3}}
+    assert scorer.score([]).shape == (0,)
+    with pytest.raises(TypeError):
+        scorer.score("one string")
+    with pytest.raises(ValueError):
+        scorer.score_features(np.zeros((1, DIM + 1)))
+
+
+def test_scorer_refuses_a_head_for_another_layer_or_width(tmp_path):
+    x, y = synthetic(20)
+    head = fit_head(x, y, HeadConfig(epochs=2)).head
+    save_head(head, tmp_path / "h.safetensors", {"layer": "16", "feature": "answer_mean"})
+    with pytest.raises(ToxicityHeadUnavailable, match="layer 16"):
+        MeaningToxicityScorer.from_files(tmp_path / "h.safetensors", FakeBackbone())
+    with pytest.raises(ToxicityHeadUnavailable, match="not found"):
+        MeaningToxicityScorer.from_files(tmp_path / "missing.safetensors", FakeBackbone())
+
+
+def test_a_foreign_safetensors_file_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(tmp_path / "x.safetensors"), metadata={"other": json.dumps({})})
+    with pytest.raises(ToxicityHeadUnavailable, match=HEAD_FORMAT):
+        load_head_weights(tmp_path / "x.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("words", "meaning", "flag", "reason"),
+    [
+        (0.9, 0.1, True, "wording"),  # an explicit insult the head misses is still flagged
+        (0.1, 0.8, True, "meaning"),  # a stereotype in polite words
+        (0.7, 0.9, True, "both"),
+        (0.3, 0.2, False, "neither"),
+        (0.5, 0.0, True, "wording"),  # the threshold itself flags, as today's `>=`
+    ],
+)
+def test_combine_flags_when_either_signal_passes(words, meaning, flag, reason):
+    flagged, why = combine(words, meaning, 0.5)
+    assert flagged is flag and why.startswith(reason)
+
+
+def test_combine_can_take_a_separate_meaning_threshold():
+    assert combine(0.1, 0.6, 0.5, meaning_threshold=0.7)[0] is False
+    assert combine(0.1, 0.6, 0.5, meaning_threshold=0.55)[0] is True
