@@ -15,10 +15,10 @@ from ..compare import Comparator, start_comparator
 from ..config import AppConfig, load_config
 from . import views
 from .context import UIContext
-from .tabs import compare
+from .tabs import compare, evaluate
 
 # The page's tabs, in order.
-TABS = [compare]
+TABS = [compare, evaluate]
 
 CSS = """
 .demo-answer { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 1rem; line-height: 1.5; }
