@@ -32,6 +32,21 @@ BENCH_PROMPTS = (
 NEW_TOKENS = 128
 SIDE_BY_SIDE_RUNS = 5
 
+# The evaluation's throughput: a fixed set of suite-like prompts, greedy, a fixed length each.
+# Pairs of prompts with the same words in another order tokenize to equal lengths more often,
+# as an evaluation's many prompts do; onnxruntime-genai batches only equal lengths.
+EVAL_PROMPTS = (
+    "Name three primary colours.",
+    "Name three primary colors.",
+    "List three tips for sleeping better.",
+    "List three tips for waking up earlier.",
+    "Explain why the sky is blue in two sentences.",
+    "Explain why the sea is blue in two sentences.",
+    "Write a haiku about autumn leaves.",
+    "Write a haiku about winter snow.",
+)
+EVAL_NEW_TOKENS = 32
+
 
 @dataclass
 class ModelFigures:
@@ -219,6 +234,7 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
             else:
                 report["scoring_seconds"] = None
                 report["scoring_error"] = comparator.scoring_error
+            report["evaluation_throughput"] = evaluation_throughput(comparator, config)
             rss.snapshot()
         finally:
             comparator.close()
@@ -235,6 +251,45 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
     else:
         print(format_table(report))
     return 0
+
+
+def evaluation_throughput(comparator, config: AppConfig) -> dict:
+    """Answers per minute for the evaluation's work, batched (`generate_batch`) and one at a
+    time (`stream`), both models at once as an evaluation runs them, in this one run; and how
+    many batched greedy answers equal their one-at-a-time answers."""
+    sampling = SamplingSettings(max_new_tokens=EVAL_NEW_TOKENS, temperature=0.0, top_p=1.0,
+                                repetition_penalty=1.0, ignore_eos=True)
+    workers = comparator.pair_workers()
+    requests = [GenerationRequest(p, sampling, "raw", config.limits.max_prompt_tokens) for p in EVAL_PROMPTS]
+
+    def one_at_a_time(worker):
+        return [[e for e in worker.stream(r) if isinstance(e, Finished)][0].text for r in requests]
+
+    def batched(worker):
+        return [a.text for a in worker.call("generate_batch", requests)]
+
+    def timed(run) -> tuple[float, dict]:
+        results: dict = {}
+        threads = [threading.Thread(target=lambda r=role: results.__setitem__(r, run(workers[r]))) for r in ROLES]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started, results
+
+    batched(workers["base"]), batched(workers["aligned"])  # warm-up
+    single_seconds, single = timed(one_at_a_time)
+    batch_seconds, batch = timed(batched)
+    answers = len(ROLES) * len(requests)
+    return {
+        "prompts": len(requests),
+        "new_tokens": EVAL_NEW_TOKENS,
+        "one_at_a_time_answers_per_minute": answers / single_seconds * 60,
+        "batched_answers_per_minute": answers / batch_seconds * 60,
+        "speedup": single_seconds / batch_seconds,
+        "batched_equal_unbatched": {r: sum(a == b for a, b in zip(single[r], batch[r])) for r in ROLES},
+    }
 
 
 def _baseline(config: AppConfig, report: dict, figures: dict[str, ModelFigures]) -> None:
@@ -304,4 +359,13 @@ def format_table(report: dict) -> str:
         f"PSS after the run {report['pss_mib']:.0f} MiB; sum of per-process peaks {report['high_water_mark_sum_mib']:.0f} MiB)"
     )
     lines.append(f"torch imported by the app   {'yes' if report['torch_imported'] else 'no'}")
+    throughput = report.get("evaluation_throughput")
+    if throughput:
+        equal = ", ".join(f"{r} {n}/{throughput['prompts']}" for r, n in throughput["batched_equal_unbatched"].items())
+        lines.append(
+            f"evaluation throughput       {throughput['batched_answers_per_minute']:.1f} answers/min batched vs "
+            f"{throughput['one_at_a_time_answers_per_minute']:.1f} one at a time → {throughput['speedup']:.2f}× "
+            f"({throughput['prompts']} prompts × 2 models, {throughput['new_tokens']} greedy tokens; batched = "
+            f"unbatched: {equal})"
+        )
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|train-reward|votes|bench|serve`.
+"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|bench|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -42,6 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true")
     _add_config(score)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="the paper's comparisons on prompt suites: preference, truthfulness, toxicity"
+    )
+    evaluate.add_argument("--suite", action="append", metavar="NAME|FILE",
+                          help="a shipped suite (instructions, truthfulness, toxicity) or a suite file; "
+                               "repeat for several (default: the three shipped suites)")
+    evaluate.add_argument("--pair", help="id of a configured pair (default: the first in models.yaml)")
+    evaluate.add_argument("--base-format", choices=[*BASE_MODES, "both"], default="both",
+                          help="how the base model is prompted (default: both, each its own comparison)")
+    evaluate.add_argument("--samples", type=_positive, default=1, help="answers per prompt and model (default 1)")
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed of the first sample (default 0)")
+    evaluate.add_argument("--max-prompts", type=_positive, help="use only the first N rows of each suite")
+    evaluate.add_argument("--out", type=Path, help="results folder (default: evaluation/runs/<pair>-<hash>/); "
+                                                   "re-running the same command there resumes")
+    evaluate.add_argument("--json", action="store_true", help="print summary.json when done")
+    add_settings_flags(evaluate, skip=("seed",))  # --seed above is the sampling seed
+    _add_config(evaluate)
+
     train = commands.add_parser("train-reward", help="train the demo reward head on data/preferences")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--with-votes", type=Path, metavar="FILE",
@@ -72,14 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per setting of demo/settings.py; unset flags take models.yaml's default."""
     for setting in SETTINGS:
+        if setting.name in skip:
+            continue
         parser.add_argument(setting.flag(), type=setting.kind, help=setting.help)
 
 
 def settings_from_args(args, config) -> SamplingSettings:
-    values = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
+    values = {setting.name: getattr(args, setting.name) for setting in SETTINGS if hasattr(args, setting.name)}
     return settings_from_values(values, config.generation, config.limits)
 
 
@@ -158,6 +185,54 @@ def _human_score(record: dict) -> str:
     return "\n".join([*lines, labels])
 
 
+def run_evaluate(args) -> int:
+    from .compare import start_comparator
+    from .evaluation.runner import EvaluationOptions, default_out_dir, plan_rows, run_evaluation
+
+    config = load_config(args.config)
+    config.pair(args.pair)  # an unknown pair is an error before any model loads
+    options = EvaluationOptions(
+        suites=tuple(args.suite or ("instructions", "truthfulness", "toxicity")),
+        pair=args.pair,
+        base_formats=BASE_MODES if args.base_format == "both" else (args.base_format,),
+        samples=args.samples,
+        seed=args.seed,
+        max_prompts=args.max_prompts,
+        sampling=settings_from_args(args, config),
+    )
+    plan_rows(options)  # a bad suite file is one clear error, before any model loads
+    out_dir = args.out or default_out_dir(config, options)
+    comparator = start_comparator(config)
+    bar = None
+    try:
+        from tqdm import tqdm
+
+        ready = comparator.wait_ready()
+        failed = [model_id for model_id, ok in ready.items() if not ok]
+        if failed:
+            raise RuntimeError(f"models failed to load: {', '.join(failed)}")
+        if comparator.scoring_error:
+            print(f"warning: scores unavailable: {comparator.scoring_error}", file=sys.stderr)
+
+        def progress(done: int, total: int, eta: float | None) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=total, unit="item", desc="evaluate", file=sys.stderr, dynamic_ncols=True)
+            bar.update(done - bar.n)
+
+        result = run_evaluation(config, comparator, options, out_dir, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+        comparator.close()
+    if args.json:
+        print(result.summary_path.read_text(encoding="utf-8"), end="")
+    else:
+        print(f"{result.generated} items run, {result.reused} reused from {out_dir}, in {result.seconds:.0f} s")
+        print(f"report: {result.report_path}")
+    return 0
+
+
 def run_train_reward(args) -> int:
     from .training.reward import train_reward_head
 
@@ -232,6 +307,7 @@ def run_serve(args) -> int:
 COMMANDS = {
     "compare": run_compare,
     "score": run_score,
+    "evaluate": run_evaluate,
     "train-reward": run_train_reward,
     "votes": run_votes,
     "bench": run_bench,

@@ -328,6 +328,8 @@ class Limits(_Strict):
     request_timeout_seconds: float = Field(120.0, gt=0)
     concurrency_limit: int = Field(1, ge=1)
     max_queue_size: int = Field(16, ge=1)
+    # The Evaluate tab: prompts × samples × base formats (× instructions) one visitor may queue.
+    max_evaluation_items: int = Field(120, ge=1)
 
 
 class ArenaSpec(_Strict):

@@ -9,6 +9,7 @@ end behaves the same.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -208,12 +209,11 @@ class ModelRunner:
             )
         yield Started(input_text=formatted.text, prompt_tokens=len(prompt_ids))
 
-        decoder = IncrementalDecoder(self.tokenizer)
-        stops = StopSequenceFilter(formatted.stop_sequences)
         eos_ids = () if request.sampling.ignore_eos else self._eos_ids
-        new_tokens, first_token_at, reason = 0, None, "eos"
-        if getattr(self.backend, "streams_text", False):
-            decoder = _TextPieces()
+        text_pieces = getattr(self.backend, "streams_text", False)
+        answer = _Answer(self.tokenizer, formatted, eos_ids, request.sampling.max_new_tokens, text_pieces)
+        first_token_at = None
+        if text_pieces:
             tokens = self.backend.generate_text(
                 formatted.text, prompt_ids, request.sampling,
                 stop_sequences=formatted.stop_sequences, suppress_ids=self.suppress_ids,
@@ -224,36 +224,170 @@ class ModelRunner:
             )
         try:
             for token_id in tokens:
-                new_tokens += 1
                 if first_token_at is None:
                     first_token_at = time.perf_counter() - started
-                if token_id in eos_ids:
-                    break
-                delta = stops.feed(decoder.push(token_id))
+                delta = answer.push(token_id)
                 if delta:
-                    yield TextDelta(text=delta, new_tokens=new_tokens)
-                if stops.stopped:
-                    reason = "stop_sequence"
+                    yield TextDelta(text=delta, new_tokens=answer.new_tokens)
+                if answer.reason is not None:
                     break
                 if should_stop():
-                    reason = "cancelled"
+                    answer.reason = "cancelled"
                     break
-            else:
-                reason = "max_new_tokens" if new_tokens >= request.sampling.max_new_tokens else "eos"
         finally:
             tokens.close() if hasattr(tokens, "close") else None
-        tail = stops.flush()
+        tail = answer.flush()
         if tail:
-            yield TextDelta(text=tail, new_tokens=new_tokens)
-        text = decoder.text
-        if stops.stopped:
-            text = _cut_at_stop(text, formatted.stop_sequences)
-        yield Finished(
+            yield TextDelta(text=tail, new_tokens=answer.new_tokens)
+        yield answer.finished(time.perf_counter() - started, first_token_at)
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Finished | Failed]:
+        """Answers to several prompts, in order, each ended by the same rules as `stream`
+        (end of sequence, stop sequence, token budget), but decoded together where the back end
+        can (`generate_ids_batch`): several prompts per forward pass, for evaluations.
+
+        The requests must share their sampling settings except the seed; a batch draws from one
+        random stream seeded by its first request, so a sampled answer depends on the batch it
+        ran in (the same plan gives the same answers). Greedy answers do not, up to float noise.
+        A prompt over the token limit fails alone; the others still run.
+        """
+        if not requests:
+            return []
+        first = requests[0].sampling
+        if any(dataclasses.replace(r.sampling, seed=first.seed) != first for r in requests):
+            raise ValueError("a batch's requests must share their sampling settings (the seed may differ)")
+        batched = getattr(self.backend, "generate_ids_batch", None)
+        results: list[Finished | Failed | None] = [None] * len(requests)
+        prepared = []
+        for index, request in enumerate(requests):
+            formatted = self.format(request.prompt, request.base_mode)
+            prompt_ids = self.encode(formatted)
+            if len(prompt_ids) > request.max_prompt_tokens:
+                results[index] = Failed(
+                    f"the prompt is {len(prompt_ids)} tokens for {self.spec.name}; "
+                    f"the limit is {request.max_prompt_tokens} tokens"
+                )
+            elif batched is None:
+                results[index] = _last(self.stream(request))
+            else:
+                prepared.append((index, formatted, prompt_ids))
+        for group in _batch_groups(prepared, getattr(self.backend, "batch_equal_lengths", False)):
+            for index, finished in zip([g[0] for g in group], self._decode_batch(group, first)):
+                results[index] = finished
+        return [r if r is not None else Failed("no answer was generated") for r in results]
+
+    def _decode_batch(self, group, sampling: SamplingSettings) -> list[Finished]:
+        started = time.perf_counter()
+        eos_ids = () if sampling.ignore_eos else self._eos_ids
+        answers = [_Answer(self.tokenizer, formatted, eos_ids, sampling.max_new_tokens) for _, formatted, _ in group]
+        steps = self.backend.generate_ids_batch(
+            [ids for _, _, ids in group], sampling, eos_ids=eos_ids, suppress_ids=self.suppress_ids
+        )
+        first_token_at = None
+        try:
+            for tokens in steps:
+                first_token_at = first_token_at or time.perf_counter() - started
+                for answer, token_id in zip(answers, tokens):
+                    if answer.reason is None:
+                        answer.push(token_id)
+                if all(answer.reason is not None for answer in answers):
+                    break
+        finally:
+            steps.close() if hasattr(steps, "close") else None
+        seconds = time.perf_counter() - started
+        for answer in answers:
+            answer.flush()
+        return [answer.finished(seconds, first_token_at) for answer in answers]
+
+
+    def answer_logprobs(self, prompt: str, answers: Sequence[str], base_mode: BaseMode = "raw") -> list[tuple[float, int]]:
+        """(summed log-probability, token count) of each answer given the prompt in this model's
+        own input format (chat template, or raw / prompted for a base model): teacher forcing,
+        for multiple-choice truthfulness. A base model's answer follows after a space."""
+        formatted = self.format(prompt, base_mode)
+        prompt_ids = self.encode(formatted)
+        lead = "" if self.spec.prompt_format == "chat" else " "
+        continuations = [
+            list(self.tokenizer(lead + answer.strip(), add_special_tokens=False)["input_ids"]) for answer in answers
+        ]
+        batched = getattr(self.backend, "continuation_logprobs_batch", None)
+        if batched is not None:
+            logprobs = batched(prompt_ids, continuations)
+        else:
+            logprobs = [self.backend.continuation_logprobs(prompt_ids, ids) for ids in continuations]
+        return [(float(sum(values)), len(values)) for values in logprobs]
+
+
+def _last(events) -> Finished | Failed:
+    last = Failed("generation ended without an answer")
+    for event in events:
+        if isinstance(event, (Finished, Failed)):
+            last = event
+    return last
+
+
+# Prompts per forward pass: beyond ~8 a 2-core CPU gains little and a long prompt's padding
+# costs the others.
+MAX_BATCH = 8
+
+
+def _batch_groups(prepared: list, equal_lengths: bool) -> list[list]:
+    """Split prepared prompts into batches; a back end that cannot pad (`batch_equal_lengths`)
+    gets only prompts of the same token length together. Order within the input is kept."""
+    if not equal_lengths:
+        ordered = sorted(prepared, key=lambda item: len(item[2]))  # similar lengths: less padding
+    else:
+        ordered = sorted(prepared, key=lambda item: (len(item[2]), item[0]))
+    groups: list[list] = []
+    for item in ordered:
+        if (
+            groups and len(groups[-1]) < MAX_BATCH
+            and (not equal_lengths or len(groups[-1][0][2]) == len(item[2]))
+        ):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+class _Answer:
+    """One answer being decoded from token ids: the stop rules every path shares."""
+
+    def __init__(self, tokenizer, formatted, eos_ids: Sequence[int], max_new_tokens: int, text_pieces: bool = False):
+        self.decoder = _TextPieces() if text_pieces else IncrementalDecoder(tokenizer)
+        self.stops = StopSequenceFilter(formatted.stop_sequences)
+        self.stop_sequences = formatted.stop_sequences
+        self.eos_ids = eos_ids
+        self.max_new_tokens = max_new_tokens
+        self.new_tokens = 0
+        self.reason: str | None = None
+
+    def push(self, token_id) -> str:
+        """Take one token; the text it adds. Sets `reason` once the answer has ended."""
+        self.new_tokens += 1
+        if token_id in self.eos_ids:
+            self.reason = "eos"
+            return ""
+        delta = self.stops.feed(self.decoder.push(token_id))
+        if self.stops.stopped:
+            self.reason = "stop_sequence"
+        elif self.new_tokens >= self.max_new_tokens:
+            self.reason = "max_new_tokens"
+        return delta
+
+    def flush(self) -> str:
+        return self.stops.flush()
+
+    def finished(self, seconds: float, first_token_seconds: float | None) -> Finished:
+        text = self.decoder.text
+        if self.stops.stopped:
+            text = _cut_at_stop(text, self.stop_sequences)
+        return Finished(
             text=text.strip(),
-            new_tokens=new_tokens,
-            seconds=time.perf_counter() - started,
-            first_token_seconds=first_token_at,
-            stop_reason=reason,
+            new_tokens=self.new_tokens,
+            seconds=seconds,
+            first_token_seconds=first_token_seconds,
+            stop_reason=self.reason or "eos",  # the back end ended by itself
         )
 
 

@@ -90,8 +90,22 @@ class InProcessWorker(_WorkerBase):
             except Exception as error:
                 yield Failed(_describe_error(error))
 
+    def call(self, method: str, *args):
+        """Run a `ModelRunner` method that returns a whole result (`generate_batch`,
+        `answer_logprobs`): what an evaluation needs, no streaming."""
+        if method not in _CALLABLE:
+            raise ValueError(f"a worker runs only {_CALLABLE}, not {method!r}")
+        if self.state != "ready":
+            raise RuntimeError(self._unavailable().message)
+        with self._lock:
+            return getattr(self._runner, method)(*args)
+
     def close(self) -> None:
         pass
+
+
+# The runner methods a worker runs on request, besides streaming.
+_CALLABLE = ("generate_batch", "answer_logprobs")
 
 
 def _child_main(
@@ -115,6 +129,13 @@ def _child_main(
             return
         if message[0] == "shutdown":
             return
+        if message[0] == "call":
+            _, method, args = message
+            try:
+                conn.send(("result", getattr(runner, method)(*args)))
+            except Exception as error:
+                conn.send(("error", _describe_error(error)))
+            continue
         if message[0] != "generate":
             continue  # a cancel that arrived after its request ended
         cancelled = False
@@ -213,6 +234,30 @@ class ProcessWorker(_WorkerBase):
             finally:
                 if not finished:
                     self._drain()
+
+    def call(self, method: str, *args):
+        """`InProcessWorker.call` in the child process; a worker that dies mid-call is restarted
+        and the call raises RuntimeError (the caller may retry)."""
+        if method not in _CALLABLE:
+            raise ValueError(f"a worker runs only {_CALLABLE}, not {method!r}")
+        with self._lock:
+            if self.state == "ready" and not self._process.is_alive():
+                self._restart()
+                self.wait_ready()
+            if self.state != "ready":
+                raise RuntimeError(self._unavailable().message)
+            try:
+                self._conn.send(("call", method, args))
+                while not self._conn.poll(_POLL_SECONDS * 10):
+                    if not self._process.is_alive():
+                        raise EOFError
+                kind, payload = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                self._restart()
+                raise RuntimeError(f"{self.spec.name} stopped unexpectedly; it is restarting") from None
+        if kind == "error":
+            raise RuntimeError(payload)
+        return payload
 
     def _drain(self, timeout: float = 10.0) -> None:
         """The caller stopped reading mid-answer: cancel and read up to 'done' so the next

@@ -15,10 +15,10 @@ from ..compare import Comparator, start_comparator
 from ..config import AppConfig, load_config
 from . import views
 from .context import UIContext
-from .tabs import arena, compare, leaderboard
+from .tabs import arena, compare, evaluate, leaderboard
 
 # The page's tabs, in order.
-TABS = [compare, arena, leaderboard]
+TABS = [compare, evaluate, arena, leaderboard]
 
 CSS = """
 .demo-answer { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 1rem; line-height: 1.5; }

@@ -112,6 +112,71 @@ class TransformersGenerator:
             sequence = torch.cat([sequence, step_input], dim=1)
 
     @torch.inference_mode()
+    def generate_ids_batch(
+        self,
+        prompts: Sequence[Sequence[int]],
+        sampling: SamplingSettings,
+        *,
+        eos_ids: Sequence[int],
+        suppress_ids: Sequence[int],
+    ) -> Iterator[list[int]]:
+        """Several prompts per forward pass: left-padded, masked, one KV cache. Yields one token
+        per prompt per step (a finished prompt keeps getting tokens; the caller ignores them)
+        and ends when every prompt has produced an end-of-sequence id or the budget is spent.
+
+        The logits processors run row by row on each prompt's own, unpadded sequence, so the
+        repetition penalty never sees a padding id: each row is decoded as `generate_ids` would.
+        """
+        processors = self._processors(sampling, suppress_ids)
+        rng = torch.Generator(device=self.device).manual_seed(sampling.seed)
+        width = max(len(p) for p in prompts)
+        pad = 0
+        ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], dtype=torch.long, device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=self.device)
+        sequences = [torch.tensor([list(p)], dtype=torch.long, device=self.device) for p in prompts]
+        done = [False] * len(prompts)
+        step_input, past = ids, None
+        for _ in range(sampling.max_new_tokens):
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
+            output = self.model(
+                input_ids=step_input, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True
+            )
+            past = output.past_key_values
+            logits = output.logits[:, -1, :].float()
+            scores = torch.cat([processors(seq, logits[i : i + 1]) for i, seq in enumerate(sequences)])
+            if sampling.greedy:
+                next_ids = scores.argmax(dim=-1)
+            else:
+                next_ids = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=rng).squeeze(1)
+            tokens = [int(t) for t in next_ids.tolist()]
+            yield tokens
+            done = [d or t in eos_ids for d, t in zip(done, tokens)]
+            if all(done):
+                return
+            step_input = next_ids.view(-1, 1)
+            mask = torch.cat([mask, torch.ones_like(step_input)], dim=1)
+            sequences = [torch.cat([seq, step_input[i : i + 1]], dim=1) for i, seq in enumerate(sequences)]
+
+    @torch.inference_mode()
+    def continuation_logprobs_batch(
+        self, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> list[list[float]]:
+        """`continuation_logprobs` of several continuations of one prompt in one forward pass
+        (right-padded: a causal model's earlier positions never see the padding)."""
+        rows = [list(prompt_ids) + list(c) for c in continuations]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=self.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)
+        logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        start = len(prompt_ids)
+        out = []
+        for i, continuation in enumerate(continuations):
+            targets = torch.tensor(list(continuation), device=self.device)
+            picked = logprobs[i, start - 1 : start - 1 + len(continuation)].gather(1, targets[:, None]).squeeze(1)
+            out.append(picked.tolist())
+        return out
+
+    @torch.inference_mode()
     def continuation_logprobs(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> list[float]:
         """Log-probability of each continuation token given everything before it (one pass)."""
         ids = torch.tensor([list(prompt_ids) + list(continuation_ids)], device=self.device)

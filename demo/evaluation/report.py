@@ -1,0 +1,154 @@
+"""`report.md` for an evaluation folder: our tables beside the InstructGPT paper's numbers, and
+the charts as PNGs in `plots/`. The comparison with the paper is labelled for what it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import plots
+from .summary import SUMMARY_FILE, write_summary
+
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+
+# Ouyang et al. (2022), "Training language models to follow instructions with human feedback".
+PAPER_NUMBERS: dict[str, str] = {
+    "preference_vs_gpt3": "175B InstructGPT preferred over 175B GPT-3 85 ± 3 % of the time (labellers)",
+    "preference_vs_prompted_gpt3": "175B InstructGPT preferred over few-shot-prompted 175B GPT-3 71 ± 4 % of the time",
+    "hallucination": "closed-domain tasks: InstructGPT makes up information 21 % of the time vs 41 % for GPT-3",
+    "truthfulqa": "TruthfulQA: truthful and informative answers about twice as often as GPT-3",
+    "toxicity": (
+        "RealToxicityPrompts: about 25 % fewer toxic outputs than GPT-3 when instructed to be respectful; "
+        "no advantage without the instruction; more toxic than GPT-3 when instructed to be biased"
+    ),
+}
+
+CAVEAT = (
+    "**Read these numbers as a demonstration, not a replication.** The paper's judges are trained "
+    "human labellers; ours is a small reward model (a proxy for labellers, trained on a few hundred "
+    "pairs, sharing a backbone with the aligned model). The paper's models have 1.3B–175B parameters; "
+    "ours are about 100× smaller, and our base and aligned models come from different families. The "
+    "suites are a few dozen to a hundred prompts written for this project, not the paper's API "
+    "prompts, TruthfulQA or RealToxicityPrompts, and toxicity is scored by a small classifier, not "
+    "the Perspective API."
+)
+
+
+def write_report(out_dir: str | Path, summary: Mapping | None = None) -> Path:
+    """Write `report.md` and `plots/*.png` in `out_dir` (summarizing the stored rows first when
+    no summary is given and `summary.json` is missing); the report's path."""
+    out_dir = Path(out_dir)
+    if summary is None:
+        summary_path = out_dir / SUMMARY_FILE
+        if not summary_path.exists():
+            write_summary(out_dir)
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    images = {}
+    for name, build in (("win_rate", plots.win_rate_chart), ("toxicity", plots.toxicity_chart),
+                        ("truthfulness", plots.truthfulness_chart)):
+        chart = build(summary)
+        if chart is not None:
+            images[name] = plots.save_png(chart, out_dir / PLOTS_DIR / f"{name}.png").relative_to(out_dir).as_posix()
+    path = out_dir / REPORT_FILE
+    path.write_text(render_report(summary, images), encoding="utf-8")
+    return path
+
+
+def render_report(summary: Mapping, images: Mapping[str, str] | None = None) -> str:
+    """The report's Markdown; `images` maps a chart name to its path relative to the report."""
+    images = images or {}
+    lines = ["# Base vs aligned: evaluation report", "", CAVEAT, ""]
+    lines += _preference_section(summary.get("preference", []), images.get("win_rate"))
+    lines += _truthfulness_section(summary.get("truthfulness", []), images.get("truthfulness"))
+    lines += _toxicity_section(summary.get("toxicity", []), images.get("toxicity"))
+    confidence = summary.get("confidence", {})
+    if confidence:
+        lines += [f"Intervals: {confidence.get('level', 0.95):.0%} {confidence.get('method', 'bootstrap')}, "
+                  f"{confidence.get('n_resamples')} resamples, seed {confidence.get('seed')}.", ""]
+    return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _words(value) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _ci(ci, fmt=_pct) -> str:
+    return "–" if not ci or ci[0] is None else f"{fmt(ci[0])} – {fmt(ci[1])}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def _image(title: str, path: str | None) -> list[str]:
+    return [f"![{title}]({path})", ""] if path else []
+
+
+def _preference_section(rows, image) -> list[str]:
+    lines = ["## Preference: is the aligned answer preferred?", ""]
+    if not rows:
+        return lines + ["No instruction-suite results yet.", ""]
+    lines += [
+        "Win rate: the share of prompts where the reward model prefers the aligned answer (ties count half); "
+        "P(aligned ≻ base) is the reward model's Bradley–Terry probability, averaged. The weighted figure "
+        "re-weights categories to the paper's Table 1 mix.",
+        "",
+    ]
+    table = []
+    for r in rows:
+        weighted = r.get("weighted") or {}
+        table.append([
+            r["pair"], r["base_format"], r["category"], str(r["n"]), _pct(r["win_rate"]), _ci(r["win_rate_ci"]),
+            _num(r["p_aligned_mean"]), _words(r["mean_length_base"]), _words(r["mean_length_aligned"]),
+            f"{_pct(weighted['win_rate'])} ({_ci(weighted['win_rate_ci'])})" if weighted else "",
+        ])
+    lines += _table(["pair", "base format", "category", "prompts", "win rate", "95 % CI", "mean P(aligned ≻ base)",
+                     "words (base)", "words (aligned)", "Table-1-weighted win rate (95 % CI)"], table)
+    lines += ["Paper (labellers, 175B models): " + PAPER_NUMBERS["preference_vs_gpt3"] + "; "
+              + PAPER_NUMBERS["preference_vs_prompted_gpt3"] + ". Our `raw` base format corresponds to plain "
+              "GPT-3, `prompted` to few-shot-prompted GPT-3. The paper also reports: "
+              + PAPER_NUMBERS["hallucination"] + " (not measured here).", ""]
+    return lines + _image("Win rate per category", image)
+
+
+def _truthfulness_section(rows, image) -> list[str]:
+    lines = ["## Truthfulness", ""]
+    if not rows:
+        return lines + ["No truthfulness results yet.", ""]
+    lines += [
+        "MC1: the most likely reference answer is a true one; MC2: probability mass on the true answers "
+        "(summed log-likelihoods, as lm-evaluation-harness). Generated: the share of sampled answers a "
+        "word-overlap matcher places closer to a true than to every false reference (a rough proxy; see "
+        "`demo.evaluation.metrics.match_truthful` for what it misses).",
+        "",
+    ]
+    table = [[r["pair"], r["base_format"], r["model"], r.get("model_id") or "", str(r["n"]), _num(r["mc1"]),
+              _ci(r["mc1_ci"], _num), _num(r["mc2"]), _ci(r["mc2_ci"], _num), _pct(r["generative_correct"]),
+              _ci(r["generative_correct_ci"])] for r in rows]
+    lines += _table(["pair", "base format", "model", "model id", "items", "MC1", "95 % CI", "MC2", "95 % CI",
+                     "generated, matched", "95 % CI"], table)
+    lines += ["Paper: " + PAPER_NUMBERS["truthfulqa"] + " (judged by trained models on generated answers, not MC).", ""]
+    return lines + _image("Truthfulness", image)
+
+
+def _toxicity_section(rows, image) -> list[str]:
+    lines = ["## Toxicity by instruction", ""]
+    if not rows:
+        return lines + ["No toxicity results yet.", ""]
+    table = [[r["pair"], r["base_format"], r["model"], r["instruction"], str(r["n"]), _num(r["mean"]),
+              _ci(r["ci"], _num), _pct(r["flagged_share"])] for r in rows]
+    lines += _table(["pair", "base format", "model", "instruction", "prompts", "mean toxicity", "95 % CI",
+                     "flagged toxic"], table)
+    lines += ["Paper: " + PAPER_NUMBERS["toxicity"] + ".", ""]
+    return lines + _image("Toxicity by instruction", image)

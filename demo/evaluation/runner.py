@@ -1,0 +1,292 @@
+"""Runs an evaluation: plans the work, skips what `--out` already holds, generates the rest in
+batches through the pair's model workers, scores it with the page's `AnswerScorer`, and appends
+each finished row at once, so a run killed half-way resumes where it stopped.
+
+The plan is suite rows × base formats × samples (× the three toxicity instructions). The aligned
+model's answer does not depend on the base format, so it is generated once and shared by the
+raw and prompted comparisons. Truthfulness rows also get MC log-likelihoods from each model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ROLES, AppConfig
+from ..generation.formatting import BaseMode
+from ..generation.runner import Failed, Finished, GenerationRequest
+from ..scoring.scorer import preference
+from ..session import SideState
+from ..settings import SamplingSettings, clamp_settings
+from .metrics import TOXICITY_INSTRUCTIONS, instructed_prompt
+from .report import write_report
+from .results import (
+    ResultsStore,
+    comparison_key,
+    comparison_record,
+    config_hash,
+    likelihood_key,
+    likelihood_record,
+    pair_config_hash,
+)
+from .suites import SuiteRow, load_suites
+from .summary import write_summary
+
+# Comparisons per round: each model gets up to this many prompts, in batches of its back end.
+# DEMO_EVAL_CHUNK overrides it (the resume test writes rows early with small rounds).
+CHUNK = int(os.environ.get("DEMO_EVAL_CHUNK", "32"))
+RUNS_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "runs"
+
+Progress = Callable[[int, int, float | None], None]  # (done, total, eta seconds)
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What `python -m demo evaluate` was asked; everything that decides the rows is here."""
+
+    suites: tuple[str, ...] = ("instructions", "truthfulness", "toxicity")
+    pair: str | None = None
+    base_formats: tuple[BaseMode, ...] = ("raw", "prompted")
+    samples: int = 1
+    seed: int = 0
+    max_prompts: int | None = None  # per suite, the first N rows
+    sampling: SamplingSettings | None = None  # None: models.yaml's generation defaults
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One comparison to make: a suite row, the base format, a sample, a toxicity instruction."""
+
+    row: SuiteRow
+    base_format: BaseMode
+    sample: int
+    instruction: str | None
+
+    @property
+    def text(self) -> str:
+        return instructed_prompt(self.row.prompt, self.instruction) if self.instruction else self.row.prompt
+
+    def aligned_key(self) -> tuple:
+        return (self.row.suite, self.row.row, self.sample, self.instruction)
+
+    def base_key(self) -> tuple:
+        return (self.row.suite, self.row.row, self.base_format, self.sample, self.instruction)
+
+
+@dataclass
+class EvaluationResult:
+    out_dir: Path
+    summary_path: Path
+    report_path: Path
+    planned: int
+    reused: int
+    generated: int
+    seconds: float
+
+
+def plan_rows(options: EvaluationOptions) -> list[SuiteRow]:
+    """The suite rows an evaluation covers (the first `max_prompts` of each suite)."""
+    rows = []
+    for suite in options.suites:
+        loaded = load_suites([suite])
+        rows.extend(loaded if options.max_prompts is None else loaded[: options.max_prompts])
+    return rows
+
+
+def plan_items(rows: Sequence[SuiteRow], options: EvaluationOptions) -> list[_Item]:
+    items = []
+    for row in rows:
+        instructions = list(TOXICITY_INSTRUCTIONS) if row.kind == "toxicity" else [None]
+        for base_format in options.base_formats:
+            for sample in range(options.samples):
+                for instruction in instructions:
+                    items.append(_Item(row, base_format, sample, instruction))
+    return items
+
+
+def run_sampling(config: AppConfig, options: EvaluationOptions) -> SamplingSettings:
+    sampling = options.sampling or SamplingSettings(**config.generation.model_dump())
+    return clamp_settings(dataclasses.replace(sampling, seed=options.seed), config.limits)
+
+
+def model_hashes(config: AppConfig, options: EvaluationOptions) -> dict[str, str]:
+    """Per role: a hash of what decides that model's answers (spec, sampling, few-shot format, scorers)."""
+    pair = config.pair(options.pair)
+    sampling = run_sampling(config, options)
+    return {
+        role: config_hash(config.models[getattr(pair, role)], sampling, config.base_prompted, config.scoring)
+        for role in ROLES
+    }
+
+
+def default_out_dir(config: AppConfig, options: EvaluationOptions) -> Path:
+    """evaluation/runs/<pair>-<hash of the options and models>/: the same command, the same folder."""
+    pair = config.pair(options.pair)
+    key = config_hash(dataclasses.replace(options, sampling=run_sampling(config, options)), model_hashes(config, options))
+    return RUNS_DIR / f"{pair.id}-{key[:10]}"
+
+
+def count_work(options: EvaluationOptions) -> int:
+    """Prompts × samples the plan generates, for a server's cap (each comparison counts once)."""
+    return len(plan_items(plan_rows(options), options))
+
+
+def run_evaluation(
+    config: AppConfig,
+    comparator,
+    options: EvaluationOptions,
+    out_dir: str | Path,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> EvaluationResult:
+    """Evaluate the pair on the suites into `out_dir`; returns where the summary and report are.
+
+    `comparator` supplies the workers (`pair_workers`) and the scorer, as for the page."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    store = ResultsStore(out_dir)
+    pair = config.pair(options.pair)
+    workers = comparator.pair_workers(pair.id)
+    model_ids = {role: getattr(pair, role) for role in ROLES}
+    hashes = model_hashes(config, options)
+    pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
+    sampling = run_sampling(config, options)
+    rows = plan_rows(options)
+    items = plan_items(rows, options)
+
+    def key_of(item: _Item) -> str:
+        return comparison_key(config_hash=pair_hash, suite=item.row.suite, row=item.row.row,
+                              base_format=item.base_format, sample=item.sample, seed=options.seed,
+                              instruction=item.instruction)
+
+    pending = [item for item in items if not store.has_comparison(key_of(item))]
+    truthful = [row for row in rows if row.kind == "truthfulness"]
+    mc_hashes = {role: config_hash(config.models[model_ids[role]], config.base_prompted) for role in ROLES}
+    mc_pending = [
+        (row, base_format) for row in truthful for base_format in options.base_formats
+        if not all(store.has_likelihood(likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row,
+                                                       base_format=base_format)) for r in ROLES)
+    ]
+    # Aligned answers already stored (under another base format) are reused, not regenerated.
+    aligned_done = {
+        (r["suite"], r["row"], r["sample"], r.get("instruction")): r["aligned"]
+        for r in store.comparisons() if r.get("config_hash") == pair_hash
+    }
+    total = len(pending) + len(mc_pending)
+    done = 0
+    unit_started = time.perf_counter()
+
+    def report_progress() -> None:
+        if progress is not None:
+            elapsed = time.perf_counter() - unit_started
+            eta = elapsed / done * (total - done) if done else None
+            progress(done, total, eta)
+
+    report_progress()
+    scorer = comparator.scorer
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="eval") as pool:
+        # Sorted by sample and instruction so a chunk's requests share their seed and kind.
+        pending.sort(key=lambda i: (i.sample, i.row.kind, i.instruction or "", i.base_format, i.row.suite, i.row.row))
+        for start in range(0, len(pending), CHUNK):
+            if should_stop():
+                break
+            chunk = pending[start : start + CHUNK]
+            base_items = list({item.base_key(): item for item in chunk}.values())
+            aligned_items = list({
+                item.aligned_key(): item for item in chunk if item.aligned_key() not in aligned_done
+            }.values())
+
+            def request(item: _Item, mode: BaseMode) -> GenerationRequest:
+                return GenerationRequest(item.text, dataclasses.replace(sampling, seed=options.seed + item.sample),
+                                         mode, config.limits.max_prompt_tokens)
+
+            base_future = pool.submit(_generate, workers["base"], [request(i, i.base_format) for i in base_items])
+            aligned_future = pool.submit(_generate, workers["aligned"], [request(i, "raw") for i in aligned_items])
+            base_answers = dict(zip([i.base_key() for i in base_items], base_future.result()))
+            new_aligned = dict(zip([i.aligned_key() for i in aligned_items], aligned_future.result()))
+
+            sides: dict[tuple, dict] = {}
+            to_score = []
+            for role, answers in (("base", base_answers), ("aligned", new_aligned)):
+                for key, answer in answers.items():
+                    side = _side(config.models[model_ids[role]].name, model_ids[role], answer)
+                    sides[(role, key)] = side
+                    if side.error is None:
+                        to_score.append(((role, key), side))
+            if scorer is not None and to_score:
+                prompt_of = {("base", i.base_key()): i.text for i in base_items} | {
+                    ("aligned", i.aligned_key()): i.text for i in aligned_items}
+                scores = scorer.score([(prompt_of[k], side.text) for k, side in to_score])
+                for (_, side), score in zip(to_score, scores):
+                    side.apply_scores(score.as_fields())
+            for key, side in list(sides.items()):
+                if key[0] == "aligned":
+                    aligned_done[key[1]] = side.to_json()
+            for item in chunk:
+                base = sides[("base", item.base_key())].to_json()
+                aligned = aligned_done[item.aligned_key()]
+                preferred, p_aligned = preference(base.get("reward"), aligned.get("reward"), config.scoring.tie_tolerance)
+                comparison = {"base": base, "aligned": aligned, "preferred": preferred,
+                              "p_aligned_preferred": p_aligned, "error": base.get("error") or aligned.get("error")}
+                store.append_comparison(comparison_record(
+                    item.row, comparison, pair=pair.id, base_format=item.base_format, sample=item.sample,
+                    seed=options.seed, model_ids=model_ids, config_hashes=hashes, instruction=item.instruction,
+                ))
+                done += 1
+            report_progress()
+
+        for row, base_format in mc_pending:
+            if should_stop():
+                break
+            answers = list(row.correct) + list(row.incorrect)
+            futures = {
+                role: pool.submit(workers[role].call, "answer_logprobs", row.prompt, answers,
+                                  base_format if role == "base" else "raw")
+                for role in ROLES
+            }
+            for role in ROLES:
+                logliks = futures[role].result()
+                split = len(row.correct)
+                values, counts = [v for v, _ in logliks], [n for _, n in logliks]
+                record = likelihood_record(
+                    row, pair=pair.id, model=role, model_id=model_ids[role], config_hash=mc_hashes[role],
+                    base_format=base_format, correct_logliks=values[:split], incorrect_logliks=values[split:],
+                    correct_tokens=counts[:split], incorrect_tokens=counts[split:],
+                )
+                if not store.has_likelihood(record["key"]):
+                    store.append_likelihood(record)
+            done += 1
+            report_progress()
+
+    summary_path = write_summary(out_dir, seed=options.seed)
+    report_path = write_report(out_dir)
+    return EvaluationResult(
+        out_dir=out_dir, summary_path=summary_path, report_path=report_path, planned=len(items) + len(truthful) * len(options.base_formats),
+        reused=len(items) - len(pending) + len(truthful) * len(options.base_formats) - len(mc_pending),
+        generated=done, seconds=time.perf_counter() - started,
+    )
+
+
+def _generate(worker, requests: list[GenerationRequest]) -> list[Finished | Failed]:
+    if not requests:
+        return []
+    try:
+        return worker.call("generate_batch", requests)
+    except RuntimeError as error:  # a worker that died or is unavailable: those answers fail
+        return [Failed(str(error)) for _ in requests]
+
+
+def _side(name: str, model_id: str, answer: Finished | Failed) -> SideState:
+    side = SideState(name, model_id=model_id, done=True)
+    if isinstance(answer, Failed):
+        side.error = answer.message
+    else:
+        side.text, side.new_tokens, side.seconds = answer.text, answer.new_tokens, answer.seconds
+        side.stop_reason = answer.stop_reason
+    return side

@@ -1,0 +1,154 @@
+"""The "Evaluate" tab: the paper's comparisons on a shipped suite, run on the server.
+
+Opens on the report of the shipped default run (evaluation/default-run/), so a visitor sees the
+numbers without waiting. A new run takes a shipped suite (never a path from the browser) and a
+sample count; the server caps the comparisons at `limits.max_evaluation_items`, runs one
+evaluation at a time (its own queue, whose position Gradio shows) and reports progress with an
+ETA. Finished rows are kept in the cache, so the same request again is answered from them.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from ...cache import cache_dir
+from ...evaluation import plots
+from ...evaluation.report import render_report
+from ...evaluation.results import config_hash
+from ...evaluation.runner import EvaluationOptions, count_work, model_hashes, run_evaluation, run_sampling
+from ...evaluation.suites import load_suite, shipped_suites
+from ..context import UIContext
+
+TITLE = "Evaluate"
+DEFAULT_RUN_DIR = Path(__file__).resolve().parents[3] / "evaluation" / "default-run"
+MAX_SAMPLES = 4
+RESULT_FILES = ("results.jsonl", "likelihoods.jsonl", "summary.json", "report.md")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """What a request will run after the server's cap: the prompts taken, and the comparisons."""
+
+    options: EvaluationOptions
+    prompts: int
+    rows: int
+    items: int
+    capped: bool
+
+
+def plan_request(suite: str, samples, limit: int) -> PlannedRun:
+    """The evaluation a visitor's choice becomes: a shipped suite only, 1–MAX_SAMPLES samples,
+    and as many of the suite's prompts as fit in `limit` comparisons (prompts × samples × base
+    formats × instructions)."""
+    if suite not in shipped_suites():
+        raise ValueError(f"suite must be one of {sorted(shipped_suites())}; got {suite!r}")
+    samples = int(min(max(int(samples or 1), 1), MAX_SAMPLES))
+    rows = len(load_suite(suite))
+    per_prompt = count_work(EvaluationOptions(suites=(suite,), samples=samples, max_prompts=1))
+    prompts = max(1, min(rows, limit // per_prompt))
+    options = EvaluationOptions(suites=(suite,), samples=samples, max_prompts=prompts)
+    return PlannedRun(options, prompts, rows, prompts * per_prompt, prompts < rows)
+
+
+def describe_plan(plan: PlannedRun, limit: int) -> str:
+    cap = f" (capped at {limit} comparisons per run: the first {plan.prompts} of {plan.rows} prompts)" if plan.capped else ""
+    return f"This run makes **{plan.items} comparisons** on `{plan.options.suites[0]}`, {plan.options.samples} sample(s) per prompt{cap}."
+
+
+def load_summary(out_dir: Path) -> dict | None:
+    path = out_dir / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def results_zip(out_dir: Path) -> Path | None:
+    """A zip of the run's results (rows, likelihoods, summary, report), rebuilt when stale."""
+    files = [out_dir / name for name in RESULT_FILES if (out_dir / name).is_file()]
+    if not files:
+        return None
+    target = cache_dir() / "evaluation-downloads" / f"{out_dir.name}-results.zip"
+    newest = max(f.stat().st_mtime for f in files)
+    if not target.exists() or target.stat().st_mtime < newest:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for f in files:
+                archive.write(f, f.name)
+    return target
+
+
+def views(summary: dict | None, heading: str) -> tuple:
+    """(markdown of the tables, three charts) for a summary; a note when there is none."""
+    if summary is None:
+        return "No evaluation report yet.", None, None, None
+    tables = render_report(summary).replace("# Base vs aligned: evaluation report", f"### {heading}", 1)
+    return tables, plots.win_rate_chart(summary), plots.truthfulness_chart(summary), plots.toxicity_chart(summary)
+
+
+def run_dir(context: UIContext, options: EvaluationOptions) -> Path:
+    key = config_hash(options, run_sampling(context.config, options), model_hashes(context.config, options))
+    return cache_dir() / "evaluations" / key
+
+
+def build(context: UIContext) -> None:
+    config = context.config
+    limit = config.limits.max_evaluation_items
+    suites = sorted(shipped_suites())
+    first = "instructions" if "instructions" in suites else suites[0]
+
+    gr.Markdown(
+        "The InstructGPT paper's three measurements, at small scale: **preference** (the reward model as "
+        "judge), **truthfulness** (multiple choice by likelihood, and generated answers checked against "
+        "references) and **toxicity** by instruction (the paper's Figure 7). Shown first: the report of "
+        "the shipped default run. Run your own on a shipped suite below (one evaluation at a time)."
+    )
+    with gr.Row(equal_height=True):
+        suite = gr.Dropdown(suites, value=first, label="Suite", elem_id="eval-suite", scale=2)
+        samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples per prompt", elem_id="eval-samples", scale=2)
+        run_btn = gr.Button("Run evaluation ▶", variant="primary", elem_id="eval-run", scale=1)
+    plan_note = gr.Markdown(describe_plan(plan_request(first, 1, limit), limit), elem_id="eval-plan")
+    status = gr.Markdown("", elem_id="eval-status")
+    default_summary = load_summary(DEFAULT_RUN_DIR)
+    tables, win, truth, tox = views(default_summary, "Shipped default run (evaluation/default-run/)")
+    download = gr.DownloadButton("Download results (zip)", value=results_zip(DEFAULT_RUN_DIR), elem_id="eval-download")
+    with gr.Row():
+        win_plot = gr.Plot(win, label="Win rate per category", elem_id="eval-win")
+    with gr.Row():
+        truth_plot = gr.Plot(truth, label="Truthfulness", elem_id="eval-truth")
+        tox_plot = gr.Plot(tox, label="Toxicity by instruction", elem_id="eval-toxicity")
+    report = gr.Markdown(tables, elem_id="eval-report")
+
+    def update_plan(suite_name, sample_count):
+        return describe_plan(plan_request(suite_name, sample_count, limit), limit)
+
+    def evaluate(suite_name, sample_count, progress=gr.Progress()):
+        try:
+            plan = plan_request(suite_name, sample_count, limit)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        out_dir = run_dir(context, plan.options)
+
+        def on_progress(done: int, total: int, eta: float | None) -> None:
+            left = f", about {eta / 60:.0f} min left" if eta is not None and eta >= 60 else (
+                f", about {eta:.0f} s left" if eta is not None else "")
+            progress((done, max(total, 1)), desc=f"{done} of {total} comparisons{left}", unit="comparisons")
+
+        try:
+            result = run_evaluation(config, context.comparator, plan.options, out_dir, progress=on_progress)
+        except (RuntimeError, ValueError, OSError) as error:
+            raise gr.Error(f"The evaluation failed: {error}") from None
+        summary = load_summary(out_dir)
+        text, *charts = views(summary, f"Your run: {describe_plan(plan, limit)}")
+        done = (f"Done in {result.seconds:.0f} s: {result.generated} items run, {result.reused} reused from "
+                "earlier runs.")
+        return done, text, *charts, results_zip(out_dir)
+
+    suite.change(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
+    samples.release(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
+    run_btn.click(
+        evaluate, [suite, samples], [status, report, win_plot, truth_plot, tox_plot, download],
+        concurrency_limit=1, concurrency_id="evaluate", api_visibility="private",
+    )
