@@ -218,7 +218,6 @@ def merge_adapter(base: Path | str, adapter: Path | str, output: Path | str) -> 
     The LoRA formula of PEFT (scale = alpha / r, or alpha / sqrt(r) with rsLoRA), written out so
     serving needs no training package; tests check it against PEFT's merge_and_unload.
     """
-    import torch
     from safetensors.torch import load_file, save_file
 
     base, adapter, output = Path(base), Path(adapter), Path(output)

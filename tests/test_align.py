@@ -146,3 +146,65 @@ def test_config_accepts_merged_adapter_source(tmp_path):
     )
     fixed = _fix_source(parsed, lambda p: tmp_path / p)
     assert fixed.adapter == tmp_path / "data/align/rlhf"
+
+
+def _written_dir(root: Path) -> Path:
+    """A tiny comparisons folder in the project's format: the chosen answer names a cat."""
+    rng = random.Random(1)
+    folder = root / "written"
+    folder.mkdir(parents=True)
+    lines = []
+    for i in range(60):
+        prompt = " ".join(rng.choice(WORDS) for _ in range(4)) + f" {i}"
+        lines.append(json.dumps({"prompt": prompt, "chosen": "the cat sat on the mat", "rejected": "a dog ran to a door",
+                                 "category": "open_qa", "aspect": "helpful", "flaw": "off_topic"}))
+    (folder / "part_a.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reward_run(sft_run, tiny_gemma_dir, tmp_path_factory):
+    from demo.training.align.reward_model import RewardSettings, train_reward_model
+    from demo.weights import merge_adapter
+
+    root, _ = sft_run
+    merged = merge_adapter(tiny_gemma_dir, root / "adapter", root / "merged")
+    work = tmp_path_factory.mktemp("align-rm")
+    settings = RewardSettings(candidate_layers=(1, 2), folds=3, epochs=60)
+    report = train_reward_model(merged, work / "rm", work / "cache", settings,
+                                written_dir=_written_dir(work / "data"), independent=None)
+    return merged, work, report
+
+
+def test_reward_model_learns_the_comparisons(reward_run):
+    merged, work, report = reward_run
+    assert report["accuracy"]["test"] >= 0.9
+    assert report["head_loss_first_last"][1] < report["head_loss_first_last"][0]
+    from demo.training.align.reward_model import HEAD_FILE, SFTRewardModel
+
+    scorer = SFTRewardModel.load(merged, work / "rm" / HEAD_FILE)
+    good, bad = scorer.score([("x", "the cat sat on the mat"), ("x", "a dog ran to a door")])
+    assert good > bad
+
+
+def test_rl_rounds_log_reward_and_kl_and_resume(reward_run, sft_run, tiny_gemma_dir, tmp_path):
+    from demo.training.align.reward_model import HEAD_FILE, SFTRewardModel
+    from demo.training.align.rl import RLSettings, train_rl
+
+    merged, work, _ = reward_run
+    root, _ = sft_run
+    scorer = SFTRewardModel.load(merged, work / "rm" / HEAD_FILE)
+    settings = RLSettings(rounds=2, prompts_per_round=4, samples_per_prompt=3, max_new_tokens=8,
+                          batch_size=2, learning_rate=1e-3, sample_batch_size=12, max_length=64)
+    prompts = [f"the dog ran {i}" for i in range(8)]
+    report = train_rl(tiny_gemma_dir, root / "adapter", merged, tmp_path / "rlhf", tmp_path / "ck", scorer.score,
+                      scorer.score, settings, prompts=prompts)
+    rounds = report["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert all({"reward_train_rm", "reward_judge", "kl_to_sft"} <= set(r) for r in rounds)
+    assert abs(rounds[0]["kl_to_sft"]) < 1e-3  # round 0 samples the SFT policy itself
+    assert (tmp_path / "rlhf" / "adapter_model.safetensors").is_file()
+    again = train_rl(tiny_gemma_dir, root / "adapter", merged, tmp_path / "rlhf2", tmp_path / "ck", scorer.score,
+                     scorer.score, settings, prompts=prompts, resume=True)
+    assert [r["round"] for r in again["rounds"]] == [0, 1, 2]
+    assert again["rounds"][:2] == rounds[:2]  # finished rounds are read back, not redone

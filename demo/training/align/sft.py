@@ -74,7 +74,7 @@ def train_sft(
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     torch.manual_seed(settings.seed)
