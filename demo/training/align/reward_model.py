@@ -12,6 +12,7 @@ written test split and the independent held-out set are measured once, at the en
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +39,10 @@ class RewardSettings:
     head_kind: str = "mlp"
     head_hidden: int = 64
     epochs: int = 200
+    # > 0: a seeded subset of that many pairs (the CPU budget); 0 uses them all.
+    limit_train: int = 0
+    limit_test: int = 0
+    limit_independent: int = 0
 
 
 class SFTRewardModel:
@@ -59,7 +64,20 @@ class SFTRewardModel:
 
             scorer.head, metadata = load_head(head_file)
             scorer.layer = int(metadata["layer"])
+            scorer.truncate(scorer.layer)
         return scorer
+
+    def truncate(self, layers: int) -> None:
+        """Keep blocks 1..layers and drop the final norm: the blocks after the read-out layer
+        would cost time and change nothing (the feature is the raw residual stream)."""
+        import torch.nn as nn
+
+        trunk = self.model.model
+        if not 1 <= layers <= len(trunk.layers):
+            raise ValueError(f"layer must be between 1 and {len(trunk.layers)}, got {layers}")
+        trunk.layers = trunk.layers[:layers]
+        trunk.norm = nn.Identity()
+        self.model.config.num_hidden_layers = layers
 
     def encode(self, prompt: str, answer: str) -> tuple[list[int], int]:
         """Token ids of the conversation and where the answer starts."""
@@ -159,8 +177,13 @@ def train_reward_model(
         "test": [(p.prompt, p.chosen, p.rejected) for p in split.test],
         "independent": [(r["prompt"], r["chosen"], r["rejected"]) for r in held_rows],
     }
+    limits = {"train": settings.limit_train, "test": settings.limit_test, "independent": settings.limit_independent}
+    for name, limit in limits.items():
+        if 0 < limit < len(groups[name]):
+            groups[name] = random.Random(settings.seed).sample(groups[name], limit)
     scorer = SFTRewardModel.load(sft_checkpoint, max_tokens=settings.max_tokens)
     layers = [layer for layer in settings.candidate_layers if layer <= scorer.model.config.num_hidden_layers]
+    scorer.truncate(max(layers))
     features: dict[str, dict] = {}
     cache.mkdir(parents=True, exist_ok=True)
     for name, triples in groups.items():
@@ -182,7 +205,8 @@ def train_reward_model(
     fit = fit_head(*train[layer], _head_config(settings), seed=settings.seed)
     accuracy = {name: pair_accuracy(fit.head, *features[name][layer]) for name in features}
     longer = {name: sum(len(c) > len(r) for _, c, r in triples) / len(triples) for name, triples in groups.items() if triples}
-    by_flaw = _accuracy_by(fit.head, features["test"][layer], [p.flaw for p in split.test]) if split.test else {}
+    flaw_of = {(p.prompt, p.chosen, p.rejected): p.flaw for p in split.test}
+    by_flaw = _accuracy_by(fit.head, features["test"][layer], [flaw_of[t] for t in groups["test"]]) if groups["test"] else {}
 
     output.mkdir(parents=True, exist_ok=True)
     save_head(fit.head, output / HEAD_FILE, {
