@@ -20,8 +20,9 @@ from .sft import SFTSettings, train_sft
 STEPS = ("sft", "reward", "rl")
 SFT_DIR, REWARD_DIR, RLHF_DIR = ALIGN_DATA / "sft", ALIGN_DATA / "reward", ALIGN_DATA / "rlhf"
 
-# The committed run. SFT: 16 optimiser steps of 4 examples (64 of 988 demonstrations, 6 % of an
-# epoch) was what ~20 CPU-minutes bought at ~70 CPU-s per step on a machine shared with other jobs.
+# The committed run. SFT: 16 optimiser steps of 4 examples planned (~70 CPU-s per step on a
+# machine shared with other jobs); the committed adapter stopped at the step-12 checkpoint and was
+# finished by --resume (13 steps, see data/align/sft/MODEL_CARD.md). Far from an epoch: a budget cut.
 SFT_RUN = SFTSettings(max_steps=16, batch_size=4, max_length=192, learning_rate=3e-4, eval_examples=16,
                       eval_steps=1000, save_steps=4, logging_steps=1, warmup_ratio=0.1)
 # Reward model: features are forward passes only, but at ~0.3 of a core even those were the
