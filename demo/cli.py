@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|bench|serve`.
+"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--skip-baseline", action="store_true", help="skip the naive fp32 baseline")
     _add_config(bench)
+
+    align = commands.add_parser("align", help="SFT, reward model and RL on the base model (needs requirements-train.txt)")
+    align.add_argument("step", choices=("sft", "reward", "rl", "all"))
+    align.add_argument("--resume", action="store_true", help="continue from the step's last checkpoint")
+    _add_config(align)
 
     serve = commands.add_parser("serve", help="serve the web UI (same as python app.py)")
     _add_config(serve)
@@ -304,7 +309,14 @@ def run_serve(args) -> int:
     return 0
 
 
+def run_align(args) -> int:
+    from .training.align.pipeline import main as align_main
+
+    return align_main(args.step, args.resume, args.config)
+
+
 COMMANDS = {
+    "align": run_align,
     "compare": run_compare,
     "score": run_score,
     "evaluate": run_evaluate,

@@ -112,8 +112,23 @@ class HubSource(_Strict):
     gguf_file: str | None = None
 
 
-WeightsSource = Annotated[
+BaseWeightsSource = Annotated[
     Union[PackageFileSource, AssembledPackageSource, LocalSource, HubSource],
+    Field(discriminator="type"),
+]
+
+
+class MergedAdapterSource(_Strict):
+    """A LoRA adapter (PEFT folder, e.g. data/align/rlhf) merged into a base model's weights once,
+    into the cache; the merged checkpoint then loads and builds like any other."""
+
+    type: Literal["merged_adapter"]
+    base: BaseWeightsSource = Field(description="where the base model's weights come from")
+    adapter: Path = Field(description="folder with adapter_config.json and adapter_model.safetensors")
+
+
+WeightsSource = Annotated[
+    Union[PackageFileSource, AssembledPackageSource, LocalSource, HubSource, MergedAdapterSource],
     Field(discriminator="type"),
 ]
 
@@ -439,7 +454,7 @@ def _describe(error: ValidationError, path: Path) -> str:
 def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and (
         part.endswith("Source") or part.endswith("Reward") or part.endswith("Toxicity")
-        or part in {"package_file", "assembled_package", "local", "hub", "trained_head",
+        or part in {"package_file", "assembled_package", "local", "hub", "merged_adapter", "trained_head",
                     "sequence_classifier", "keras_bilstm"}
     )
 
@@ -499,4 +514,6 @@ def _resolve_relative_paths(config: AppConfig, folder: Path) -> AppConfig:
 def _fix_source(source, fix):
     if isinstance(source, LocalSource):
         return source.model_copy(update={"path": fix(source.path)})
+    if isinstance(source, MergedAdapterSource):
+        return source.model_copy(update={"adapter": fix(source.adapter), "base": _fix_source(source.base, fix)})
     return source

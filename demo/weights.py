@@ -27,6 +27,7 @@ from .config import (
     AssembledPackageSource,
     HubSource,
     LocalSource,
+    MergedAdapterSource,
     PackageFileSource,
     WeightsSource,
 )
@@ -58,6 +59,8 @@ def resolve_checkpoint(source: WeightsSource, *, trust_remote_code: bool = False
         if source.path.is_file():
             return _converted(source.path, origin=str(source.path))
         return Checkpoint(path=source.path, origin=str(source.path), converted=False)
+    if isinstance(source, MergedAdapterSource):
+        return _merged_adapter(source, trust_remote_code=trust_remote_code)
     if isinstance(source, HubSource):
         local = _hub_snapshot(source)
         if source.gguf_file:
@@ -177,3 +180,98 @@ def convert_gguf(gguf: Path | str, target: Path | str) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+# --- LoRA adapters merged into their base (data/align/*) --------------------------------------
+
+_MERGE_MARKER = "demo-merge.json"
+_MERGE_RECIPE = "lora-merge-v1"
+
+
+def _merged_adapter(source: MergedAdapterSource, *, trust_remote_code: bool) -> Checkpoint:
+    """The base checkpoint with the adapter's LoRA deltas added to its weights: built once into
+    the cache (in a child process: torch), keyed by the adapter's content and the base folder."""
+    from .cache import cached_build
+
+    adapter = source.adapter
+    if not (adapter / "adapter_config.json").is_file() or not (adapter / "adapter_model.safetensors").is_file():
+        raise WeightsUnavailable(
+            f"{adapter} is not a LoRA adapter folder (needs adapter_config.json and adapter_model.safetensors); "
+            "train it with `python -m demo align all`"
+        )
+    base = resolve_checkpoint(source.base, trust_remote_code=trust_remote_code)
+    digest = _adapter_digest(adapter)
+    target = cache_dir() / "checkpoints" / f"{base.path.name}+{adapter.name}-{digest}"
+    recipe = {"recipe": _MERGE_RECIPE, "base": str(base.path), "adapter_sha256": digest}
+
+    def build(staging: Path) -> None:
+        run_isolated(merge_adapter, base=str(base.path), adapter=str(adapter), output=str(staging))
+
+    cached_build(target, recipe, build, marker=_MERGE_MARKER, note={"adapter": str(adapter)})
+    return Checkpoint(path=target, origin=f"{base.origin} + {adapter.name} adapter", converted=True)
+
+
+def _adapter_digest(adapter: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        digest.update((adapter / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def merge_adapter(base: Path | str, adapter: Path | str, output: Path | str) -> Path:
+    """Write base + scale·(B @ A) for every LoRA pair into `output`, with the adapter's tokenizer
+    (it carries the chat template) and its generation config (the tuned model's stop tokens).
+
+    The LoRA formula of PEFT (scale = alpha / r, or alpha / sqrt(r) with rsLoRA), written out so
+    serving needs no training package; tests check it against PEFT's merge_and_unload.
+    """
+    from safetensors.torch import load_file, save_file
+
+    base, adapter, output = Path(base), Path(adapter), Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    if settings.get("peft_type", "LORA") != "LORA" or settings.get("fan_in_fan_out"):
+        raise WeightsUnavailable(f"{adapter}: only plain LoRA adapters can be merged")
+    rank, alpha = int(settings["r"]), float(settings["lora_alpha"])
+    scale = alpha / (rank ** 0.5) if settings.get("use_rslora") else alpha / rank
+    lora = load_file(str(adapter / "adapter_model.safetensors"))
+    shards = sorted(base.glob("*.safetensors"))
+    if not shards:
+        raise WeightsUnavailable(f"{base} has no safetensors weights to merge into")
+    pending = {key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
+               for key in lora if key.endswith(".lora_A.weight")}
+    for shard in shards:
+        weights = load_file(str(shard))
+        for module in list(pending):
+            key = f"{module}.weight"
+            if key not in weights:
+                continue
+            down = lora[f"base_model.model.{module}.lora_A.weight"].float()
+            up = lora[f"base_model.model.{module}.lora_B.weight"].float()
+            weights[key] = (weights[key].float() + scale * (up @ down)).to(weights[key].dtype).contiguous()
+            pending.discard(module)
+        save_file(weights, str(output / shard.name), metadata={"format": "pt"})
+    if pending:
+        raise WeightsUnavailable(f"{adapter}: no base weight for LoRA modules {sorted(pending)[:3]}...")
+    for extra in base.iterdir():
+        if extra.is_file() and extra.suffix != ".safetensors" and extra.name != _MARKER:
+            shutil.copy2(extra, output / extra.name)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                 "generation_config.json"):
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, output / name)
+    _copy_stop_tokens(output)
+    return output
+
+
+def _copy_stop_tokens(folder: Path) -> None:
+    """config.json's eos_token_id follows generation_config.json (the ONNX builder reads both)."""
+    generation = folder / "generation_config.json"
+    if not generation.is_file():
+        return
+    eos = json.loads(generation.read_text()).get("eos_token_id")
+    if eos is None:
+        return
+    config = json.loads((folder / "config.json").read_text())
+    config["eos_token_id"] = eos
+    (folder / "config.json").write_text(json.dumps(config, indent=2))

@@ -1,0 +1,206 @@
+"""Step 3, RL against the step-2 reward model with a KL penalty to the SFT model: iterative
+reward-ranked DPO (TRL's DPOTrainer; its beta is the KL penalty, the merged SFT model the frozen
+reference). Each round samples k answers per prompt from the current policy, ranks them with the
+reward model, and trains on best-vs-worst pairs. Why this method: on this 2-core CPU, online
+RLOO/GRPO/PPO would need generation inside every optimiser step, which is the slowest part here;
+batched sampling once per round, then offline DPO steps, costs the least generation per update.
+
+Logged per round, on the answers sampled from that round's policy: mean training-RM reward, mean
+judge reward (the app's independent reward model), and KL(policy‖SFT) estimated as the mean of
+Σ_t [log π(y_t) − log π_SFT(y_t)] over those samples (sampled at temperature 1, so unbiased).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ...config import REPO_ROOT
+from .common import chat_tokenizer, read_jsonl, set_stop_tokens, stop_token_ids
+
+RL_PROMPTS = REPO_ROOT / "data" / "rl" / "prompts.jsonl"
+Scorer = Callable[[Sequence[tuple[str, str]]], list[float]]
+
+
+@dataclass(frozen=True)
+class RLSettings:
+    seed: int = 0
+    rounds: int = 2
+    prompts_per_round: int = 32
+    samples_per_prompt: int = 4
+    max_new_tokens: int = 96
+    temperature: float = 1.0
+    beta: float = 0.1  # DPO's KL penalty to the reference (SFT) model
+    learning_rate: float = 5e-5
+    batch_size: int = 4
+    epochs: float = 1.0
+    max_length: int = 256
+    sample_batch_size: int = 16
+
+
+def rl_prompts(path: Path = RL_PROMPTS) -> list[str]:
+    return [row["prompt"] for row in read_jsonl(path)]
+
+
+@torch.inference_mode()
+def sample_answers(model, tokenizer, prompts: Sequence[str], settings: RLSettings, seed: int) -> list[dict]:
+    """k samples per prompt: {"prompt", "answer", "ids", "prompt_ids"}, seeded."""
+    torch.manual_seed(seed)
+    tokenizer.padding_side = "left"
+    stops = stop_token_ids(tokenizer)
+    out: list[dict] = []
+    jobs = [p for p in prompts for _ in range(settings.samples_per_prompt)]
+    device = next(model.parameters()).device
+    for start in range(0, len(jobs), settings.sample_batch_size):
+        batch = jobs[start: start + settings.sample_batch_size]
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                               add_generation_prompt=True) for p in batch]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        generated = model.generate(**enc, do_sample=True, temperature=settings.temperature, top_p=1.0, top_k=0,
+                                   max_new_tokens=settings.max_new_tokens, eos_token_id=stops,
+                                   pad_token_id=tokenizer.pad_token_id)
+        width = enc["input_ids"].shape[1]
+        for row, prompt in enumerate(batch):
+            ids = generated[row, width:].tolist()
+            cut = next((i + 1 for i, t in enumerate(ids) if t in stops), len(ids))
+            ids = ids[:cut]
+            prompt_ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
+            answer = tokenizer.decode([t for t in ids if t not in stops], skip_special_tokens=True).strip()
+            out.append({"prompt": prompt, "answer": answer, "ids": ids, "prompt_ids": prompt_ids})
+    return out
+
+
+@torch.inference_mode()
+def sequence_logprobs(model, samples: Sequence[dict]) -> list[float]:
+    """Σ_t log p(y_t | prompt, y_<t) of each sampled answer under `model`."""
+    device = next(model.parameters()).device
+    values = []
+    for sample in samples:
+        if not sample["ids"]:
+            values.append(0.0)
+            continue
+        ids = torch.tensor([sample["prompt_ids"] + sample["ids"]], device=device)
+        logits = model(input_ids=ids).logits[0, len(sample["prompt_ids"]) - 1: -1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, ids[0, len(sample["prompt_ids"]):, None]).sum()
+        values.append(float(logp))
+    return values
+
+
+def ranked_pairs(samples: Sequence[dict], rewards: Sequence[float], min_gap: float = 1e-3) -> list[dict]:
+    """Per prompt, the best vs the worst sampled answer by reward (ties and empty answers skipped)."""
+    by_prompt: dict[str, list[tuple[float, str]]] = {}
+    for sample, reward in zip(samples, rewards):
+        if sample["answer"]:
+            by_prompt.setdefault(sample["prompt"], []).append((reward, sample["answer"]))
+    pairs = []
+    for prompt, scored in by_prompt.items():
+        best, worst = max(scored), min(scored)
+        if best[0] - worst[0] > min_gap and best[1] != worst[1]:
+            pairs.append({"prompt": [{"role": "user", "content": prompt}],
+                          "chosen": [{"role": "assistant", "content": best[1]}],
+                          "rejected": [{"role": "assistant", "content": worst[1]}]})
+    return pairs
+
+
+def measure(policy, reference, tokenizer, prompts, settings, seed, reward: Scorer, judge: Scorer | None) -> tuple[dict, list[dict], list[float]]:
+    samples = sample_answers(policy, tokenizer, prompts, settings, seed)
+    texts = [(s["prompt"], s["answer"]) for s in samples]
+    rewards = reward(texts)
+    judged = judge(texts) if judge else []
+    judged_ok = [j for j in judged if j is not None]
+    kl = [p - r for p, r in zip(sequence_logprobs(policy, samples), sequence_logprobs(reference, samples))]
+    row = {
+        "samples": len(samples),
+        "reward_train_rm": sum(rewards) / len(rewards),
+        "reward_judge": sum(judged_ok) / len(judged_ok) if judged_ok else None,
+        "kl_to_sft": sum(kl) / len(kl),
+        "mean_answer_tokens": sum(len(s["ids"]) for s in samples) / len(samples),
+    }
+    return row, samples, rewards
+
+
+def train_rl(
+    base: Path, sft_adapter: Path, sft_merged: Path, output: Path, checkpoints: Path,
+    reward: Scorer, judge: Scorer | None = None, settings: RLSettings = RLSettings(), *,
+    resume: bool = False, prompts: Sequence[str] | None = None,
+) -> dict:
+    """Rounds of sample → rank → DPO, starting from the SFT adapter; each finished round is saved
+    under `checkpoints/round-N` (adapter + metrics), so `resume` continues after the last one."""
+    from datasets import Dataset
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    prompts = list(prompts if prompts is not None else rl_prompts())
+    random.Random(settings.seed).shuffle(prompts)
+    tokenizer = chat_tokenizer(sft_adapter)
+    reference = AutoModelForCausalLM.from_pretrained(str(sft_merged), dtype=torch.float32).eval()
+    rounds: list[dict] = []
+    adapter = sft_adapter
+    first = 0
+    if resume:
+        done = sorted((p for p in checkpoints.glob("round-*") if (p / "round.json").is_file()),
+                      key=lambda p: int(p.name.split("-")[1]))
+        for folder in done:
+            rounds.append(json.loads((folder / "round.json").read_text()))
+        if done:
+            adapter, first = done[-1] / "adapter", len(done)
+
+    for index in range(first, settings.rounds + 1):
+        base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        set_stop_tokens(base_model, tokenizer)
+        policy = PeftModel.from_pretrained(base_model, str(adapter), is_trainable=True)
+        chunk = prompts[(index * settings.prompts_per_round) % len(prompts):][: settings.prompts_per_round]
+        policy.eval()
+        row, samples, rewards = measure(policy, reference, tokenizer, chunk, settings, settings.seed + index,
+                                        reward, judge)
+        row["round"] = index
+        if index == settings.rounds:  # the last measurement is of the final policy; no more training
+            rounds.append(row)
+            break
+        pairs = ranked_pairs(samples, rewards)
+        folder = checkpoints / f"round-{index}"
+        args = DPOConfig(
+            output_dir=str(folder / "trainer"), beta=settings.beta, learning_rate=settings.learning_rate,
+            per_device_train_batch_size=settings.batch_size, num_train_epochs=settings.epochs,
+            max_length=settings.max_length, seed=settings.seed + index, logging_steps=1,
+            save_strategy="steps", save_steps=4, save_total_limit=1, report_to="none",
+            gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(), bf16=False,
+        )
+        trainer = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=tokenizer,
+                             train_dataset=Dataset.from_list(pairs))
+        trainer.train(resume_from_checkpoint=_last_checkpoint(folder / "trainer") if resume else None)
+        row["pairs"] = len(pairs)
+        row["dpo_loss"] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        trainer.model.save_pretrained(str(folder / "adapter"))
+        (folder / "samples.jsonl").write_text("\n".join(
+            json.dumps({"prompt": s["prompt"], "answer": s["answer"], "reward": r}, ensure_ascii=False)
+            for s, r in zip(samples, rewards)) + "\n")
+        (folder / "round.json").write_text(json.dumps(row, indent=2))
+        rounds.append(row)
+        adapter = folder / "adapter"
+
+    output.mkdir(parents=True, exist_ok=True)
+    final = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32), str(adapter))
+    final.save_pretrained(str(output))
+    tokenizer.save_pretrained(str(output))
+    set_stop_tokens(final.base_model.model, tokenizer)
+    final.base_model.model.generation_config.save_pretrained(str(output))
+    report = {"step": "rl", "method": "iterative reward-ranked DPO", "settings": asdict(settings),
+              "rounds": rounds, "wall_seconds": round(time.perf_counter() - started, 1),
+              "process_cpu_seconds": round(time.process_time() - cpu_started, 1)}
+    (output / "metrics.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
