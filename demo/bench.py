@@ -270,7 +270,7 @@ def evaluation_throughput(comparator, config: AppConfig) -> dict:
 
     def timed(run) -> tuple[float, dict]:
         results: dict = {}
-        threads = [threading.Thread(target=lambda r=role: results.__setitem__(r, run(workers[r]))) for r in ROLES]
+        threads = [threading.Thread(target=lambda r=r: results.__setitem__(r, run(workers[r]))) for r in ROLES]
         started = time.perf_counter()
         for thread in threads:
             thread.start()

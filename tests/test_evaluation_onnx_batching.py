@@ -9,7 +9,11 @@ import pytest
 pytest.importorskip("onnxruntime_genai")
 pytest.importorskip("onnx_ir")
 
-from test_onnx_genai_backend import _tokenizer, cache, llama, llama_fp32  # noqa: E402,F401  (fixtures)
+import test_onnx_genai_backend as onnx_tests  # noqa: E402
+
+# The tiny ONNX build's fixtures, shared with test_onnx_genai_backend.py.
+cache, llama, llama_fp32 = onnx_tests.cache, onnx_tests.llama, onnx_tests.llama_fp32
+_tokenizer = onnx_tests._tokenizer
 
 from demo.settings import SamplingSettings  # noqa: E402
 

@@ -10,6 +10,7 @@ raw and prompted comparisons. Truthfulness rows also get MC log-likelihoods from
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ from .results import (
     pair_config_hash,
 )
 from .suites import SuiteRow, load_suites
-from .summary import write_summary
+from .summary import SUMMARY_FILE, summarize
 
 # Comparisons per round: each model gets up to this many prompts, in batches of its back end.
 # DEMO_EVAL_CHUNK overrides it (the resume test writes rows early with small rounds).
@@ -54,7 +55,7 @@ class EvaluationOptions:
     base_formats: tuple[BaseMode, ...] = ("raw", "prompted")
     samples: int = 1
     seed: int = 0
-    max_prompts: int | None = None  # per suite, the first N rows
+    max_prompts: int | None = None  # per suite, N rows spread over its categories (`spread_rows`)
     sampling: SamplingSettings | None = None  # None: models.yaml's generation defaults
 
 
@@ -90,12 +91,28 @@ class EvaluationResult:
 
 
 def plan_rows(options: EvaluationOptions) -> list[SuiteRow]:
-    """The suite rows an evaluation covers (the first `max_prompts` of each suite)."""
+    """The suite rows an evaluation covers (`max_prompts` of each suite, `spread_rows`)."""
     rows = []
     for suite in options.suites:
         loaded = load_suites([suite])
-        rows.extend(loaded if options.max_prompts is None else loaded[: options.max_prompts])
+        rows.extend(loaded if options.max_prompts is None else spread_rows(loaded, options.max_prompts))
     return rows
+
+
+def spread_rows(rows: Sequence[SuiteRow], n: int) -> list[SuiteRow]:
+    """n rows taken round-robin over the categories (each in file order), kept in file order.
+
+    Suites are grouped by category, so the first n rows would all be one category and the
+    Table-1-weighted figure would weigh nothing; a growing n only adds rows (resume-friendly)."""
+    queues: dict[str, list[SuiteRow]] = {}
+    for row in rows:
+        queues.setdefault(row.category, []).append(row)
+    chosen: list[SuiteRow] = []
+    while len(chosen) < min(n, len(rows)):
+        for queue in queues.values():
+            if queue and len(chosen) < n:
+                chosen.append(queue.pop(0))
+    return sorted(chosen, key=lambda r: r.row)
 
 
 def plan_items(rows: Sequence[SuiteRow], options: EvaluationOptions) -> list[_Item]:
@@ -264,8 +281,15 @@ def run_evaluation(
             done += 1
             report_progress()
 
-    summary_path = write_summary(out_dir, seed=options.seed)
-    report_path = write_report(out_dir)
+    # A folder may hold rows of other plans (a larger --max-prompts earlier): summarize this one's.
+    planned_keys = {key_of(item) for item in items}
+    planned_mc = {likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row, base_format=f)
+                  for row in truthful for f in options.base_formats for r in ROLES}
+    summary = summarize([r for r in store.comparisons() if r["key"] in planned_keys],
+                        [r for r in store.likelihoods() if r["key"] in planned_mc], seed=options.seed)
+    summary_path = out_dir / SUMMARY_FILE
+    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report_path = write_report(out_dir, summary)
     return EvaluationResult(
         out_dir=out_dir, summary_path=summary_path, report_path=report_path, planned=len(items) + len(truthful) * len(options.base_formats),
         reused=len(items) - len(pending) + len(truthful) * len(options.base_formats) - len(mc_pending),
