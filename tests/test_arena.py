@@ -395,7 +395,7 @@ def test_exported_files_load_as_trl_datasets(tmp_path):
 
 
 def test_split_votes_holds_out_by_prompt(tmp_path):
-    from demo.training.preferences import PreferencePair
+    from demo.preferences import PreferencePair
 
     pairs = [PreferencePair(f"prompt {i % 6}", f"c{i}", f"r{i}", "typed", "arena vote", "-") for i in range(12)]
     train, test = split_votes(pairs)

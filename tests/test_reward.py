@@ -17,10 +17,7 @@ import pytest
 import torch
 
 from demo.config import LocalSource, SequenceClassifierReward, load_config
-from demo.scoring.hosted import SequenceClassifierRewardScorer
-from demo.scoring.reward_head import TrainedHeadRewardScorer, build_reward_scorer
-from demo.scoring.reward_inputs import RewardUnavailable
-from demo.training.preferences import (
+from demo.preferences import (
     PreferenceDataError,
     PreferencePair,
     load_pairs,
@@ -31,6 +28,9 @@ from demo.training.preferences import (
     strip_markdown,
     write_split,
 )
+from demo.scoring.hosted import SequenceClassifierRewardScorer
+from demo.scoring.reward_head import TrainedHeadRewardScorer, build_reward_scorer
+from demo.scoring.reward_inputs import RewardUnavailable
 from demo.training.reward import (
     Backbone,
     HeadConfig,

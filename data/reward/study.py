@@ -29,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from demo.training.preferences import (  # noqa: E402
+from demo.preferences import (  # noqa: E402
     load_independent,
     load_pairs,
     load_unseen,
@@ -49,7 +49,7 @@ def all_texts() -> list[tuple[str, str]]:
     split, unseen.jsonl."""
     import random
 
-    from demo.training.preferences import split_written
+    from demo.preferences import split_written
 
     split = split_written()
     train = list(split.train)
@@ -291,7 +291,7 @@ def cross_validate(candidate: dict, written_by_part: dict, features: dict) -> di
 
 def _load_written_by_part() -> dict:
     """The train split's pairs by part: the same-writer test split stays out of every choice."""
-    from demo.training.preferences import split_written
+    from demo.preferences import split_written
 
     train = set(split_written().train)
     return {path.stem[-1]: [p for p in load_pairs(path) if p in train] for path in written_parts()}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..training.preferences import PreferencePair, prompt_key, split_position
+from ..preferences import PreferencePair, prompt_key, split_position
 from .store import VoteRecord
 
 VOTE_ASPECT, VOTE_FLAW = "arena vote", "human preference"

@@ -37,6 +37,16 @@ from torch import nn
 
 from ..config import AppConfig, TrainedHeadReward
 from ..generation.formatting import special_token_strings
+from ..preferences import (
+    PREFERENCES_DIR,
+    PreferencePair,
+    counts,
+    load_independent,
+    load_unseen,
+    plain_variant,
+    split_written,
+    write_split,
+)
 from ..scoring.hosted import padded_batch as _padded
 from ..scoring.reward_head import (
     read_head_file,
@@ -52,16 +62,6 @@ from ..scoring.reward_inputs import (
     Pair,
     encode_conversation,
     pool_feature,
-)
-from .preferences import (
-    PREFERENCES_DIR,
-    PreferencePair,
-    counts,
-    load_independent,
-    load_unseen,
-    plain_variant,
-    split_written,
-    write_split,
 )
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ...config import REPO_ROOT
-from ..preferences import load_written, split_pairs
+from ...preferences import load_written, split_pairs
 from ..reward import HeadConfig, fit_head, pair_accuracy, save_head
 from .common import END_OF_TURN, chat_tokenizer, read_jsonl
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..config import REPO_ROOT
+from .config import REPO_ROOT
 
 PREFERENCES_DIR = REPO_ROOT / "data" / "preferences"
 WRITTEN_GLOB = "written/part_*.jsonl"
