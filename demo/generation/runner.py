@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from ..config import ModelSpec, PromptedFormat
 from ..settings import SamplingSettings
@@ -208,13 +208,15 @@ class ModelRunner:
             )
         yield Started(input_text=formatted.text, prompt_tokens=len(prompt_ids))
 
-        decoder = IncrementalDecoder(self.tokenizer)
+        decoder: IncrementalDecoder | _TextPieces = IncrementalDecoder(self.tokenizer)
         stops = StopSequenceFilter(formatted.stop_sequences)
         eos_ids = () if request.sampling.ignore_eos else self._eos_ids
+        reason: Literal["eos", "stop_sequence", "max_new_tokens", "cancelled"]
         new_tokens, first_token_at, reason = 0, None, "eos"
         if getattr(self.backend, "streams_text", False):
             decoder = _TextPieces()
-            tokens = self.backend.generate_text(
+            # ids or text pieces, each paired with its decoder above
+            tokens: Iterator[Any] = cast(TextGenerator, self.backend).generate_text(
                 formatted.text, prompt_ids, request.sampling,
                 stop_sequences=formatted.stop_sequences, suppress_ids=self.suppress_ids,
             )
