@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Literal, cast
 
 from .config import ROLES, AppConfig, Limits
 from .generation.formatting import BaseMode, clean_user_text
@@ -229,7 +230,7 @@ def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_score
     from .generation.workers import start_worker
 
     device = detect_device()
-    mode = worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process")
+    mode = cast(Literal["process", "thread"], worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process"))
     workers = {
         model_id: start_worker(model_id, config.models[model_id], config.base_prompted, mode=mode, device=device)
         for model_id in config.served_model_ids()

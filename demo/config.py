@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
@@ -173,7 +173,7 @@ def _generation_defaults_model() -> type[BaseModel]:
     defaults = SamplingSettings()
     fields: dict = {}
     for setting in SETTINGS:
-        bounds = {"ge": setting.low} | ({"le": setting.high} if setting.high is not None else {})
+        bounds: dict[str, Any] = {"ge": setting.low} | ({"le": setting.high} if setting.high is not None else {})
         fields[setting.name] = (setting.kind, Field(getattr(defaults, setting.name), description=setting.help, **bounds))
     return create_model("GenerationDefaults", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
 

@@ -109,7 +109,7 @@ def settings_from_values(values: Mapping[str, Any], defaults: Any, limits: Any) 
     unknown = set(values) - set(SETTINGS_BY_NAME)
     if unknown:
         raise InvalidSetting(f"unknown setting(s) {sorted(unknown)}; known: {sorted(SETTINGS_BY_NAME)}")
-    chosen = {
+    chosen: dict[str, Any] = {
         setting.name: coerce(setting, values.get(setting.name), getattr(defaults, setting.name), limits)
         for setting in SETTINGS
     }
@@ -119,5 +119,5 @@ def settings_from_values(values: Mapping[str, Any], defaults: Any, limits: Any) 
 def clamp_settings(settings: SamplingSettings, limits: Any) -> SamplingSettings:
     """Server-side bounds on settings built in code (the benchmark, tests): each value clamped
     as a client's would be, NaN and infinities falling back to the default."""
-    bounded = {s.name: coerce(s, getattr(settings, s.name), getattr(SamplingSettings(), s.name), limits) for s in SETTINGS}
+    bounded: dict[str, Any] = {s.name: coerce(s, getattr(settings, s.name), getattr(SamplingSettings(), s.name), limits) for s in SETTINGS}
     return SamplingSettings(**bounded, ignore_eos=settings.ignore_eos)

@@ -169,7 +169,7 @@ def convert_gguf(gguf: Path | str, target: Path | str) -> Path:
         )
         # The GGUF weights are already de-quantized to fp32 in memory; drop the marker that
         # makes transformers refuse to save a "gguf-quantized" model.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # torch's Module.__setattr__ stub types attributes as Tensor | Module
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(staging)

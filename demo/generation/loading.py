@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from ..config import ModelSpec, PromptedFormat, RuntimeSpec
 from ..weights import resolve_checkpoint
@@ -66,7 +67,7 @@ def select_runtime(
     device = device or detect_device()
     if override is not None:
         return override, device
-    return (spec.gpu if device == "cuda" else spec.cpu), device
+    return cast(RuntimeSpec, spec.gpu if device == "cuda" else spec.cpu), device  # ModelSpec fills both
 
 
 def quiet_transformers() -> None:

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import ModelSpec, PromptedFormat, RuntimeSpec
 from .loading import LoadedModelInfo, detect_device, load_runner
@@ -163,8 +163,8 @@ class ProcessWorker(_WorkerBase):
         # Probed here, in the parent, so the child needn't import torch to find out.
         self.device = device or detect_device()
         self.restarts = 0
-        self._process = None
-        self._conn = None
+        self._process: Any = None  # a spawn Process, and below its Pipe end, once start() runs
+        self._conn: Any = None
 
     def start(self) -> ProcessWorker:
         context = mp.get_context("spawn")

@@ -72,7 +72,7 @@ def build_residual_model(checkpoint: Path, layer: int | None, precision: Backbon
     return cached_build(target, _recipe(layer, precision), build, marker=_MARKER)
 
 
-def _build_job(checkpoint: str, layer: int | None, precision: str, output: str) -> None:
+def _build_job(checkpoint: str | Path, layer: int | None, precision: str, output: str | Path) -> None:
     """Cut, build and expose the residual (runs in a child process; see demo/isolated.py)."""
     import contextlib
     import io

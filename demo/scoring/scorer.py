@@ -99,7 +99,7 @@ class RewardScorer:
     model is missing or fails; never an invented number)."""
 
     name = "reward"
-    fields = ("reward", "reward_error")
+    fields: tuple[str, ...] = ("reward", "reward_error")
 
     def __init__(self, model: RewardModel | None, error: str | None = None):
         self.model, self.error = model, error
@@ -142,7 +142,7 @@ class ToxicityScorer:
     """
 
     name = "toxicity"
-    fields = ("toxicity", "toxic", "toxicity_labels")
+    fields: tuple[str, ...] = ("toxicity", "toxic", "toxicity_labels")
 
     def __init__(self, classifier: ToxicityClassifier, spec: ScoringSpec, meaning=None, meaning_error: str | None = None):
         self.classifier = classifier

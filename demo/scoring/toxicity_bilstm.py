@@ -161,7 +161,7 @@ class KerasTokenizer:
         # Same as keras' text_to_word_sequence: filter chars become separators.
         if self.lower:
             text = text.lower()
-        text = text.translate(str.maketrans({c: self.split for c in self.filters}))
+        text = text.translate(str.maketrans(dict[str, str | int | None]({c: self.split for c in self.filters})))
         return [w for w in text.split(self.split) if w]
 
     def texts_to_sequences(self, texts: Sequence[str]) -> list[list[int]]:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -74,6 +74,7 @@ _TOKENS_PER_BATCH = 4096
 def _length_batches(lengths: Sequence[int], tokens_per_batch: int) -> list[list[int]]:
     """Indices grouped so similar lengths share a batch (little padding) under a token budget."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    current: list[int]
     batches, current, width = [], [], 0
     for index in order:
         width = max(width, lengths[index])
@@ -214,6 +215,12 @@ class HeadConfig:
 class RewardHead(nn.Module):
     """(feature − mean) / std → linear or one-hidden-layer MLP → scalar reward − offset."""
 
+    # register_buffer's tensors, declared for type checkers (torch types them Tensor | Module)
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    reward_offset: torch.Tensor
+    net: Any  # an nn.Sequential; torch types its items as Module and their weights as Tensor | Module
+
     def __init__(self, input_dim: int, kind: str = "mlp", hidden: int = 64, dropout: float = 0.0):
         super().__init__()
         if kind == "linear":
@@ -280,7 +287,7 @@ def _fit_one(chosen, rejected, config: HeadConfig, seed: int, lengths) -> FitRes
         head.feature_mean.copy_(mean)
         head.feature_std.copy_(std)
         length_weight = torch.zeros((), requires_grad=True)
-        groups = [{"params": list(head.parameters())}]
+        groups: list[dict[str, Any]] = [{"params": list(head.parameters())}]
         if config.length_control:
             # Unregularised and faster: one scalar that should soak up the length preference.
             groups.append({"params": [length_weight], "weight_decay": 0.0, "lr": 10 * config.lr})

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -75,6 +75,12 @@ class HeadConfig:
 
 class ToxicityHead(nn.Module):
     """(feature − mean) / std → linear or one-hidden-layer MLP → logit − offset."""
+
+    # register_buffer's tensors, declared for type checkers (torch types them Tensor | Module)
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    logit_offset: torch.Tensor
+    net: Any  # an nn.Sequential; torch types its items as Module and their weights as Tensor | Module
 
     def __init__(self, input_dim: int, kind: str = "linear", hidden: int = 32, dropout: float = 0.0):
         super().__init__()
@@ -160,7 +166,7 @@ def load_head(path: Path) -> tuple[ToxicityHead, dict]:
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
     """Area under the ROC curve: P(a random positive scores above a random negative), ties ½."""
     labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=np.float64)
     positives, negatives = scores[labels], scores[~labels]
@@ -177,7 +183,7 @@ def implicit_auc(texts: Sequence[ToxicityText], scores: Sequence[float], implici
     return roc_auc([texts[i].toxic for i in keep], [scores[i] for i in keep])
 
 
-def error_rates(labels: Sequence[int], flags: Sequence[bool]) -> tuple[float, float]:
+def error_rates(labels: Sequence[int] | np.ndarray, flags: Sequence[bool] | np.ndarray) -> tuple[float, float]:
     """(false-positive rate, false-negative rate); nan where a class is absent."""
     labels, flags = np.asarray(labels, dtype=bool), np.asarray(flags, dtype=bool)
     fpr = float(flags[~labels].mean()) if (~labels).any() else float("nan")
@@ -269,7 +275,7 @@ def train_toxicity_head(
         fit.head.logit_offset.fill_(raw_cut - _logit(threshold))
     meaning_held = head_probabilities(fit.head, x_held)
 
-    figures = {
+    figures: dict[str, Any] = {
         "cv": _figures(train, oof, words_train, threshold, IMPLICIT_TRAIN_TYPE, cut=cut),
         "heldout": _figures(heldout, meaning_held, words_held, threshold, IMPLICIT_HELDOUT_GROUP),
         "cut": cut, "threshold": threshold, "max_fpr": max_fpr, "budgets": budgets,
@@ -481,13 +487,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config", default=None, help="models.yaml to read the backbone and threshold from")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from ..config import load_config
+    from ..config import KerasBiLSTMToxicity, TrainedHeadReward, load_config
 
     app = load_config(args.config)
-    spec = app.scoring.reward
+    spec = cast(TrainedHeadReward, app.scoring.reward)  # this tool needs the trained-head reward and the BiLSTM
     backbone = OnnxBackbone.from_config(app, spec, layer=HeadConfig().layer)
     figures = train_toxicity_head(
-        backbone, BiLSTMToxicityClassifier.from_package(app.scoring.toxicity.package),
+        backbone, BiLSTMToxicityClassifier.from_package(cast(KerasBiLSTMToxicity, app.scoring.toxicity).package),
         threshold=app.scoring.toxicity_threshold,
     )
     print(json.dumps({k: figures[k] for k in ("cut", "seconds")} | {"heldout": figures["heldout"]["rules"]}, indent=2))

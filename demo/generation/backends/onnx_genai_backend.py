@@ -18,7 +18,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import onnxruntime_genai as og
@@ -126,7 +126,7 @@ def build_onnx_model(
 
 
 def _run_builder(
-    checkpoint: str, output: str, precision: str, execution_provider: str, trust_remote_code: bool
+    checkpoint: str, output: str | Path, precision: str, execution_provider: str, trust_remote_code: bool
 ) -> None:
     # Imported here: it pulls in torch and transformers and appends its own folder to sys.path.
     from onnxruntime_genai.models import builder
@@ -275,9 +275,9 @@ class OnnxGenaiGenerator:
                 "or use the transformers back end on GPU"
             )
         model_dir = build_onnx_model(
-            Path(checkpoint), precision, device, trust_remote_code=trust_remote_code
+            Path(checkpoint), cast(OnnxPrecision, precision), cast(ExecutionProvider, device), trust_remote_code=trust_remote_code
         )
-        return cls(model_dir, device)
+        return cls(model_dir, cast(ExecutionProvider, device))  # device checked above
 
     def _params(self, prompt_length: int, sampling: SamplingSettings, batch_size: int = 1) -> og.GeneratorParams:
         needed = prompt_length + sampling.max_new_tokens

@@ -157,6 +157,7 @@ class OpenAICompletionsGenerator:
 
     def _post(self, url: str, body: dict[str, Any]):
         parts = urlsplit(url)
+        assert parts.hostname is not None  # Options._http_url requires a host
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         connection = kind(parts.hostname, parts.port, timeout=self.options.timeout_seconds)
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -45,14 +46,14 @@ def quantization_config(precision: str):
 def load_causal_lm(checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False):
     """Load a checkpoint directory with the requested precision on the requested device."""
     quant = quantization_config(precision)
-    kwargs = dict(trust_remote_code=trust_remote_code)
+    kwargs: dict[str, Any] = dict(trust_remote_code=trust_remote_code)
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map=device, dtype=torch.bfloat16)
     else:
         kwargs.update(dtype=_DTYPES[precision])
     model = AutoModelForCausalLM.from_pretrained(str(checkpoint), **kwargs)
     if quant is None:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers' wrapper of .to() types its first argument as the model
     model.eval()
     return model
 
@@ -98,7 +99,7 @@ class TransformersGenerator:
         for _ in range(sampling.max_new_tokens):
             output = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
             past = output.past_key_values
-            scores = processors(sequence, output.logits[:, -1, :].float())
+            scores = processors(sequence, output.logits[:, -1, :].float())  # type: ignore[arg-type]  # transformers wants LongTensor; this is a long Tensor
             if sampling.greedy:
                 next_id = scores.argmax(dim=-1)
             else:

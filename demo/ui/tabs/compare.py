@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Literal
+from typing import Any, Literal, cast
 
 import gradio as gr
 
 from ...compare import InvalidPrompt, paced, validate_prompt
 from ...config import ROLES
-from ...generation.formatting import BASE_MODES
+from ...generation.formatting import BASE_MODES, BaseMode
 from ...settings import SETTINGS, InvalidSetting, settings_from_values
 from .. import views
 from ..context import UIContext
@@ -156,7 +156,7 @@ def build(context: UIContext) -> None:
         try:
             validate_prompt(prompt_text, limits)
             pair_id = resolve_choice(data[pair_choice], pair_ids, "pair", config.default_pair.id)
-            mode = resolve_choice(data[base_format], list(BASE_MODES), "base_format", "raw")
+            mode = cast(BaseMode, resolve_choice(data[base_format], list(BASE_MODES), "base_format", "raw"))
             values = {name: data[control] for name, control in controls.items()}
             settings = settings_from_values(values, config.generation, limits)
         except (InvalidPrompt, InvalidSetting) as error:
@@ -182,7 +182,7 @@ def build(context: UIContext) -> None:
         return [*headers, views.model_card_markdown(config, context.loaded_info(), pair_id)]
 
     # "minimal" keeps streamed text readable (no overlay) while still showing queue position.
-    run_args = dict(
+    run_args: dict[str, Any] = dict(  # gradio's per-keyword types can't be checked through **
         fn=run, inputs=run_inputs, outputs=result_outputs, show_progress="minimal",
         concurrency_limit=limits.concurrency_limit, concurrency_id="compare", api_visibility="private",
     )
@@ -192,7 +192,7 @@ def build(context: UIContext) -> None:
     seed = controls["seed"]
     regen_btn.click(lambda s: int(s or 0) + 1, seed, seed, queue=False, api_visibility="private").then(**run_args)
     clear_btn.click(
-        lambda: ["", ""] + ["", "", "", ""] * 2 + [""], None, [prompt] + result_outputs,
+        lambda: ["", ""] + ["", "", "", ""] * 2 + [""], None, [prompt, *result_outputs],
         queue=False, api_visibility="private",
     )
     for dataset in example_sets:
@@ -235,13 +235,13 @@ def compare_endpoint(context: UIContext):
         if text is not None and not isinstance(text, str):
             raise gr.Error(f"prompt must be text; got {type(text).__name__} {text!r}")
         try:
-            mode = resolve_choice(values.pop("base_format"), list(BASE_MODES), "base_format", "raw")
+            mode = cast(BaseMode, resolve_choice(values.pop("base_format"), list(BASE_MODES), "base_format", "raw"))
             pair_id = resolve_choice(values.pop("pair"), pair_ids, "pair", config.default_pair.id)
             settings = settings_from_values(values, defaults, limits)
         except InvalidSetting as error:
             raise gr.Error(str(error)) from None
         comparator.wait_ready(limits.request_timeout_seconds)
-        return comparator.run(text, settings, mode, pair=pair_id).to_json()
+        return comparator.run(text, settings, mode, pair=pair_id).to_json()  # type: ignore[arg-type]  # None: Comparator.stream's validate_prompt refuses it
 
     parameters = [inspect.Parameter("prompt", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
     annotations: dict[str, object] = {"prompt": str, "return": dict}
