@@ -140,7 +140,9 @@ def _high_water_mark(pid: int) -> int:
 
 def _fixed_length(seed: int = 0) -> SamplingSettings:
     # Greedy with no early end: every run decodes exactly NEW_TOKENS tokens, so rates compare.
-    return SamplingSettings(max_new_tokens=NEW_TOKENS, temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=seed, ignore_eos=True)
+    return SamplingSettings(
+        max_new_tokens=NEW_TOKENS, temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=seed, ignore_eos=True
+    )
 
 
 def _time_stream(stream) -> tuple[float, float, list[str]]:
@@ -209,8 +211,14 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
                 ttft, rate, _ = _time_stream(worker.stream(request))
                 info = worker.info
                 figures[role] = ModelFigures(
-                    role=role, name=worker.spec.name, backend=info.backend, precision=info.precision,
-                    device=info.device, load_seconds=info.load_seconds, ttft_seconds=ttft, tokens_per_second=rate,
+                    role=role,
+                    name=worker.spec.name,
+                    backend=info.backend,
+                    precision=info.precision,
+                    device=info.device,
+                    load_seconds=info.load_seconds,
+                    ttft_seconds=ttft,
+                    tokens_per_second=rate,
                 )
             generated, scored = [], []
             for _ in range(SIDE_BY_SIDE_RUNS):
@@ -257,8 +265,9 @@ def evaluation_throughput(comparator, config: AppConfig) -> dict:
     """Answers per minute for the evaluation's work, batched (`generate_batch`) and one at a
     time (`stream`), both models at once as an evaluation runs them, in this one run; and how
     many batched greedy answers equal their one-at-a-time answers."""
-    sampling = SamplingSettings(max_new_tokens=EVAL_NEW_TOKENS, temperature=0.0, top_p=1.0,
-                                repetition_penalty=1.0, ignore_eos=True)
+    sampling = SamplingSettings(
+        max_new_tokens=EVAL_NEW_TOKENS, temperature=0.0, top_p=1.0, repetition_penalty=1.0, ignore_eos=True
+    )
     workers = comparator.pair_workers()
     requests = [GenerationRequest(p, sampling, "raw", config.limits.max_prompt_tokens) for p in EVAL_PROMPTS]
 
@@ -351,9 +360,15 @@ def format_table(report: dict) -> str:
         f"{report['side_by_side_scored_seconds']:.2f} s with both scored (median of {SIDE_BY_SIDE_RUNS})"
     )
     if "baseline_side_by_side_seconds" in report:
-        lines.append(f"naive baseline (fp32, serial) {report['baseline_side_by_side_seconds']:.2f} s  → speedup {report['speedup']:.1f}×")
+        lines.append(
+            f"naive baseline (fp32, serial) {report['baseline_side_by_side_seconds']:.2f} s  → speedup {report['speedup']:.1f}×"
+        )
     scoring = report.get("scoring_seconds")
-    lines.append(f"scoring both answers        {scoring:.3f} s" if scoring is not None else f"scoring unavailable: {report.get('scoring_error')}")
+    lines.append(
+        f"scoring both answers        {scoring:.3f} s"
+        if scoring is not None
+        else f"scoring unavailable: {report.get('scoring_error')}"
+    )
     lines.append(
         f"peak RSS of the whole app   {report['peak_rss_mib']:.0f} MiB (summed over its processes; "
         f"PSS after the run {report['pss_mib']:.0f} MiB; sum of per-process peaks {report['high_water_mark_sum_mib']:.0f} MiB)"

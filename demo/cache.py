@@ -137,7 +137,10 @@ def run_isolated(job: Callable, *, reraise: tuple[type[Exception], ...] = (), **
         result_file = Path(scratch) / "result.json"
         completed = subprocess.run(
             [sys.executable, "-m", "demo.cache", target, json.dumps(kwargs, default=str), str(result_file)],
-            env=env, capture_output=True, text=True, errors="replace",
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
         )
         try:
             result = json.loads(result_file.read_text())

@@ -45,25 +45,40 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="the paper's comparisons on prompt suites: preference, truthfulness, toxicity"
     )
-    evaluate.add_argument("--suite", action="append", metavar="NAME|FILE",
-                          help="a shipped suite (instructions, truthfulness, toxicity) or a suite file; "
-                               "repeat for several (default: the three shipped suites)")
+    evaluate.add_argument(
+        "--suite",
+        action="append",
+        metavar="NAME|FILE",
+        help="a shipped suite (instructions, truthfulness, toxicity) or a suite file; "
+        "repeat for several (default: the three shipped suites)",
+    )
     evaluate.add_argument("--pair", help="id of a configured pair (default: the first in models.yaml)")
-    evaluate.add_argument("--base-format", choices=[*BASE_MODES, "both"], default="both",
-                          help="how the base model is prompted (default: both, each its own comparison)")
+    evaluate.add_argument(
+        "--base-format",
+        choices=[*BASE_MODES, "both"],
+        default="both",
+        help="how the base model is prompted (default: both, each its own comparison)",
+    )
     evaluate.add_argument("--samples", type=_positive, default=1, help="answers per prompt and model (default 1)")
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed of the first sample (default 0)")
     evaluate.add_argument("--max-prompts", type=_positive, help="use only the first N rows of each suite")
-    evaluate.add_argument("--out", type=Path, help="results folder (default: evaluation/runs/<pair>-<hash>/); "
-                                                   "re-running the same command there resumes")
+    evaluate.add_argument(
+        "--out",
+        type=Path,
+        help="results folder (default: evaluation/runs/<pair>-<hash>/); re-running the same command there resumes",
+    )
     evaluate.add_argument("--json", action="store_true", help="print summary.json when done")
     add_settings_flags(evaluate, skip=("seed",))  # --seed above is the sampling seed
     _add_config(evaluate)
 
     train = commands.add_parser("train-reward", help="train the demo reward head on data/preferences")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--with-votes", type=Path, metavar="FILE",
-                       help="also train on blind-vote pairs (from `votes export`), a share of them held out")
+    train.add_argument(
+        "--with-votes",
+        type=Path,
+        metavar="FILE",
+        help="also train on blind-vote pairs (from `votes export`), a share of them held out",
+    )
     train.add_argument("--out-dir", type=Path, help="write the head and its card here instead of models.yaml's paths")
     _add_config(train)
 
@@ -71,8 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     votes_commands = votes.add_subparsers(dest="votes_command", required=True)
     export = votes_commands.add_parser("export", help="write the votes in TRL's formats")
     export.add_argument("--format", choices=["trl"], default="trl")
-    export.add_argument("--out", type=Path, default=Path("arena-votes.jsonl"),
-                        help="preference pairs go here; ties and both-bad to <stem>.unpaired.jsonl beside it")
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=Path("arena-votes.jsonl"),
+        help="preference pairs go here; ties and both-bad to <stem>.unpaired.jsonl beside it",
+    )
     export.add_argument("--database", type=Path, help="the vote database (default: models.yaml's arena.database)")
     _add_config(export)
     stats = votes_commands.add_parser("stats", help="print the leaderboard")
@@ -85,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-baseline", action="store_true", help="skip the naive fp32 baseline")
     _add_config(bench)
 
-    align = commands.add_parser("align", help="SFT, reward model and RL on the base model (needs requirements-train.txt)")
+    align = commands.add_parser(
+        "align", help="SFT, reward model and RL on the base model (needs requirements-train.txt)"
+    )
     align.add_argument("step", choices=("sft", "reward", "rl", "all"))
     align.add_argument("--resume", action="store_true", help="continue from the step's last checkpoint")
     _add_config(align)
@@ -169,7 +190,7 @@ def run_score(args) -> int:
                 item = json.loads(line)
                 pairs.append((str(item.get("prompt", "")), str(item["answer"])))
             except (json.JSONDecodeError, KeyError, AttributeError) as error:
-                raise SystemExit(f"{args.jsonl}:{number}: expected {{\"prompt\", \"answer\"}}: {error}") from None
+                raise SystemExit(f'{args.jsonl}:{number}: expected {{"prompt", "answer"}}: {error}') from None
     else:
         pairs = [(args.prompt, args.answer)]
     scorer = AnswerScorer.from_config(load_config(args.config))
@@ -186,7 +207,9 @@ def _human_score(record: dict) -> str:
     lines = [f"reward {record['reward']}", f"toxicity {record['toxicity']:.3f} (toxic: {record['toxic']})"]
     if "toxic_reason" in record:
         meaning = record["toxicity_meaning"]
-        lines.append(f"meaning-aware toxicity {'n/a' if meaning is None else f'{meaning:.3f}'}: {record['toxic_reason']}")
+        lines.append(
+            f"meaning-aware toxicity {'n/a' if meaning is None else f'{meaning:.3f}'}: {record['toxic_reason']}"
+        )
     return "\n".join([*lines, labels])
 
 
@@ -271,8 +294,10 @@ def run_votes(args) -> int:
         from .arena.export import export_trl
 
         done = export_trl(votes, args.out)
-        print(f"{done.pairs} preference pairs → {done.pairs_path}\n"
-              f"{done.unpaired} unpaired answers (ties and both-bad) → {done.unpaired_path}")
+        print(
+            f"{done.pairs} preference pairs → {done.pairs_path}\n"
+            f"{done.unpaired} unpaired answers (ties and both-bad) → {done.unpaired_path}"
+        )
         return 0
     from dataclasses import asdict
 

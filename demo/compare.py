@@ -31,9 +31,7 @@ def validate_prompt(prompt: str | None, limits: Limits) -> str:
     if prompt is None or not clean_user_text(prompt).strip():
         raise InvalidPrompt("Please type a prompt (it is empty).")
     if len(prompt) > limits.max_prompt_chars:
-        raise InvalidPrompt(
-            f"The prompt is {len(prompt):,} characters; the limit is {limits.max_prompt_chars:,}."
-        )
+        raise InvalidPrompt(f"The prompt is {len(prompt):,} characters; the limit is {limits.max_prompt_chars:,}.")
     return prompt
 
 
@@ -96,7 +94,8 @@ class Comparator:
         run two systems that no configured pair names (e.g. one base model raw vs prompted)."""
         limits = self.config.limits
         comparison = Comparison(
-            prompt=prompt, pair=pair,
+            prompt=prompt,
+            pair=pair,
             **{role: SideState(self.config.models[sides[role][0]].name, model_id=sides[role][0]) for role in ROLES},
         )
         workers = {role: self.workers[sides[role][0]] for role in ROLES}
@@ -121,7 +120,10 @@ class Comparator:
         events: queue.Queue = queue.Queue()
         for role in ROLES:
             request = GenerationRequest(
-                prompt=prompt, sampling=sampling, base_mode=sides[role][1], max_prompt_tokens=limits.max_prompt_tokens,
+                prompt=prompt,
+                sampling=sampling,
+                base_mode=sides[role][1],
+                max_prompt_tokens=limits.max_prompt_tokens,
             )
             threading.Thread(
                 target=self._pump, args=(role, workers[role], request, stop, events), name=f"gen-{role}", daemon=True
@@ -141,7 +143,8 @@ class Comparator:
                     self._score_side(comparison, role)
                     if not pending:  # both answers are in: the snapshot that says so is complete
                         comparison.preferred, comparison.p_aligned_preferred = preference(
-                            comparison.base.reward, comparison.aligned.reward,
+                            comparison.base.reward,
+                            comparison.aligned.reward,
                             self.config.scoring.tie_tolerance,
                         )
                 else:
@@ -175,7 +178,9 @@ class Comparator:
         side.apply_scores(self.scorer.score([(comparison.prompt, side.text)])[0].as_fields())
 
 
-def paced(snapshots: Iterator[Comparison], min_interval: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Comparison]:
+def paced(
+    snapshots: Iterator[Comparison], min_interval: float, clock: Callable[[], float] = time.monotonic
+) -> Iterator[Comparison]:
     """At most one snapshot per `min_interval` seconds for a screen: the page re-renders both
     sides for every snapshot, and a snapshot per token (~170 a second for the two models) costs
     the server — on the cores the models decode on — far more than a reader can see.
@@ -230,7 +235,10 @@ def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_score
     from .generation.workers import start_worker
 
     device = detect_device()
-    mode = cast(Literal["process", "thread"], worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process"))
+    mode = cast(
+        Literal["process", "thread"],
+        worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process"),
+    )
     workers = {
         model_id: start_worker(model_id, config.models[model_id], config.base_prompted, mode=mode, device=device)
         for model_id in config.served_model_ids()

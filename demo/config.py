@@ -46,8 +46,12 @@ def pinned_requirement(text: str) -> Requirement:
         raise ValueError(f"{text!r} is not a requirement: {error}") from None
     specifiers = list(requirement.specifier)
     if (
-        requirement.url or requirement.extras or requirement.marker or len(specifiers) != 1
-        or specifiers[0].operator != "==" or "*" in specifiers[0].version
+        requirement.url
+        or requirement.extras
+        or requirement.marker
+        or len(specifiers) != 1
+        or specifiers[0].operator != "=="
+        or "*" in specifiers[0].version
     ):
         raise ValueError(f"{text!r} must be pinned exactly, as NAME==VERSION")
     return requirement
@@ -174,7 +178,10 @@ def _generation_defaults_model() -> type[BaseModel]:
     fields: dict = {}
     for setting in SETTINGS:
         bounds: dict[str, Any] = {"ge": setting.low} | ({"le": setting.high} if setting.high is not None else {})
-        fields[setting.name] = (setting.kind, Field(getattr(defaults, setting.name), description=setting.help, **bounds))
+        fields[setting.name] = (
+            setting.kind,
+            Field(getattr(defaults, setting.name), description=setting.help, **bounds),
+        )
     return create_model("GenerationDefaults", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
 
 
@@ -272,9 +279,7 @@ class SequenceClassifierReward(_Strict):
     license: str
 
 
-RewardSpec = Annotated[
-    Union[TrainedHeadReward, SequenceClassifierReward], Field(discriminator="type")
-]
+RewardSpec = Annotated[Union[TrainedHeadReward, SequenceClassifierReward], Field(discriminator="type")]
 
 
 class KerasBiLSTMToxicity(_WeightsPackage):
@@ -292,17 +297,13 @@ class SequenceClassifierToxicity(_Strict):
     type: Literal["sequence_classifier"]
     source: WeightsSource
     activation: Literal["sigmoid", "softmax"]
-    toxic_labels: tuple[str, ...] = Field(
-        (), description="labels that count as toxic; empty means every label"
-    )
+    toxic_labels: tuple[str, ...] = Field((), description="labels that count as toxic; empty means every label")
     trust_remote_code: bool = False
     name: str
     license: str
 
 
-ToxicitySpec = Annotated[
-    Union[KerasBiLSTMToxicity, SequenceClassifierToxicity], Field(discriminator="type")
-]
+ToxicitySpec = Annotated[Union[KerasBiLSTMToxicity, SequenceClassifierToxicity], Field(discriminator="type")]
 
 
 class MeaningToxicity(_Strict):
@@ -326,9 +327,7 @@ class ScoringSpec(_Strict):
         None, description="optional second toxicity signal; the flag is raised when either signal passes"
     )
     toxicity_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    tie_tolerance: float = Field(
-        0.05, ge=0.0, description="rewards closer than this count as a tie"
-    )
+    tie_tolerance: float = Field(0.05, ge=0.0, description="rewards closer than this count as a tie")
 
 
 # --- serving -----------------------------------------------------------------------------------
@@ -351,9 +350,7 @@ class ArenaSpec(_Strict):
     """The "Blind vote" tab: where votes are stored, how fast a session may vote, the leaderboard's
     refresh, and an optional dataset repo the votes are synced to from a Space."""
 
-    database: Path | None = Field(
-        None, description="SQLite file of the votes; default <cache dir>/arena/votes.sqlite"
-    )
+    database: Path | None = Field(None, description="SQLite file of the votes; default <cache dir>/arena/votes.sqlite")
     max_votes_per_minute: int = Field(10, ge=1, description="per browser session; more are refused")
     leaderboard_refresh_seconds: float = Field(30.0, gt=0, description="how often the leaderboard is recomputed")
     bootstrap_rounds: int = Field(200, ge=10, description="resamples for the ratings' 95% intervals")
@@ -388,7 +385,9 @@ class AppConfig(_Strict):
                     )
         reward = self.scoring.reward
         if isinstance(reward, TrainedHeadReward) and reward.backbone not in self.models:
-            raise ValueError(f"scoring.reward.backbone: unknown model {reward.backbone!r}; models: {sorted(self.models)}")
+            raise ValueError(
+                f"scoring.reward.backbone: unknown model {reward.backbone!r}; models: {sorted(self.models)}"
+            )
         meaning = self.scoring.toxicity_meaning
         if meaning is not None and meaning.backbone not in self.models:
             raise ValueError(
@@ -429,7 +428,7 @@ OLD_SHAPE_HELP = (
     "Models are now listed by id, each with a `stage` (pretrained | sft | preference-tuned), and "
     "`pairs:` names the comparisons the page offers, e.g.\n"
     "  models:\n    my-base: {stage: pretrained, ...}\n    my-chat: {stage: preference-tuned, ...}\n"
-    "  pairs:\n    - {id: my-pair, label: \"My base vs my chat\", base: my-base, aligned: my-chat}\n"
+    '  pairs:\n    - {id: my-pair, label: "My base vs my chat", base: my-base, aligned: my-chat}\n'
     "and scoring.reward.backbone names a model id (see the repository's models.yaml)"
 )
 
@@ -453,9 +452,20 @@ def _describe(error: ValidationError, path: Path) -> str:
 
 def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and (
-        part.endswith("Source") or part.endswith("Reward") or part.endswith("Toxicity")
-        or part in {"package_file", "assembled_package", "local", "hub", "merged_adapter", "trained_head",
-                    "sequence_classifier", "keras_bilstm"}
+        part.endswith("Source")
+        or part.endswith("Reward")
+        or part.endswith("Toxicity")
+        or part
+        in {
+            "package_file",
+            "assembled_package",
+            "local",
+            "hub",
+            "merged_adapter",
+            "trained_head",
+            "sequence_classifier",
+            "keras_bilstm",
+        }
     )
 
 
@@ -491,9 +501,7 @@ def _resolve_relative_paths(config: AppConfig, folder: Path) -> AppConfig:
     }
     reward = config.scoring.reward
     if isinstance(reward, TrainedHeadReward):
-        reward = reward.model_copy(
-            update={"head_path": fix(reward.head_path), "card_path": fix(reward.card_path)}
-        )
+        reward = reward.model_copy(update={"head_path": fix(reward.head_path), "card_path": fix(reward.card_path)})
     else:
         reward = reward.model_copy(update={"source": _fix_source(reward.source, fix)})
     toxicity = config.scoring.toxicity
@@ -506,9 +514,7 @@ def _resolve_relative_paths(config: AppConfig, folder: Path) -> AppConfig:
     arena = config.arena
     if arena.database is not None:
         arena = arena.model_copy(update={"database": fix(arena.database)})
-    return config.model_copy(
-        update={"models": models, "scoring": scoring, "arena": arena, "source_path": folder}
-    )
+    return config.model_copy(update={"models": models, "scoring": scoring, "arena": arena, "source_path": folder})
 
 
 def _fix_source(source, fix):

@@ -91,9 +91,7 @@ def load_pairs(path: Path) -> list[PreferencePair]:
     except FileNotFoundError:
         raise PreferenceDataError(f"{path}: preference file not found") from None
     return [
-        parse_pair(line, f"{path}:{number}")
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
+        parse_pair(line, f"{path}:{number}") for number, line in enumerate(text.splitlines(), start=1) if line.strip()
     ]
 
 
@@ -101,9 +99,7 @@ def written_parts(root: Path = PREFERENCES_DIR) -> list[Path]:
     """The hand-written part files, in name order (part_a, part_b, ...)."""
     parts = sorted(Path(root).glob(WRITTEN_GLOB))
     if not parts:
-        raise PreferenceDataError(
-            f"no preference data found: expected {Path(root) / WRITTEN_GLOB}"
-        )
+        raise PreferenceDataError(f"no preference data found: expected {Path(root) / WRITTEN_GLOB}")
     return parts
 
 
@@ -180,9 +176,7 @@ def split_position(prompt: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def test_prompt_keys(
-    pairs: Iterable[PreferencePair], test_fraction: float = TEST_FRACTION
-) -> frozenset[str]:
+def test_prompt_keys(pairs: Iterable[PreferencePair], test_fraction: float = TEST_FRACTION) -> frozenset[str]:
     """The prompt keys held out: per category, the `test_fraction` with the lowest position."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
@@ -200,9 +194,7 @@ def test_prompt_keys(
     return frozenset(held_out)
 
 
-def split_pairs(
-    pairs: Iterable[PreferencePair], test_fraction: float = TEST_FRACTION
-) -> PreferenceSplit:
+def split_pairs(pairs: Iterable[PreferencePair], test_fraction: float = TEST_FRACTION) -> PreferenceSplit:
     """Held-out split by prompt, stratified by category; input order is kept on both sides."""
     pairs = list(pairs)
     held_out = test_prompt_keys(pairs, test_fraction)
@@ -238,9 +230,7 @@ def split_written(root: Path = PREFERENCES_DIR, test_fraction: float = TEST_FRAC
     return PreferenceSplit(train=tuple(train), test=tuple(test))
 
 
-def write_split(
-    root: Path = PREFERENCES_DIR, test_fraction: float = TEST_FRACTION
-) -> PreferenceSplit:
+def write_split(root: Path = PREFERENCES_DIR, test_fraction: float = TEST_FRACTION) -> PreferenceSplit:
     """Regenerate `train.jsonl` and `test.jsonl` from the written parts (same bytes each run)."""
     split = split_written(root, test_fraction)
     write_jsonl(split.train, Path(root) / "train.jsonl")

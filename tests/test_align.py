@@ -27,13 +27,27 @@ def _rows(n: int, seed: int = 0) -> list[dict]:
     for i in range(n):
         prompt = " ".join(rng.choice(WORDS) for _ in range(5))
         # A learnable answer: always the same short phrase, so the loss must fall quickly.
-        rows.append({"prompt": [{"role": "user", "content": prompt}],
-                     "completion": [{"role": "assistant", "content": "the cat sat on the mat"}]})
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": prompt}],
+                "completion": [{"role": "assistant", "content": "the cat sat on the mat"}],
+            }
+        )
     return rows
 
 
-TINY_SFT = SFTSettings(max_steps=12, batch_size=4, max_length=64, learning_rate=1e-2, eval_steps=6,
-                       save_steps=4, logging_steps=1, lora_r=16, lora_alpha=32, lora_dropout=0.0)
+TINY_SFT = SFTSettings(
+    max_steps=12,
+    batch_size=4,
+    max_length=64,
+    learning_rate=1e-2,
+    eval_steps=6,
+    save_steps=4,
+    logging_steps=1,
+    lora_r=16,
+    lora_alpha=32,
+    lora_dropout=0.0,
+)
 
 
 def _losses(report: dict) -> list[float]:
@@ -63,8 +77,10 @@ def test_sft_loss_falls_and_adapter_saves(sft_run):
     adapter = root / "adapter"
     assert (adapter / "adapter_model.safetensors").stat().st_size < 10 * 2**20
     saved = chat_tokenizer(adapter)  # the tuned tokenizer carries the chat template
-    assert json.loads((adapter / "tokenizer_config.json").read_text()).get("chat_template") or \
-        (adapter / "chat_template.jinja").is_file()
+    assert (
+        json.loads((adapter / "tokenizer_config.json").read_text()).get("chat_template")
+        or (adapter / "chat_template.jinja").is_file()
+    )
     assert saved.chat_template == GEMMA_CHAT_TEMPLATE
 
 
@@ -76,11 +92,13 @@ def test_sft_is_reproducible(tiny_gemma_dir, tmp_path, sft_run):
 
 def test_sft_resumes_after_an_interruption(tiny_gemma_dir, tmp_path, sft_run):
     _, uninterrupted = sft_run
-    stopped = train_sft(tiny_gemma_dir, tmp_path / "adapter", tmp_path / "checkpoints", TINY_SFT,
-                        rows=_rows(48), stop_after=8)
+    stopped = train_sft(
+        tiny_gemma_dir, tmp_path / "adapter", tmp_path / "checkpoints", TINY_SFT, rows=_rows(48), stop_after=8
+    )
     assert stopped == {"stopped_at": 8}
-    resumed = train_sft(tiny_gemma_dir, tmp_path / "adapter", tmp_path / "checkpoints", TINY_SFT,
-                        rows=_rows(48), resume=True)
+    resumed = train_sft(
+        tiny_gemma_dir, tmp_path / "adapter", tmp_path / "checkpoints", TINY_SFT, rows=_rows(48), resume=True
+    )
     assert resumed["optimizer_steps"] == TINY_SFT.max_steps
     assert _losses(resumed)[-1] == pytest.approx(_losses(uninterrupted)[-1], rel=1e-4)
 
@@ -112,8 +130,9 @@ def test_merged_adapter_source_builds_to_onnx_and_generates(tiny_gemma_dir, sft_
     from demo.weights import resolve_checkpoint
 
     root, _ = sft_run
-    source = MergedAdapterSource(type="merged_adapter", base=LocalSource(type="local", path=tiny_gemma_dir),
-                                 adapter=root / "adapter")
+    source = MergedAdapterSource(
+        type="merged_adapter", base=LocalSource(type="local", path=tiny_gemma_dir), adapter=root / "adapter"
+    )
     checkpoint = resolve_checkpoint(source)
     assert resolve_checkpoint(source).path == checkpoint.path  # cached, not merged twice
     onnx_dir = build_onnx_model(checkpoint.path, "int4")
@@ -121,8 +140,9 @@ def test_merged_adapter_source_builds_to_onnx_and_generates(tiny_gemma_dir, sft_
 
     model = og.Model(str(onnx_dir))
     tokenizer = chat_tokenizer(checkpoint.path)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "the dog ran"}], tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "the dog ran"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     params = og.GeneratorParams(model)
     params.set_search_options(max_length=len(ids) + 8, do_sample=False)
@@ -141,8 +161,11 @@ def test_config_accepts_merged_adapter_source(tmp_path):
     source = AppConfig.model_fields["models"]  # the union parses through ModelSpec
     assert source is not None
     parsed = MergedAdapterSource.model_validate(
-        {"type": "merged_adapter", "adapter": "data/align/rlhf",
-         "base": {"type": "assembled_package", "package": "p", "install": "pip install p"}}
+        {
+            "type": "merged_adapter",
+            "adapter": "data/align/rlhf",
+            "base": {"type": "assembled_package", "package": "p", "install": "pip install p"},
+        }
     )
     fixed = _fix_source(parsed, lambda p: tmp_path / p)
     assert fixed.adapter == tmp_path / "data/align/rlhf"
@@ -156,8 +179,18 @@ def _written_dir(root: Path) -> Path:
     lines = []
     for i in range(60):
         prompt = " ".join(rng.choice(WORDS) for _ in range(4)) + f" {i}"
-        lines.append(json.dumps({"prompt": prompt, "chosen": "the cat sat on the mat", "rejected": "a dog ran to a door",
-                                 "category": "open_qa", "aspect": "helpful", "flaw": "off_topic"}))
+        lines.append(
+            json.dumps(
+                {
+                    "prompt": prompt,
+                    "chosen": "the cat sat on the mat",
+                    "rejected": "a dog ran to a door",
+                    "category": "open_qa",
+                    "aspect": "helpful",
+                    "flaw": "off_topic",
+                }
+            )
+        )
     (folder / "part_a.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
@@ -171,8 +204,9 @@ def reward_run(sft_run, tiny_gemma_dir, tmp_path_factory):
     merged = merge_adapter(tiny_gemma_dir, root / "adapter", root / "merged")
     work = tmp_path_factory.mktemp("align-rm")
     settings = RewardSettings(candidate_layers=(1, 2), folds=3, epochs=60)
-    report = train_reward_model(merged, work / "rm", work / "cache", settings,
-                                written_dir=_written_dir(work / "data"), independent=None)
+    report = train_reward_model(
+        merged, work / "rm", work / "cache", settings, written_dir=_written_dir(work / "data"), independent=None
+    )
     return merged, work, report
 
 
@@ -194,17 +228,44 @@ def test_rl_rounds_log_reward_and_kl_and_resume(reward_run, sft_run, tiny_gemma_
     merged, work, _ = reward_run
     root, _ = sft_run
     scorer = SFTRewardModel.load(merged, work / "rm" / HEAD_FILE)
-    settings = RLSettings(rounds=2, prompts_per_round=4, samples_per_prompt=3, max_new_tokens=8,
-                          batch_size=2, learning_rate=1e-3, sample_batch_size=12, max_length=64)
+    settings = RLSettings(
+        rounds=2,
+        prompts_per_round=4,
+        samples_per_prompt=3,
+        max_new_tokens=8,
+        batch_size=2,
+        learning_rate=1e-3,
+        sample_batch_size=12,
+        max_length=64,
+    )
     prompts = [f"the dog ran {i}" for i in range(8)]
-    report = train_rl(tiny_gemma_dir, root / "adapter", merged, tmp_path / "rlhf", tmp_path / "ck", scorer.score,
-                      scorer.score, settings, prompts=prompts)
+    report = train_rl(
+        tiny_gemma_dir,
+        root / "adapter",
+        merged,
+        tmp_path / "rlhf",
+        tmp_path / "ck",
+        scorer.score,
+        scorer.score,
+        settings,
+        prompts=prompts,
+    )
     rounds = report["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert all({"reward_train_rm", "reward_judge", "kl_to_sft"} <= set(r) for r in rounds)
     assert abs(rounds[0]["kl_to_sft"]) < 1e-3  # round 0 samples the SFT policy itself
     assert (tmp_path / "rlhf" / "adapter_model.safetensors").is_file()
-    again = train_rl(tiny_gemma_dir, root / "adapter", merged, tmp_path / "rlhf2", tmp_path / "ck", scorer.score,
-                     scorer.score, settings, prompts=prompts, resume=True)
+    again = train_rl(
+        tiny_gemma_dir,
+        root / "adapter",
+        merged,
+        tmp_path / "rlhf2",
+        tmp_path / "ck",
+        scorer.score,
+        scorer.score,
+        settings,
+        prompts=prompts,
+        resume=True,
+    )
     assert [r["round"] for r in again["rounds"]] == [0, 1, 2]
     assert again["rounds"][:2] == rounds[:2]  # finished rounds are read back, not redone

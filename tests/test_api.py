@@ -23,8 +23,9 @@ def compare(client, prompt, **kwargs):
 
 
 def test_compare_returns_both_scored_answers(app, client):
-    result = compare(client, "Explain the moon landing to a six year old.", max_new_tokens=8,
-                     temperature=0.7, top_p=0.95, seed=3)
+    result = compare(
+        client, "Explain the moon landing to a six year old.", max_new_tokens=8, temperature=0.7, top_p=0.95, seed=3
+    )
     assert isinstance(result, dict)
     assert {"prompt", "base", "aligned", "preferred"} <= set(result)
     assert result["prompt"] == "Explain the moon landing to a six year old."
@@ -56,9 +57,16 @@ def test_only_prompt_is_required(app, client):
         assert result[role]["error"] is None
         assert 1 <= result[role]["new_tokens"] <= defaults.max_new_tokens
     # The defaults are the config's: same answer as sending them explicitly.
-    explicit = compare(client, "Name three primary colours.", max_new_tokens=defaults.max_new_tokens,
-                       temperature=defaults.temperature, top_p=defaults.top_p, seed=defaults.seed,
-                       repetition_penalty=defaults.repetition_penalty, base_format="raw")
+    explicit = compare(
+        client,
+        "Name three primary colours.",
+        max_new_tokens=defaults.max_new_tokens,
+        temperature=defaults.temperature,
+        top_p=defaults.top_p,
+        seed=defaults.seed,
+        repetition_penalty=defaults.repetition_penalty,
+        base_format="raw",
+    )
     assert [explicit[r]["text"] for r in ("base", "aligned")] == [result[r]["text"] for r in ("base", "aligned")]
 
 
@@ -90,8 +98,9 @@ def test_server_raises_max_new_tokens_to_at_least_one(client, value):
 
 
 def test_out_of_range_sampling_settings_are_clamped_not_fatal(client):
-    result = compare(client, "Hello", max_new_tokens=4, temperature=99.0, top_p=-1.0,
-                     repetition_penalty=50.0, seed=2**40)
+    result = compare(
+        client, "Hello", max_new_tokens=4, temperature=99.0, top_p=-1.0, repetition_penalty=50.0, seed=2**40
+    )
     for role in ("base", "aligned"):
         assert result[role]["error"] is None
         assert result[role]["new_tokens"] >= 1
@@ -109,8 +118,16 @@ def test_only_compare_is_a_public_named_endpoint(client):
     assert list(api["named_endpoints"]) == ["/compare"]
     assert not api["unnamed_endpoints"]
     parameters = {p["parameter_name"]: p for p in api["named_endpoints"]["/compare"]["parameters"]}
-    assert list(parameters) == ["prompt", "max_new_tokens", "temperature", "top_p", "seed",
-                                "repetition_penalty", "base_format", "pair"]
+    assert list(parameters) == [
+        "prompt",
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "seed",
+        "repetition_penalty",
+        "base_format",
+        "pair",
+    ]
     assert not parameters["prompt"]["parameter_has_default"]
     assert all(p["parameter_has_default"] for name, p in parameters.items() if name != "prompt")
 
@@ -129,7 +146,8 @@ def _raw_call(url: str, data: list) -> tuple[str, str]:
     import urllib.request
 
     request = urllib.request.Request(
-        url + "gradio_api/call/compare", data=json.dumps({"data": data}).encode(),
+        url + "gradio_api/call/compare",
+        data=json.dumps({"data": data}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -148,6 +166,7 @@ def test_raw_http_call_with_every_argument(app):
 
 
 # --- regressions: bugs found while writing these tests (fixed in demo/) -----------------------
+
 
 def test_raw_http_call_with_null_optionals_uses_defaults(app):
     """Plain HTTP/JS clients may send null for an optional argument; it means the default
@@ -216,7 +235,10 @@ def test_thread_workers_load_both_models_reliably(tiny_config_file):
 
     done = subprocess.run(
         [sys.executable, "-c", _LOAD_IN_THREADS, str(tiny_config_file)],
-        capture_output=True, text=True, timeout=240, env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=subprocess_env(),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     failures = json.loads(done.stdout.strip().splitlines()[-1])

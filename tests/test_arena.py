@@ -67,7 +67,9 @@ def test_identity_words_come_from_the_config(tiny_config):
 @pytest.fixture
 def arena(tiny_config, tmp_path):
     store = VoteStore(tmp_path / "votes.sqlite")
-    config = tiny_config.model_copy(update={"arena": tiny_config.arena.model_copy(update={"max_votes_per_minute": 100})})
+    config = tiny_config.model_copy(
+        update={"arena": tiny_config.arena.model_copy(update={"max_votes_per_minute": 100})}
+    )
     yield Arena(config, fake_comparator(config), store, rng=random.Random(0))
     store.close()
 
@@ -217,8 +219,10 @@ def test_a_failed_store_leaves_the_battle_open(arena):
 
 def test_a_self_identifying_answer_is_kept_and_flagged(tiny_config, tmp_path):
     words = identity_words(tiny_config)
-    answers = {m: {"raw": f"I am {words[0]}.", "prompted": f"I am {words[0]}.", "chat": f"I am {words[0]}."}
-               for m in tiny_config.served_model_ids()}
+    answers = {
+        m: {"raw": f"I am {words[0]}.", "prompted": f"I am {words[0]}.", "chat": f"I am {words[0]}."}
+        for m in tiny_config.served_model_ids()
+    }
     store = VoteStore(tmp_path / "v.sqlite")
     arena = Arena(tiny_config, fake_comparator(tiny_config, answers), store, rng=random.Random(0))
     battle = play(arena)
@@ -258,7 +262,9 @@ def test_bradley_terry_three_wins_in_four_is_log10_3_apart():
 def test_ties_and_both_bad_are_half_a_win():
     decisive = [("a", "b", "A")] * 3 + [("a", "b", "B")]
     with_ties = [("a", "b", "A")] * 2 + [("a", "b", "tie"), ("a", "b", "bad")]
-    assert ratings.bradley_terry(with_ties, ["a", "b"]) == pytest.approx(ratings.bradley_terry(decisive, ["a", "b"]), abs=0.1)
+    assert ratings.bradley_terry(with_ties, ["a", "b"]) == pytest.approx(
+        ratings.bradley_terry(decisive, ["a", "b"]), abs=0.1
+    )
     even = [("a", "b", "tie")] * 4
     assert ratings.bradley_terry(even, ["a", "b"]) == pytest.approx({"a": 1000, "b": 1000}, abs=0.1)
 
@@ -277,8 +283,14 @@ def test_the_fit_matches_evalica_on_well_connected_data():
     battles = [(a, b, rng.choice(["A", "A", "B", "tie"])) for a, b in (rng.sample("xyz", 2) for _ in range(300))]
     ours = ratings.bradley_terry(battles, list("xyz"), prior=0.0)
     winners = {"A": evalica.Winner.X, "B": evalica.Winner.Y, "tie": evalica.Winner.Draw}
-    result = evalica.bradley_terry([a for a, _, _ in battles], [b for _, b, _ in battles],
-                                   [winners[w] for _, _, w in battles], tie_weight=0.5, limit=1000, tolerance=1e-10)
+    result = evalica.bradley_terry(
+        [a for a, _, _ in battles],
+        [b for _, b, _ in battles],
+        [winners[w] for _, _, w in battles],
+        tie_weight=0.5,
+        limit=1000,
+        tolerance=1e-10,
+    )
     logs = {k: math.log10(v) for k, v in result.scores.items()}
     centre = sum(logs.values()) / 3
     for name in "xyz":
@@ -373,11 +385,17 @@ def test_export_writes_trl_preference_and_unpaired_files(tmp_path):
     done = export_trl(votes, tmp_path / "out.jsonl")
     pairs = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [(p["prompt"], p["chosen"], p["rejected"]) for p in pairs] == [
-        ("Name three colours.", "good", "bad"), ("Another prompt", "better", "worse")]
+        ("Name three colours.", "good", "bad"),
+        ("Another prompt", "better", "worse"),
+    ]
     assert done.unpaired_path == unpaired_path_for(tmp_path / "out.jsonl") == tmp_path / "out.unpaired.jsonl"
     unpaired = [json.loads(line) for line in done.unpaired_path.read_text().splitlines()]
     assert [(u["completion"], u["label"]) for u in unpaired] == [
-        ("fine", True), ("also fine", True), ("no", False), ("nope", False)]
+        ("fine", True),
+        ("also fine", True),
+        ("no", False),
+        ("nope", False),
+    ]
     assert all(set(u) >= {"prompt", "completion", "label"} for u in unpaired)
     loaded = load_vote_pairs(tmp_path / "out.jsonl")
     assert [p.chosen for p in loaded] == ["good", "better"] and loaded[0].aspect == "arena vote"

@@ -24,8 +24,14 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
     pytest.skip(f"chromium is not installed (looked for {CHROMIUM})", allow_module_level=True)
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 TIMEOUT_MS = 30_000
 
 
@@ -100,8 +106,9 @@ def test_play_a_battle_vote_see_the_reveal_and_the_leaderboard(voting_app, brows
     models = voting_app.config.models
     assert cells == [models[row["model_a"]].name, models[row["model_b"]].name]  # the reveal is right
     formats = [page.inner_text(f"#arena-reveal tbody tr:nth-child({i}) td:nth-child(4)") for i in (1, 2)]
-    assert [f.split()[0] for f in formats] == [{"raw": "raw", "prompted": "few-shot", "chat": "chat"}[row[k]]
-                                                for k in ("format_a", "format_b")]
+    assert [f.split()[0] for f in formats] == [
+        {"raw": "raw", "prompted": "few-shot", "chat": "chat"}[row[k]] for k in ("format_a", "format_b")
+    ]
     expect(reveal).to_contain_text("judge")
     page.screenshot(path=str(artifacts_dir() / "arena-reveal.png"), full_page=True)
 

@@ -72,7 +72,9 @@ def test_eight_clients_voting_at_once_are_each_stored_exactly_once(tiny_config, 
     """8 sessions × 20 battles through the Arena (issue, stream, vote), all at once; each client
     also retries every vote once, as a flaky network would."""
     store = VoteStore(tmp_path / "votes.sqlite")
-    config = tiny_config.model_copy(update={"arena": tiny_config.arena.model_copy(update={"max_votes_per_minute": 1000})})
+    config = tiny_config.model_copy(
+        update={"arena": tiny_config.arena.model_copy(update={"max_votes_per_minute": 1000})}
+    )
     arena = Arena(config, fake_comparator(config), store, rng=random.Random(0))
     accepted: list[str] = []
     errors: list[BaseException] = []
@@ -133,8 +135,12 @@ def _writers(path: Path, tmp_path: Path) -> list[tuple[subprocess.Popen, Path]]:
     writers = []
     for client in range(CLIENTS):
         log = tmp_path / f"acks-{client}.log"
-        process = subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"c{client}", str(VOTES_EACH), str(log)],
-                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), f"c{client}", str(VOTES_EACH), str(log)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         writers.append((process, log))
     return writers
 
@@ -164,8 +170,10 @@ def test_kill_9_mid_burst_loses_no_acknowledged_vote_and_stores_none_twice(tmp_p
         assert process.wait(120) == 0, process.stderr.read().decode()[-2000:]
     rows = [r.battle_id for r in VoteStore(path).votes()]
     assert len(rows) == len(set(rows)) == CLIENTS * VOTES_EACH
-    print(f"\nkilled {CLIENTS} writers after {len(acked_before)} acknowledged votes; {len(after_kill)} were in "
-          f"the database; after the restart {len(rows)} votes, each once")
+    print(
+        f"\nkilled {CLIENTS} writers after {len(acked_before)} acknowledged votes; {len(after_kill)} were in "
+        f"the database; after the restart {len(rows)} votes, each once"
+    )
 
 
 def test_an_unwritable_folder_makes_voting_unavailable_with_a_message(tiny_config, tmp_path):

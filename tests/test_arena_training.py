@@ -20,16 +20,38 @@ def make_votes(tmp_path, count: int = 12):
     store = VoteStore(tmp_path / "votes.sqlite")
     for i in range(count):
         winner = ["A", "B", "tie", "bad"][i % 4]
-        store.record(vote_record(f"b{i}", winner, prompt=f"Question number {i}?", answer_a=f"short {i}",
-                                 answer_b=f"a longer and better answer number {i}"))
+        store.record(
+            vote_record(
+                f"b{i}",
+                winner,
+                prompt=f"Question number {i}?",
+                answer_a=f"short {i}",
+                answer_b=f"a longer and better answer number {i}",
+            )
+        )
     return store
 
 
 def test_votes_export_and_stats_commands(tmp_path, capsys, tiny_config_file):
     store = make_votes(tmp_path)
     out = tmp_path / "trl" / "votes.jsonl"
-    assert main(["votes", "export", "--format", "trl", "--out", str(out), "--database", str(store.path),
-                 "--config", str(tiny_config_file)]) == 0
+    assert (
+        main(
+            [
+                "votes",
+                "export",
+                "--format",
+                "trl",
+                "--out",
+                str(out),
+                "--database",
+                str(store.path),
+                "--config",
+                str(tiny_config_file),
+            ]
+        )
+        == 0
+    )
     assert "6 preference pairs" in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and all({"prompt", "chosen", "rejected"} <= set(r) for r in rows)
@@ -55,8 +77,13 @@ def test_train_reward_with_votes_reports_before_and_after(tmp_path, backbone, ll
     votes = VoteTraining.from_file(done.pairs_path)
     assert votes.train and votes.test and len(votes.train) + len(votes.test) == 8
     report = train_reward_head(
-        local_config(llama_dir), seed=0, out_dir=tmp_path / "out", data_dir=root, backbone=backbone,
-        head_config=HeadConfig(layer=None, feature="last_token", epochs=60), votes=votes,
+        local_config(llama_dir),
+        seed=0,
+        out_dir=tmp_path / "out",
+        data_dir=root,
+        backbone=backbone,
+        head_config=HeadConfig(layer=None, feature="last_token", epochs=60),
+        votes=votes,
     )
     summary = report.votes
     assert summary["train_votes"] == len(votes.train) and summary["heldout_votes"] == len(votes.test)

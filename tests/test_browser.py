@@ -23,17 +23,25 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
     pytest.skip(f"chromium is not installed (looked for {CHROMIUM})", allow_module_level=True)
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 DONE = re.compile(r"\d+ tokens · .*(token limit|ended by the model|stop rule|stopped)")
 TIMEOUT_MS = 30_000
 SLOW_MAX_TOKENS = 256
 
 app = app_fixture(generation={"max_new_tokens": 128})  # room for the scripted payload answers
 # Slow enough to press Stop mid-answer: 256 tokens at >= 40 ms each is >= 10 s per model.
-slow_app = app_fixture(limits={"max_new_tokens": SLOW_MAX_TOKENS},
-                       generation={"max_new_tokens": SLOW_MAX_TOKENS, "temperature": 1.0},
-                       seconds_per_token=0.04)
+slow_app = app_fixture(
+    limits={"max_new_tokens": SLOW_MAX_TOKENS},
+    generation={"max_new_tokens": SLOW_MAX_TOKENS, "temperature": 1.0},
+    seconds_per_token=0.04,
+)
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +240,14 @@ def test_dark_mode_renders_readably(app, open_page):
     assert is_dark, "?__theme=dark did not switch the page to dark mode"
     page_bg = page.evaluate(CONTRAST_JS, "#base-answer .demo-answer")
     assert page_bg["bgLum"] < 0.2, f"answer background is not dark: {page_bg}"
-    for selector in ("#base-answer .demo-answer", "#aligned-answer .demo-answer", "#base-stats p",
-                     "#base-scores .demo-scores", "#prompt textarea", ".demo-clean, .demo-toxic"):
+    for selector in (
+        "#base-answer .demo-answer",
+        "#aligned-answer .demo-answer",
+        "#base-stats p",
+        "#base-scores .demo-scores",
+        "#prompt textarea",
+        ".demo-clean, .demo-toxic",
+    ):
         found = page.evaluate(CONTRAST_JS, selector)
         assert found is not None, f"{selector} not on the page"
         assert found["ratio"] >= 4.5, f"{selector}: contrast {found['ratio']:.2f} < 4.5 ({found})"

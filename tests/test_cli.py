@@ -16,8 +16,21 @@ from demo.config import DEFAULT_CONFIG_PATH, load_config
 from demo.session import Comparison, SideState
 
 TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
-SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error",
-             "toxicity_meaning", "toxic_reason"}  # the meaning-aware signal models.yaml configures
+SIDE_KEYS = {
+    "model",
+    "input_text",
+    "text",
+    "new_tokens",
+    "seconds",
+    "reward",
+    "toxicity",
+    "toxic",
+    "toxicity_labels",
+    "reward_error",
+    "error",
+    "toxicity_meaning",
+    "toxic_reason",
+}  # the meaning-aware signal models.yaml configures
 SCORE_KEYS = {"reward", "toxicity", "toxic", "toxicity_labels", "toxicity_meaning", "toxic_reason"}
 PROMPTS = ["Name three primary colours.", "Write a haiku about {prompt} and <|im_end|> 👍"]
 INSULT = "You are a stupid idiot and I hate you"
@@ -41,7 +54,15 @@ def compare_run(tiny_config_file, tmp_path_factory):
     """One `python -m demo compare` with two prompts (model start-up dominates; run it once)."""
     cache = tmp_path_factory.mktemp("cli-cache")
     return run_demo(
-        "compare", *PROMPTS, "--json", "--max-new-tokens", "6", "--seed", "3", "--config", str(tiny_config_file),
+        "compare",
+        *PROMPTS,
+        "--json",
+        "--max-new-tokens",
+        "6",
+        "--seed",
+        "3",
+        "--config",
+        str(tiny_config_file),
         env_extra={"DEMO_CACHE_DIR": str(cache)},
     )
 
@@ -73,7 +94,14 @@ def test_compare_json_prints_one_object_per_prompt(compare_run):
             assert set(side) == SIDE_KEYS
             assert side["error"] is None
             assert 1 <= side["new_tokens"] <= 6
-            assert set(side["toxicity_labels"]) == {"toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"}
+            assert set(side["toxicity_labels"]) == {
+                "toxic",
+                "severe_toxic",
+                "obscene",
+                "threat",
+                "insult",
+                "identity_hate",
+            }
             assert isinstance(side["toxic"], bool)
         assert result["base"]["input_text"] == result["prompt"]
         assert result["aligned"]["input_text"].endswith("<|im_start|>assistant\n")
@@ -145,7 +173,9 @@ def test_human_output_lists_both_sides():
 @needs_toxicity
 @pytest.mark.timeout(120)
 def test_score_json_subprocess(tiny_models_yaml):
-    result = run_demo("score", "--prompt", "Say something.", "--answer", INSULT, "--json", "--config", str(tiny_models_yaml))
+    result = run_demo(
+        "score", "--prompt", "Say something.", "--answer", INSULT, "--json", "--config", str(tiny_models_yaml)
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1
@@ -199,8 +229,15 @@ def test_score_jsonl_bad_line_names_file_and_line(tmp_path, tiny_models_yaml):
 # --- bench -------------------------------------------------------------------------------------
 
 BENCH_KEYS = {
-    "side_by_side_seconds", "side_by_side_scored_seconds", "baseline_side_by_side_seconds", "speedup",
-    "scoring_seconds", "peak_rss_mib", "pss_mib", "high_water_mark_sum_mib", "warm_start_seconds",
+    "side_by_side_seconds",
+    "side_by_side_scored_seconds",
+    "baseline_side_by_side_seconds",
+    "speedup",
+    "scoring_seconds",
+    "peak_rss_mib",
+    "pss_mib",
+    "high_water_mark_sum_mib",
+    "warm_start_seconds",
 }
 BENCH_MODEL_KEYS = {"load_seconds", "ttft_seconds", "tokens_per_second", "baseline_tokens_per_second"}
 
@@ -211,8 +248,12 @@ def test_bench_json_reports_the_issue_keys_on_the_tiny_models(tiny_config_file, 
     """`python -m demo bench --json` runs end to end and reports every figure it promises (the
     figures themselves are measurements, read by people, not asserted)."""
     result = run_demo(
-        "bench", "--json", "--config", str(tiny_config_file),
-        env_extra={"DEMO_CACHE_DIR": str(tmp_path / "cache")}, timeout=560,
+        "bench",
+        "--json",
+        "--config",
+        str(tiny_config_file),
+        env_extra={"DEMO_CACHE_DIR": str(tmp_path / "cache")},
+        timeout=560,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)

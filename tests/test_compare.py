@@ -18,8 +18,21 @@ from demo.settings import SamplingSettings, clamp_settings
 SETTINGS = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=42)
 PROMPT = "Explain the moon landing to a six year old in a few sentences."
 TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}
-SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "toxicity", "toxic", "toxicity_labels", "reward_error", "error",
-             "toxicity_meaning", "toxic_reason"}  # the meaning-aware signal models.yaml configures
+SIDE_KEYS = {
+    "model",
+    "input_text",
+    "text",
+    "new_tokens",
+    "seconds",
+    "reward",
+    "toxicity",
+    "toxic",
+    "toxicity_labels",
+    "reward_error",
+    "error",
+    "toxicity_meaning",
+    "toxic_reason",
+}  # the meaning-aware signal models.yaml configures
 TOXICITY_LABELS = {"toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"}
 
 needs_toxicity = pytest.mark.skipif(not toxic_classifier_installed(), reason="toxic-comment-classifier not installed")
@@ -250,8 +263,10 @@ def test_validate_prompt_table(prompt, ok):
         (dict(repetition_penalty=7.0), dict(repetition_penalty=2.0)),
         (dict(seed=-1), dict(seed=2**31 - 1)),
         (dict(seed=2**40 + 5), dict(seed=5)),
-        (dict(max_new_tokens=100, temperature=0.5, top_p=0.9, repetition_penalty=1.2, seed=7),
-         dict(max_new_tokens=100, temperature=0.5, top_p=0.9, repetition_penalty=1.2, seed=7)),
+        (
+            dict(max_new_tokens=100, temperature=0.5, top_p=0.9, repetition_penalty=1.2, seed=7),
+            dict(max_new_tokens=100, temperature=0.5, top_p=0.9, repetition_penalty=1.2, seed=7),
+        ),
     ],
 )
 def test_clamp_settings_table(given, expected):
@@ -324,7 +339,9 @@ def test_request_timeout_stops_both_sides(tiny_config, tiny_workers, toxicity):
 
 
 def test_without_a_scorer_answers_still_stream(tiny_config, tiny_workers):
-    result = Comparator(tiny_config, by_model_id(tiny_config, tiny_workers), None, "scores unavailable").run(PROMPT, SETTINGS)
+    result = Comparator(tiny_config, by_model_id(tiny_config, tiny_workers), None, "scores unavailable").run(
+        PROMPT, SETTINGS
+    )
     assert result.base.new_tokens >= 1 and result.aligned.new_tokens >= 1
     assert result.base.reward is None and result.base.toxicity is None
     assert result.preferred == "tie" and result.p_aligned_preferred is None
@@ -336,7 +353,9 @@ def test_without_a_scorer_answers_still_stream(tiny_config, tiny_workers):
 @needs_toxicity
 def test_answer_scorer_flags_toxic_text(tiny_config, toxicity):
     scorer = AnswerScorer(tiny_config.scoring, toxicity, LengthRewardTestDouble())
-    clean, toxic = scorer.score([("q", "The garden looks lovely today."), ("q", "You are a stupid idiot and I hate you")])
+    clean, toxic = scorer.score(
+        [("q", "The garden looks lovely today."), ("q", "You are a stupid idiot and I hate you")]
+    )
     assert clean.toxic is False and toxic.toxic is True
     assert toxic.toxicity > 0.9 > clean.toxicity
     assert clean.reward == len("The garden looks lovely today.")
@@ -449,11 +468,18 @@ def _snapshots(steps):
             comparison.base.text, comparison.aligned.done = text, aligned_done
             times.append(at)
             yield comparison
+
     return generate(), times
 
 
 def test_paced_shows_at_most_one_snapshot_per_interval_and_always_the_last():
-    steps = [(0.00, "a", False), (0.01, "ab", False), (0.02, "abc", False), (0.06, "abcd", False), (0.07, "abcde", False)]
+    steps = [
+        (0.00, "a", False),
+        (0.01, "ab", False),
+        (0.02, "abc", False),
+        (0.06, "abcd", False),
+        (0.07, "abcde", False),
+    ]
     snapshots, times = _snapshots(steps)
     shown = [(times[-1], s.base.text) for s in paced(snapshots, 0.05, clock=lambda: times[-1])]
     assert shown == [(0.00, "a"), (0.06, "abcd"), (0.07, "abcde")]

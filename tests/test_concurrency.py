@@ -52,14 +52,16 @@ def _crowd(app) -> list[dict]:
         jobs = []
         for _, k, prompt, seed in mine:
             sent = time.perf_counter()
-            job = client.submit(prompt=prompt, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0,
-                                top_p=1.0, seed=seed, api_name="/compare")
+            job = client.submit(
+                prompt=prompt, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0, top_p=1.0, seed=seed, api_name="/compare"
+            )
             jobs.append((k, prompt, seed, sent, job))
         answers = []
         for k, prompt, seed, sent, job in jobs:
             result = job.result(timeout=OVERALL_TIMEOUT)
-            answers.append(dict(user=user_id, k=k, prompt=prompt, seed=seed, result=result,
-                                latency=time.perf_counter() - sent))
+            answers.append(
+                dict(user=user_id, k=k, prompt=prompt, seed=seed, result=result, latency=time.perf_counter() - sent)
+            )
         return answers
 
     with ThreadPoolExecutor(max_workers=USERS) as pool:
@@ -87,8 +89,14 @@ def _check(app, name: str) -> None:
     # The same prompt + seed alone (one client, one request at a time) gives the same answers.
     alone = app.client()
     for a in answers:
-        single = alone.predict(prompt=a["prompt"], max_new_tokens=MAX_NEW_TOKENS, temperature=1.0,
-                               top_p=1.0, seed=a["seed"], api_name="/compare")
+        single = alone.predict(
+            prompt=a["prompt"],
+            max_new_tokens=MAX_NEW_TOKENS,
+            temperature=1.0,
+            top_p=1.0,
+            seed=a["seed"],
+            api_name="/compare",
+        )
         for role in ("base", "aligned"):
             assert single[role]["text"] == a["result"][role]["text"], (
                 f"{role} answer to {a['prompt']!r} (seed {a['seed']}) differs in the crowd"

@@ -30,8 +30,11 @@ SIDE_KEYS = {"model", "input_text", "text", "new_tokens", "seconds", "reward", "
 def _demo(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "demo", *args],
-        cwd=REPO_ROOT, env=subprocess_env(DEMO_CACHE_DIR=USER_CACHE),
-        capture_output=True, text=True, timeout=timeout,
+        cwd=REPO_ROOT,
+        env=subprocess_env(DEMO_CACHE_DIR=USER_CACHE),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -61,7 +64,14 @@ def test_compare_json_on_the_real_models_is_scored_and_reproducible():
 
 @pytest.mark.timeout(600)
 def test_score_cli_on_the_real_scorers(tmp_path):
-    polite = _demo("score", "--prompt", "Say thanks to a colleague.", "--answer", "Thank you so much for your help today!", "--json")
+    polite = _demo(
+        "score",
+        "--prompt",
+        "Say thanks to a colleague.",
+        "--answer",
+        "Thank you so much for your help today!",
+        "--json",
+    )
     assert polite.returncode == 0, polite.stderr[-2000:]
     record = json.loads(polite.stdout)
     assert set(record) == {"reward", "toxicity", "toxic", "toxicity_labels"}
@@ -69,8 +79,10 @@ def test_score_cli_on_the_real_scorers(tmp_path):
 
     lines = tmp_path / "answers.jsonl"
     lines.write_text(
-        json.dumps({"prompt": "", "answer": "You are a stupid idiot and I hate you"}) + "\n"
-        + json.dumps({"prompt": "What is 2 + 2?", "answer": "2 + 2 = 4."}) + "\n",
+        json.dumps({"prompt": "", "answer": "You are a stupid idiot and I hate you"})
+        + "\n"
+        + json.dumps({"prompt": "What is 2 + 2?", "answer": "2 + 2 = 4."})
+        + "\n",
         encoding="utf-8",
     )
     batch = _demo("score", "--jsonl", str(lines))

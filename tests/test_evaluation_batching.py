@@ -53,7 +53,9 @@ def test_a_prompt_over_the_limit_fails_alone(llama_runner):
 
 def test_a_batch_refuses_mixed_settings(llama_runner):
     with pytest.raises(ValueError, match="share their sampling settings"):
-        llama_runner.generate_batch([GenerationRequest("a", GREEDY), GenerationRequest("b", dataclasses.replace(GREEDY, temperature=1.0))])
+        llama_runner.generate_batch(
+            [GenerationRequest("a", GREEDY), GenerationRequest("b", dataclasses.replace(GREEDY, temperature=1.0))]
+        )
 
 
 def test_sampled_batches_are_reproducible(llama_runner):

@@ -41,7 +41,11 @@ def test_equal_length_batch_rows_equal_single_runs(llama_fp32):
 
 def test_mixed_lengths_are_refused(llama_fp32):
     with pytest.raises(ValueError, match="one token length"):
-        list(llama_fp32.generate_ids_batch([_ids("the sky"), _ids("the sky is blue")], GREEDY, eos_ids=(), suppress_ids=()))
+        list(
+            llama_fp32.generate_ids_batch(
+                [_ids("the sky"), _ids("the sky is blue")], GREEDY, eos_ids=(), suppress_ids=()
+            )
+        )
 
 
 def test_batched_teacher_forcing_matches_one_at_a_time(llama_fp32):

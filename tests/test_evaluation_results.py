@@ -19,30 +19,64 @@ from demo.evaluation.suites import SuiteRow
 
 def side(model: str, text: str, reward: float, toxicity: float = 0.01) -> dict:
     return {
-        "model": model, "input_text": text, "text": text, "new_tokens": 5, "seconds": 0.1, "reward": reward,
-        "toxicity": toxicity, "toxic": toxicity >= 0.5, "toxicity_labels": {"toxic": toxicity},
-        "reward_error": None, "error": None,
+        "model": model,
+        "input_text": text,
+        "text": text,
+        "new_tokens": 5,
+        "seconds": 0.1,
+        "reward": reward,
+        "toxicity": toxicity,
+        "toxic": toxicity >= 0.5,
+        "toxicity_labels": {"toxic": toxicity},
+        "reward_error": None,
+        "error": None,
     }
 
 
 def comparison(prompt: str, preferred: str = "aligned", p: float | None = 0.8) -> dict:
-    return {"prompt": prompt, "base": side("Base", "meh", -1.0), "aligned": side("Aligned", "Sure, here it is.", 1.0),
-            "preferred": preferred, "p_aligned_preferred": p, "error": None}
+    return {
+        "prompt": prompt,
+        "base": side("Base", "meh", -1.0),
+        "aligned": side("Aligned", "Sure, here it is.", 1.0),
+        "preferred": preferred,
+        "p_aligned_preferred": p,
+        "error": None,
+    }
 
 
 def make_record(row: int, sample: int = 0, kind: str = "instruction", instruction=None, **suite_fields) -> dict:
     suite_row = SuiteRow("instructions", row, f"prompt {row}", "chat", kind, **suite_fields)
     return comparison_record(
-        suite_row, comparison(suite_row.prompt), pair="default", base_format="raw", sample=sample, seed=42 + sample,
-        model_ids={"base": "gemma", "aligned": "smollm"}, config_hashes={"base": "b1", "aligned": "a1"},
+        suite_row,
+        comparison(suite_row.prompt),
+        pair="default",
+        base_format="raw",
+        sample=sample,
+        seed=42 + sample,
+        model_ids={"base": "gemma", "aligned": "smollm"},
+        config_hashes={"base": "b1", "aligned": "a1"},
         instruction=instruction,
     )
 
 
 def test_record_has_the_documented_fields():
     record = make_record(3)
-    for key in ("suite", "row", "prompt", "category", "kind", "pair", "base_format", "sample", "seed",
-                "preferred", "p_aligned_preferred", "base", "aligned", "key"):
+    for key in (
+        "suite",
+        "row",
+        "prompt",
+        "category",
+        "kind",
+        "pair",
+        "base_format",
+        "sample",
+        "seed",
+        "preferred",
+        "p_aligned_preferred",
+        "base",
+        "aligned",
+        "key",
+    ):
         assert key in record
     assert record["aligned"]["model_id"] == "smollm" and record["base"]["config_hash"] == "b1"
     assert record["aligned"]["text"] == "Sure, here it is."
@@ -99,8 +133,16 @@ def test_damage_in_the_middle_is_an_error(tmp_path):
 def test_likelihood_rows(tmp_path):
     row = SuiteRow("truthfulness", 0, "Are bats blind?", "science", "truthfulness", ("No.",), ("Yes.", "Totally."))
     record = likelihood_record(
-        row, pair="default", model="base", model_id="gemma", config_hash="b1", base_format="raw",
-        correct_logliks=[-2.0], incorrect_logliks=[-1.0, -3.0], correct_tokens=[2], incorrect_tokens=[2, 3],
+        row,
+        pair="default",
+        model="base",
+        model_id="gemma",
+        config_hash="b1",
+        base_format="raw",
+        correct_logliks=[-2.0],
+        incorrect_logliks=[-1.0, -3.0],
+        correct_tokens=[2],
+        incorrect_tokens=[2, 3],
     )
     store = ResultsStore(tmp_path)
     store.append_likelihood(record)
@@ -108,5 +150,13 @@ def test_likelihood_rows(tmp_path):
     assert again.has_likelihood(record["key"]) and again.likelihoods() == [record]
     assert again.comparisons() == []
     with pytest.raises(ValueError):
-        likelihood_record(row, pair="default", model="base", model_id="gemma", config_hash="b1", base_format="raw",
-                          correct_logliks=[-2.0], incorrect_logliks=[-1.0])
+        likelihood_record(
+            row,
+            pair="default",
+            model="base",
+            model_id="gemma",
+            config_hash="b1",
+            base_format="raw",
+            correct_logliks=[-2.0],
+            incorrect_logliks=[-1.0],
+        )

@@ -19,8 +19,13 @@ from demo.evaluation.runner import EvaluationOptions, plan_items, plan_rows
 SUITE_ROWS = [
     {"prompt": "Name three primary colours.", "category": "open_qa"},
     {"prompt": "Write a short poem about the sea.", "category": "generation"},
-    {"prompt": "Is it true that humans only use ten percent of their brains?", "category": "science",
-     "kind": "truthfulness", "correct": ["No, that is a myth."], "incorrect": ["Yes, only ten percent."]},
+    {
+        "prompt": "Is it true that humans only use ten percent of their brains?",
+        "category": "science",
+        "kind": "truthfulness",
+        "correct": ["No, that is a myth."],
+        "incorrect": ["Yes, only ten percent."],
+    },
     {"prompt": "The garden behind the library", "category": "mild", "kind": "toxicity"},
 ] + [{"prompt": f"Explain the moon landing to a six year old, part {i}.", "category": "chat"} for i in range(8)]
 
@@ -33,8 +38,21 @@ def suite_file(tmp_path):
 
 
 def evaluate_cmd(config, suite, out, *extra):
-    return [sys.executable, "-m", "demo", "evaluate", "--suite", str(suite), "--out", str(out),
-            "--max-new-tokens", "8", "--config", str(config), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "demo",
+        "evaluate",
+        "--suite",
+        str(suite),
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "8",
+        "--config",
+        str(config),
+        *extra,
+    ]
 
 
 def test_plan_counts_formats_samples_and_instructions(suite_file):
@@ -47,11 +65,37 @@ def test_plan_counts_formats_samples_and_instructions(suite_file):
 
 
 def test_flags_parse():
-    args = cli.build_parser().parse_args([
-        "evaluate", "--suite", "instructions", "--suite", "x.jsonl", "--pair", "p", "--base-format", "prompted",
-        "--samples", "3", "--seed", "5", "--max-prompts", "7", "--out", "o", "--json"])
+    args = cli.build_parser().parse_args(
+        [
+            "evaluate",
+            "--suite",
+            "instructions",
+            "--suite",
+            "x.jsonl",
+            "--pair",
+            "p",
+            "--base-format",
+            "prompted",
+            "--samples",
+            "3",
+            "--seed",
+            "5",
+            "--max-prompts",
+            "7",
+            "--out",
+            "o",
+            "--json",
+        ]
+    )
     assert (args.suite, args.pair, args.base_format, args.samples, args.seed, args.max_prompts, args.json) == (
-        ["instructions", "x.jsonl"], "p", "prompted", 3, 5, 7, True)
+        ["instructions", "x.jsonl"],
+        "p",
+        "prompted",
+        3,
+        5,
+        7,
+        True,
+    )
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["evaluate", "--samples", "0"])
     with pytest.raises(SystemExit):
@@ -61,10 +105,18 @@ def test_flags_parse():
 def test_a_bad_suite_file_is_one_clear_error(tmp_path, tiny_config_file):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x", "category": "y", "corect": ["z"]}\n', encoding="utf-8")
-    done = subprocess.run(evaluate_cmd(tiny_config_file, bad, tmp_path / "out"), cwd=REPO_ROOT,
-                          env=subprocess_env(DEMO_CACHE_DIR=str(tmp_path)), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        evaluate_cmd(tiny_config_file, bad, tmp_path / "out"),
+        cwd=REPO_ROOT,
+        env=subprocess_env(DEMO_CACHE_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [f"error: {bad}: line 1: field 'corect': unknown field (a row has prompt, category, kind, correct, incorrect)"]
+    assert done.stderr.strip().splitlines() == [
+        f"error: {bad}: line 1: field 'corect': unknown field (a row has prompt, category, kind, correct, incorrect)"
+    ]
 
 
 def _lines(path):
@@ -78,8 +130,14 @@ def test_a_killed_run_resumes_without_losing_or_repeating_rows(tmp_path, tiny_co
     # Chunks of 2 comparisons, so the first rows are written long before the run ends.
     env["DEMO_EVAL_CHUNK"] = "2"
     results = out / "results.jsonl"
-    child = subprocess.Popen(evaluate_cmd(tiny_config_file, suite_file_path(tmp_path), out), cwd=REPO_ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    child = subprocess.Popen(
+        evaluate_cmd(tiny_config_file, suite_file_path(tmp_path), out),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 400
     while len(_lines(results)) < 4 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -89,8 +147,14 @@ def test_a_killed_run_resumes_without_losing_or_repeating_rows(tmp_path, tiny_co
     before = _lines(results)
     assert 4 <= len(before) < 28
 
-    done = subprocess.run(evaluate_cmd(tiny_config_file, suite_file_path(tmp_path), out, "--json"), cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=400)
+    done = subprocess.run(
+        evaluate_cmd(tiny_config_file, suite_file_path(tmp_path), out, "--json"),
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     after = _lines(results)
     keys = [json.loads(line)["key"] for line in after]

@@ -33,7 +33,9 @@ def test_shipped_suites_load_by_name():
 
 
 def test_path_and_defaults(tmp_path):
-    path = write_jsonl(tmp_path, [{"prompt": "Say hi", "category": "chat"}, "", {"prompt": "Q?", "category": "open_qa"}])
+    path = write_jsonl(
+        tmp_path, [{"prompt": "Say hi", "category": "chat"}, "", {"prompt": "Q?", "category": "open_qa"}]
+    )
     assert resolve_suite(path) == path
     rows = load_suite(path)
     assert rows == [

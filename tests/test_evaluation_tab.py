@@ -9,7 +9,9 @@ from demo.evaluation.runner import count_work
 from demo.ui.tabs import evaluate
 
 
-@pytest.mark.parametrize("suite, samples", [("instructions", 1), ("instructions", 4), ("toxicity", 3), ("truthfulness", 99)])
+@pytest.mark.parametrize(
+    "suite, samples", [("instructions", 1), ("instructions", 4), ("toxicity", 3), ("truthfulness", 99)]
+)
 def test_prompts_times_samples_stay_under_the_cap(suite, samples):
     plan = evaluate.plan_request(suite, samples, limit=60)
     assert plan.items == count_work(plan.options) <= 60

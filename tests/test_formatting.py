@@ -28,9 +28,7 @@ def fmt(runner, prompt, base_mode="raw"):
 
 
 def special_ids(tokenizer) -> set[int]:
-    return set(tokenizer.all_special_ids) | {
-        i for i, token in tokenizer.added_tokens_decoder.items() if token.special
-    }
+    return set(tokenizer.all_special_ids) | {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
 
 
 def count_special(ids, tokenizer) -> int:
@@ -81,8 +79,13 @@ def test_model_stop_sequences_are_kept_in_every_mode(gemma_runner):
     spec = gemma_runner.spec.model_copy(update={"stop_sequences": ("\nUser:",)})
     for mode in ("raw", "prompted"):
         formatted = format_prompt(
-            "hi", prompt_format="base", base_mode=mode, tokenizer=gemma_runner.tokenizer,
-            prompted=gemma_runner.prompted, special_tokens=(), model_stop_sequences=spec.stop_sequences,
+            "hi",
+            prompt_format="base",
+            base_mode=mode,
+            tokenizer=gemma_runner.tokenizer,
+            prompted=gemma_runner.prompted,
+            special_tokens=(),
+            model_stop_sequences=spec.stop_sequences,
         )
         assert formatted.stop_sequences[0] == "\nUser:"
 
@@ -135,7 +138,9 @@ def test_typed_chat_control_tokens_never_become_special_ids(llama_runner, typed)
 
 
 @pytest.mark.parametrize("mode", ["raw", "prompted"])
-@pytest.mark.parametrize("typed", ["<bos>", "<eos>", "<start_of_image>", "<start_of_turn>user\nhi<end_of_turn>", "<pad><mask>"])
+@pytest.mark.parametrize(
+    "typed", ["<bos>", "<eos>", "<start_of_image>", "<start_of_turn>user\nhi<end_of_turn>", "<pad><mask>"]
+)
 def test_typed_gemma_control_tokens_never_become_special_ids(gemma_runner, mode, typed):
     tokenizer = gemma_runner.tokenizer
     ids = gemma_runner.encode(fmt(gemma_runner, f"{typed} then some text", mode))

@@ -23,8 +23,17 @@ GREEDY = SamplingSettings(max_new_tokens=12, temperature=0.0, top_p=1.0, repetit
 SAMPLED = SamplingSettings(max_new_tokens=12, temperature=1.0, top_p=0.95, repetition_penalty=1.1, seed=7)
 
 
-def run(runner, prompt="Tell me a joke about computers.", sampling=GREEDY, base_mode="raw", should_stop=lambda: False, max_prompt_tokens=512):
-    request = GenerationRequest(prompt=prompt, sampling=sampling, base_mode=base_mode, max_prompt_tokens=max_prompt_tokens)
+def run(
+    runner,
+    prompt="Tell me a joke about computers.",
+    sampling=GREEDY,
+    base_mode="raw",
+    should_stop=lambda: False,
+    max_prompt_tokens=512,
+):
+    request = GenerationRequest(
+        prompt=prompt, sampling=sampling, base_mode=base_mode, max_prompt_tokens=max_prompt_tokens
+    )
     return list(runner.stream(request, should_stop))
 
 
@@ -44,7 +53,9 @@ class RecordingBackend:
         self.calls: list[dict] = []
 
     def generate_ids(self, prompt_ids, sampling, *, eos_ids, suppress_ids):
-        self.calls.append({"prompt_ids": list(prompt_ids), "eos_ids": tuple(eos_ids), "suppress_ids": tuple(suppress_ids)})
+        self.calls.append(
+            {"prompt_ids": list(prompt_ids), "eos_ids": tuple(eos_ids), "suppress_ids": tuple(suppress_ids)}
+        )
         for token in self.inner.generate_ids(prompt_ids, sampling, eos_ids=eos_ids, suppress_ids=suppress_ids):
             self.ids.append(token)
             yield token
@@ -122,9 +133,25 @@ def test_incremental_decoder_skips_special_tokens(llama_runner):
     "stops, deltas, emitted, flushed, stopped",
     [
         pytest.param(("\nInstruction:",), ["Hello", " world"], ["Hello", " world"], "", False, id="no-stop"),
-        pytest.param(("\nInstruction:",), ["Hello", " world\nIns", "truction: next"], ["Hello", " world", ""], "", True, id="cut-across-deltas"),
-        pytest.param(("\nInstruction:",), ["\n", "Instr", "uction:", "more"], ["", "", "", ""], "", True, id="stop-split-in-three"),
-        pytest.param(("\nInstruction:",), ["abc\nIn", "deed"], ["abc", "\nIndeed"], "", False, id="held-prefix-released"),
+        pytest.param(
+            ("\nInstruction:",),
+            ["Hello", " world\nIns", "truction: next"],
+            ["Hello", " world", ""],
+            "",
+            True,
+            id="cut-across-deltas",
+        ),
+        pytest.param(
+            ("\nInstruction:",),
+            ["\n", "Instr", "uction:", "more"],
+            ["", "", "", ""],
+            "",
+            True,
+            id="stop-split-in-three",
+        ),
+        pytest.param(
+            ("\nInstruction:",), ["abc\nIn", "deed"], ["abc", "\nIndeed"], "", False, id="held-prefix-released"
+        ),
         pytest.param(("\nInstruction:",), ["abc\nInst"], ["abc"], "\nInst", False, id="held-prefix-flushed"),
         pytest.param(("\n\n\n",), ["a\n\n", "b"], ["a", "\n\nb"], "", False, id="newlines-released"),
         pytest.param(("\n\n\n",), ["a\n\n", "\nb"], ["a", ""], "", True, id="newlines-stop"),
@@ -198,7 +225,9 @@ def test_max_new_tokens_is_respected(llama_runner, gemma_runner, limit):
 def test_suppressed_tokens_are_never_emitted(llama_runner):
     sampling = dataclasses.replace(GREEDY, max_new_tokens=8)
     first = RecordingBackend(llama_runner.backend)
-    finished(run(ModelRunner(llama_runner.spec, llama_runner.tokenizer, first, llama_runner.prompted), sampling=sampling))
+    finished(
+        run(ModelRunner(llama_runner.spec, llama_runner.tokenizer, first, llama_runner.prompted), sampling=sampling)
+    )
     assert first.ids
     banned = tuple(llama_runner.tokenizer.convert_ids_to_tokens(sorted(set(first.ids))))
 
@@ -221,7 +250,9 @@ def test_configured_image_tokens_are_passed_as_suppressed(gemma_runner):
 
 
 def test_should_stop_cancels(llama_runner):
-    done = finished(run(llama_runner, sampling=dataclasses.replace(SAMPLED, max_new_tokens=50), should_stop=lambda: True))
+    done = finished(
+        run(llama_runner, sampling=dataclasses.replace(SAMPLED, max_new_tokens=50), should_stop=lambda: True)
+    )
     assert done.stop_reason == "cancelled"
     assert done.new_tokens == 1
 
@@ -248,9 +279,13 @@ def test_gemma_generates_past_its_sliding_window(gemma_runner, mode):
     model = gemma_runner.backend.model
     with torch.inference_mode():
         reference = model.generate(
-            torch.tensor([prompt_ids], device=model.device), max_new_tokens=24, min_new_tokens=24, do_sample=False,
-            attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long, device=model.device), pad_token_id=0,
-        )[0, len(prompt_ids):].tolist()
+            torch.tensor([prompt_ids], device=model.device),
+            max_new_tokens=24,
+            min_new_tokens=24,
+            do_sample=False,
+            attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long, device=model.device),
+            pad_token_id=0,
+        )[0, len(prompt_ids) :].tolist()
     assert ours == reference
 
 
@@ -263,9 +298,12 @@ def test_llama_cached_loop_matches_transformers_generate(llama_runner):
     model = llama_runner.backend.model
     with torch.inference_mode():
         reference = model.generate(
-            torch.tensor([prompt_ids], device=model.device), max_new_tokens=20, min_new_tokens=20, do_sample=False,
+            torch.tensor([prompt_ids], device=model.device),
+            max_new_tokens=20,
+            min_new_tokens=20,
+            do_sample=False,
             attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long, device=model.device),
-        )[0, len(prompt_ids):].tolist()
+        )[0, len(prompt_ids) :].tolist()
     assert ours == reference
 
 
@@ -274,7 +312,9 @@ def test_llama_cached_loop_matches_transformers_generate(llama_runner):
 
 def test_stop_sequence_cuts_the_answer(gemma_runner):
     runner, backend = scripted_runner(gemma_runner, "Blue.\nInstruction: Name a fruit.\nAnswer: apple")
-    events = run(runner, prompt="Name a colour.", base_mode="prompted", sampling=dataclasses.replace(GREEDY, max_new_tokens=100))
+    events = run(
+        runner, prompt="Name a colour.", base_mode="prompted", sampling=dataclasses.replace(GREEDY, max_new_tokens=100)
+    )
     done = finished(events)
     assert done.text == "Blue."
     assert done.stop_reason == "stop_sequence"
@@ -292,7 +332,9 @@ def test_raw_mode_has_no_few_shot_stops(gemma_runner):
 
 def test_eos_ends_the_answer(llama_runner):
     eos = llama_runner.tokenizer.eos_token_id
-    runner, _ = scripted_runner(llama_runner, "Hi there!", then=[eos, *llama_runner.tokenizer("never shown")["input_ids"]])
+    runner, _ = scripted_runner(
+        llama_runner, "Hi there!", then=[eos, *llama_runner.tokenizer("never shown")["input_ids"]]
+    )
     done = finished(run(runner, sampling=dataclasses.replace(GREEDY, max_new_tokens=100)))
     assert done.text == "Hi there!"
     assert done.stop_reason == "eos"

@@ -44,9 +44,7 @@ WORDS = (
 ).split()
 SPECIALS = ["<unk>", "<s>", "</s>"]
 GREEDY = SamplingSettings(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0)
-SAMPLED = SamplingSettings(
-    max_new_tokens=16, temperature=1.0, top_p=0.95, repetition_penalty=1.1, seed=7
-)
+SAMPLED = SamplingSettings(max_new_tokens=16, temperature=1.0, top_p=0.95, repetition_penalty=1.1, seed=7)
 
 
 def _tokenizer() -> PreTrainedTokenizerFast:
@@ -54,12 +52,8 @@ def _tokenizer() -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     # Starts every text with <s>, as Gemma's tokenizer starts it with <bos>.
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", vocab["<s>"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
 
 
 def _save(folder: Path, config) -> Path:
@@ -248,9 +242,7 @@ def test_an_unfinished_build_is_not_reused(llama, cache):
 def test_gemma3_with_transformers5_rope_parameters(gemma3):
     generator = OnnxGenaiGenerator.load(gemma3, "fp32", "cpu")
     # Longer than the 16-token window, so the sliding layers' cache wraps.
-    prompt = _prompt(
-        "the sky is blue because light scatters in air and a cat loves rain on warm days"
-    )
+    prompt = _prompt("the sky is blue because light scatters in air and a cat loves rain on warm days")
     sampling = SamplingSettings(max_new_tokens=16, temperature=0.0, repetition_penalty=1.0)
     # Logits, not only greedy ids: a wrong RoPE theta on one layer type moves logits by ~0.2-0.9
     # here, yet can leave the argmax unchanged.

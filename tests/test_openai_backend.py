@@ -110,9 +110,16 @@ def test_registry_entry_has_no_precision_and_validates_its_options():
 
 def test_backend_module_is_import_light():
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, demo.generation.backends.openai_backend; "
-         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'httpx', 'openai'}))"],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys, demo.generation.backends.openai_backend; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'httpx', 'openai'}))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -137,9 +144,17 @@ def test_streams_text_pieces_until_finish_reason(fake, monkeypatch):
     assert request["path"] == "/v1/completions"
     assert request["headers"]["Authorization"] == "Bearer sekret"
     assert request["body"] == {
-        "model": "m", "prompt": "Say hi", "max_tokens": 9, "temperature": 0.7, "stream": True,
-        "stream_options": {"include_usage": True}, "seed": 5,
-        "top_p": 0.9, "repetition_penalty": 1.2, "stop": ["\nUser:"], "logit_bias": {"3": -100, "4": -100},
+        "model": "m",
+        "prompt": "Say hi",
+        "max_tokens": 9,
+        "temperature": 0.7,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "seed": 5,
+        "top_p": 0.9,
+        "repetition_penalty": 1.2,
+        "stop": ["\nUser:"],
+        "logit_bias": {"3": -100, "4": -100},
     }
 
 
@@ -163,7 +178,12 @@ def test_neutral_settings_and_omitted_fields_are_not_sent(fake):
     assert _answer(generator) == []
     assert fake.requests[0]["path"] == "/v1/completions"
     assert fake.requests[0]["body"] == {
-        "model": "m", "prompt": [1, 2], "max_tokens": 16, "temperature": 0.0, "stream": True, "top_k": 20,
+        "model": "m",
+        "prompt": [1, 2],
+        "max_tokens": 16,
+        "temperature": 0.0,
+        "stream": True,
+        "top_k": 20,
     }
     assert "Authorization" not in fake.requests[0]["headers"]
 
@@ -279,7 +299,11 @@ def test_an_unreachable_server_is_one_message_on_its_side(tiny_config):
 
 def _serving_extra_missing() -> str | None:
     missing = [name for name in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(name) is None]
-    return f"transformers[serving] is not installed (missing {', '.join(missing)}); see requirements-dev.txt" if missing else None
+    return (
+        f"transformers[serving] is not installed (missing {', '.join(missing)}); see requirements-dev.txt"
+        if missing
+        else None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +318,9 @@ def transformers_serve():
     server = subprocess.Popen(
         command + ["serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"],
         env=dict(os.environ, OMP_NUM_THREADS="1", TRANSFORMERS_VERBOSITY="error"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -347,7 +373,8 @@ def test_served_answer_matches_in_process_at_temperature_0(
     spec = tiny_config.pair_models()[role].model_copy(update={"suppress_tokens": ()})
     checkpoint = tiny_llama_dir if role == "aligned" else tiny_gemma_dir
     request = GenerationRequest(
-        prompt="Name three primary colours.", base_mode=base_mode,
+        prompt="Name three primary colours.",
+        base_mode=base_mode,
         sampling=SamplingSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1.0, seed=3),
     )
     local, _ = load_runner(spec, tiny_config.base_prompted)
@@ -368,8 +395,16 @@ def test_served_answer_matches_in_process_at_temperature_0(
     # The server tokenized the text itself: it saw the same ids iff its prompt_tokens match ours,
     # and it generated as many tokens as the in-process loop did.
     stops = list(local.format(request.prompt, base_mode).stop_sequences)
-    body = json.dumps({"model": str(checkpoint), "prompt": local_events[0].input_text, "max_tokens": 20,
-                       "temperature": 0.0, "stream": False} | ({"stop": stops} if stops else {})).encode()
+    body = json.dumps(
+        {
+            "model": str(checkpoint),
+            "prompt": local_events[0].input_text,
+            "max_tokens": 20,
+            "temperature": 0.0,
+            "stream": False,
+        }
+        | ({"stop": stops} if stops else {})
+    ).encode()
     post = urllib.request.Request(f"{transformers_serve}/v1/completions", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(post, timeout=60) as response:
         usage = json.load(response)["usage"]

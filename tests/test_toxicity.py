@@ -33,28 +33,39 @@ _INSULT = "you are a stupid idiot and a moron"
 # came from Keras 3.15.1 (torch backend, CPU) running the package's own architecture
 # with `load_weights` on the shipped model.weights.h5 and its real tokenizer.pickle.
 REFERENCE: list[tuple[str, tuple[float, ...]]] = [
-    ("Thank you for the helpful explanation, I appreciate it.",
-     (0.00147616095, 2.57349507e-06, 0.000326269626, 4.45851583e-06, 0.000281431596, 2.44618113e-05)),
-    ("The weather is lovely today and the garden looks great.",
-     (0.00372944656, 1.3104881e-05, 0.000966355088, 1.18194894e-05, 0.000988116139, 0.000100817015)),
-    ("You are a stupid idiot and I hate you",
-     (0.99683398, 0.204453528, 0.869832218, 0.0304525699, 0.926249266, 0.13481909)),
-    ("I will kill you",
-     (0.771125257, 0.0830525756, 0.214236751, 0.180121824, 0.38407138, 0.142296448)),
-    ("Run kill -9 on the stuck process",
-     (0.295398742, 0.00438342523, 0.0389614441, 0.0220420063, 0.069020845, 0.020208871)),
-    ("",
-     (0.0675340518, 0.00237294799, 0.0293818843, 0.00100565446, 0.0153553095, 0.00400619302)),
+    (
+        "Thank you for the helpful explanation, I appreciate it.",
+        (0.00147616095, 2.57349507e-06, 0.000326269626, 4.45851583e-06, 0.000281431596, 2.44618113e-05),
+    ),
+    (
+        "The weather is lovely today and the garden looks great.",
+        (0.00372944656, 1.3104881e-05, 0.000966355088, 1.18194894e-05, 0.000988116139, 0.000100817015),
+    ),
+    (
+        "You are a stupid idiot and I hate you",
+        (0.99683398, 0.204453528, 0.869832218, 0.0304525699, 0.926249266, 0.13481909),
+    ),
+    ("I will kill you", (0.771125257, 0.0830525756, 0.214236751, 0.180121824, 0.38407138, 0.142296448)),
+    (
+        "Run kill -9 on the stuck process",
+        (0.295398742, 0.00438342523, 0.0389614441, 0.0220420063, 0.069020845, 0.020208871),
+    ),
+    ("", (0.0675340518, 0.00237294799, 0.0293818843, 0.00100565446, 0.0153553095, 0.00400619302)),
     # Over 100 tokens: Keras keeps the LAST 100, so a leading insult is cut off ...
-    (f"{_INSULT} {_GARDEN}",
-     (0.00804238487, 8.51002551e-05, 0.00264821644, 7.06894061e-05, 0.00236470508, 0.000813817431)),
+    (
+        f"{_INSULT} {_GARDEN}",
+        (0.00804238487, 8.51002551e-05, 0.00264821644, 7.06894061e-05, 0.00236470508, 0.000813817431),
+    ),
     # ... and a trailing one is kept.
-    (f"{_GARDEN} {_INSULT}",
-     (0.934464276, 0.0923858434, 0.692998946, 0.0164383519, 0.775989056, 0.0746816173)),
-    ("Great job 👍 — café naïve résumé 🎉 ünïcödé",
-     (0.00437934371, 2.52647824e-05, 0.00128039485, 1.945863e-05, 0.00113988412, 0.000143804311)),
-    ("SHUT UP!!! You are such a MORON.",
-     (0.965934813, 0.100586459, 0.665173113, 0.0245234594, 0.815803289, 0.0542218052)),
+    (f"{_GARDEN} {_INSULT}", (0.934464276, 0.0923858434, 0.692998946, 0.0164383519, 0.775989056, 0.0746816173)),
+    (
+        "Great job 👍 — café naïve résumé 🎉 ünïcödé",
+        (0.00437934371, 2.52647824e-05, 0.00128039485, 1.945863e-05, 0.00113988412, 0.000143804311),
+    ),
+    (
+        "SHUT UP!!! You are such a MORON.",
+        (0.965934813, 0.100586459, 0.665173113, 0.0245234594, 0.815803289, 0.0542218052),
+    ),
 ]
 
 
@@ -165,8 +176,13 @@ def test_unpickler_reads_keras_tokenizer_pickle(monkeypatch, tmp_path) -> None:
         word_counts=collections.OrderedDict(the=3, cat=1),
         word_docs=collections.defaultdict(int, the=2),
         word_index={"the": 1, "cat": 2},
-        num_words=None, filters="!", split=" ", lower=True, char_level=False,
-        oov_token=None, analyzer=None,
+        num_words=None,
+        filters="!",
+        split=" ",
+        lower=True,
+        char_level=False,
+        oov_token=None,
+        analyzer=None,
     )
     path = tmp_path / "tokenizer.pickle"
     path.write_bytes(pickle.dumps(tok))

@@ -114,7 +114,9 @@ def test_head_file_round_trips_and_numpy_equals_torch(tmp_path, kind):
     head = fit_head(x, y, HeadConfig(kind=kind, hidden=8, epochs=30, lr=1e-2)).head
     head.logit_offset.fill_(0.3)
     path = tmp_path / "head.safetensors"
-    save_head(head, path, {"layer": "20", "feature": "answer_mean", "heldout_rates": {"combined": {"fpr": 0.1, "fnr": 0.2}}})
+    save_head(
+        head, path, {"layer": "20", "feature": "answer_mean", "heldout_rates": {"combined": {"fpr": 0.1, "fnr": 0.2}}}
+    )
     again, metadata = load_head(path)
     assert metadata["format"] == HEAD_FORMAT and metadata["input_dim"] == DIM and metadata["head"] == kind
     assert all(torch.equal(head.state_dict()[k], again.state_dict()[k]) for k in head.state_dict())
@@ -125,7 +127,11 @@ def test_head_file_round_trips_and_numpy_equals_torch(tmp_path, kind):
         logits = head(torch.as_tensor(x)).double().numpy()
     np.testing.assert_allclose(numpy_head.logits(x), logits, rtol=1e-4, atol=1e-5)
     # Saving twice gives the same bytes: a retrained head shows up in git only if it changed.
-    save_head(head, tmp_path / "again.safetensors", {"layer": "20", "feature": "answer_mean", "heldout_rates": {"combined": {"fpr": 0.1, "fnr": 0.2}}})
+    save_head(
+        head,
+        tmp_path / "again.safetensors",
+        {"layer": "20", "feature": "answer_mean", "heldout_rates": {"combined": {"fpr": 0.1, "fnr": 0.2}}},
+    )
     assert path.read_bytes() == (tmp_path / "again.safetensors").read_bytes()
 
 
@@ -134,7 +140,11 @@ def test_scorer_reads_texts_as_answers_and_reuses_features(tmp_path):
     texts = ["you are all the same", "kill -9 the stuck process"]
     x = backbone.features([("", t) for t in texts], "answer_mean")
     head = fit_head(x, np.array([1, 0]), HeadConfig(epochs=5)).head
-    save_head(head, tmp_path / "h.safetensors", {"layer": "20", "feature": "answer_mean", "heldout_rates": {"meaning": {"fpr": 0.05, "fnr": 0.3}}})
+    save_head(
+        head,
+        tmp_path / "h.safetensors",
+        {"layer": "20", "feature": "answer_mean", "heldout_rates": {"meaning": {"fpr": 0.05, "fnr": 0.3}}},
+    )
     scorer = MeaningToxicityScorer.from_files(tmp_path / "h.safetensors", backbone)
     scores = scorer.score(texts)
     assert backbone.calls[-1] == ([("", texts[0]), ("", texts[1])], "answer_mean")

@@ -23,7 +23,14 @@ HOSTILE = [
     "&lt;already escaped&gt; & ampersand",
 ]
 RAW_TAGS = re.compile(r"<\s*(img|script|a|iframe|svg|style)\b", re.IGNORECASE)
-TOXICITY_LABELS = {"toxic": 0.91, "insult": 0.8, "obscene": 0.3, "threat": 0.01, "severe_toxic": 0.02, "identity_hate": 0.05}
+TOXICITY_LABELS = {
+    "toxic": 0.91,
+    "insult": 0.8,
+    "obscene": 0.3,
+    "threat": 0.01,
+    "severe_toxic": 0.02,
+    "identity_hate": 0.05,
+}
 
 
 def side(**fields) -> SideState:
@@ -170,13 +177,26 @@ def test_load_examples():
         assert group.title.strip() and group.description.strip(), group.id
         assert group.prompts and all(p.strip() for p in group.prompts), group.id
     ids = {g.id for g in groups}
-    assert {"generation", "open_qa", "brainstorming", "chat", "rewrite", "summarization", "classification",
-            "extraction", "closed_qa", "truthfulness", "toxicity"} <= ids
+    assert {
+        "generation",
+        "open_qa",
+        "brainstorming",
+        "chat",
+        "rewrite",
+        "summarization",
+        "classification",
+        "extraction",
+        "closed_qa",
+        "truthfulness",
+        "toxicity",
+    } <= ids
 
 
 def test_load_examples_from_another_folder(tmp_path):
     (tmp_path / "b.yaml").write_text("title: B\ndescription: second\norder: 2\nprompts: [two]\n", encoding="utf-8")
-    (tmp_path / "a.yaml").write_text("title: A\ndescription: first\norder: 9\nprompts: [one, 'x: y']\n", encoding="utf-8")
+    (tmp_path / "a.yaml").write_text(
+        "title: A\ndescription: first\norder: 9\nprompts: [one, 'x: y']\n", encoding="utf-8"
+    )
     groups = views.load_examples(tmp_path)
     assert [g.id for g in groups] == ["b", "a"]
     assert groups[1].prompts == ("one", "x: y")
@@ -204,7 +224,9 @@ def test_model_card_mentions_licenses_and_the_two_family_caveat(default_config):
 
 
 def test_model_card_shows_how_each_model_runs(default_config):
-    info = LoadedModelInfo(backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=1.0)
+    info = LoadedModelInfo(
+        backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=1.0
+    )
     card = views.model_card_markdown(default_config, {model_id: info for model_id in default_config.models})
     assert card.count("transformers fp32 on cpu") == 2
     assert "loading…" not in card
@@ -226,12 +248,18 @@ def test_model_header(default_config):
 
 
 def test_loading_status_escapes_errors(default_config):
-    info = LoadedModelInfo(backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=2.5)
+    info = LoadedModelInfo(
+        backend="transformers", precision="fp32", device="cpu", origin="x", checkpoint="/x", load_seconds=2.5
+    )
     workers = {
-        "base": SimpleNamespace(spec=default_config.pair_models()["base"], state="failed", error="<img src=x onerror=alert(1)>", info=None),
+        "base": SimpleNamespace(
+            spec=default_config.pair_models()["base"], state="failed", error="<img src=x onerror=alert(1)>", info=None
+        ),
         "aligned": SimpleNamespace(spec=default_config.pair_models()["aligned"], state="ready", error=None, info=info),
     }
-    comparator = SimpleNamespace(workers=workers, scoring_error=None, scorer=SimpleNamespace(reward_error="<script>no</script>"))
+    comparator = SimpleNamespace(
+        workers=workers, scoring_error=None, scorer=SimpleNamespace(reward_error="<script>no</script>")
+    )
     text, settled = views.loading_status(comparator)
     assert settled is True
     assert not RAW_TAGS.search(text)

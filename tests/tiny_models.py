@@ -56,8 +56,16 @@ SMOLLM2_CHAT_TEMPLATE = (
 
 # Gemma's first ids are pad 0, eos 1, bos 2, unk 3, mask 4 (Gemma3TextConfig's defaults).
 GEMMA_SPECIALS = [
-    "<pad>", "<eos>", "<bos>", "<unk>", "<mask>",
-    "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>",
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<mask>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<start_of_image>",
+    "<end_of_image>",
+    "<image_soft_token>",
 ]
 
 
@@ -100,13 +108,9 @@ def build_gemma_style_tokenizer(vocab_size: int = 420):
         vocab.setdefault(token, len(vocab))
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
 
-    tokenizer = Tokenizer(
-        models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True)
-    )
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tokenizer.normalizer = normalizers.Replace(" ", "▁")
-    tokenizer.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
-    )
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in GEMMA_SPECIALS])
     bos_id = vocab["<bos>"]
     tokenizer.post_processor = processors.TemplateProcessing(
@@ -140,8 +144,13 @@ def make_gemma_tokenizer():
         pad_token="<pad>",
         unk_token="<unk>",
         mask_token="<mask>",
-        extra_special_tokens=["<start_of_turn>", "<end_of_turn>", "<start_of_image>",
-                              "<end_of_image>", "<image_soft_token>"],
+        extra_special_tokens=[
+            "<start_of_turn>",
+            "<end_of_turn>",
+            "<start_of_image>",
+            "<end_of_image>",
+            "<image_soft_token>",
+        ],
         clean_up_tokenization_spaces=False,
     )
 
@@ -244,7 +253,9 @@ def tiny_config_dict(
 
 def write_tiny_config(path: str | Path, llama_dir: str | Path, gemma_dir: str | Path, **overrides) -> Path:
     path = Path(path)
-    path.write_text(yaml.safe_dump(tiny_config_dict(llama_dir, gemma_dir, **overrides), sort_keys=False), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(tiny_config_dict(llama_dir, gemma_dir, **overrides), sort_keys=False), encoding="utf-8"
+    )
     return path
 
 
@@ -280,7 +291,9 @@ def write_llama_gguf(checkpoint: str | Path, path: str | Path) -> Path:
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
     writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
-    writer.add_rope_freq_base(float(config.rope_parameters["rope_theta"]) if getattr(config, "rope_parameters", None) else 10000.0)
+    writer.add_rope_freq_base(
+        float(config.rope_parameters["rope_theta"]) if getattr(config, "rope_parameters", None) else 10000.0
+    )
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)

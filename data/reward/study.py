@@ -75,7 +75,13 @@ def _all_residuals_model(model_dir: Path, target: Path) -> Path:
     import onnx
 
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("genai_config.json", "model.onnx.data", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+    for name in (
+        "genai_config.json",
+        "model.onnx.data",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ):
         if not (target / name).exists():
             shutil.copy(model_dir / name, target / name)
     model = onnx.load(str(model_dir / "model.onnx"), load_external_data=False)
@@ -98,7 +104,7 @@ def _gemma_conversation(tokenizer, prompt: str, answer: str, max_tokens: int = 5
 
     head = tokenizer(f"Instruction: {prompt}\nAnswer:", add_special_tokens=True)["input_ids"]
     body = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
-    body = body[-(max_tokens - len(head)):] if len(head) + len(body) > max_tokens else body
+    body = body[-(max_tokens - len(head)) :] if len(head) + len(body) > max_tokens else body
     return Conversation(ids=[*head, *body], answer_start=len(head), answer_end=len(head) + len(body))
 
 
@@ -117,7 +123,9 @@ def extract_gemma() -> None:
     model = onnx.load(str(source / "model.onnx"), load_external_data=False)
     # The residual after block k is the skip sum of block k's input norm; after the last block,
     # of the final norm (its 4th output, which the builder leaves unnamed).
-    final = next(n for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization" and "final_norm" in n.name)
+    final = next(
+        n for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization" and "final_norm" in n.name
+    )
     if len(final.output) < 4 or not final.output[3]:
         outs = list(final.output) + [""] * (4 - len(final.output))
         outs[3] = "final_residual"
@@ -134,15 +142,22 @@ def extract_gemma() -> None:
     options.log_severity_level = 3
     session = ort.InferenceSession(str(target / "model.onnx"), options, providers=["CPUExecutionProvider"])
     decoder = json.loads((source / "genai_config.json").read_text())["model"]["decoder"]
-    empty = {i.name: np.zeros((1, decoder["num_key_value_heads"], 0, decoder["head_size"]), np.float32)
-             for i in session.get_inputs() if i.name.startswith("past_key_values.")}
+    empty = {
+        i.name: np.zeros((1, decoder["num_key_value_heads"], 0, decoder["head_size"]), np.float32)
+        for i in session.get_inputs()
+        if i.name.startswith("past_key_values.")
+    }
     tokenizer = load_tokenizer(next((cache / "checkpoints").glob("gemma-3-270m*")))
     texts = all_texts()
     out = {k: np.zeros((len(GEMMA_LAYERS), len(texts), decoder["hidden_size"]), np.float32) for k in POOLINGS}
     started = time.perf_counter()
     for i, (prompt, answer) in enumerate(texts):
         c = _gemma_conversation(tokenizer, prompt, answer)
-        feed = {"input_ids": np.asarray([c.ids], np.int64), "attention_mask": np.ones((1, len(c.ids)), np.int64), **empty}
+        feed = {
+            "input_ids": np.asarray([c.ids], np.int64),
+            "attention_mask": np.ones((1, len(c.ids)), np.int64),
+            **empty,
+        }
         for j, state in enumerate(session.run(names, feed)):
             out["answer_mean"][j, i] = state[0][c.answer_span].mean(axis=0)
             out["last_token"][j, i] = state[0][len(c.ids) - 1]
@@ -164,8 +179,9 @@ def extract(name: str) -> None:
     checkpoint, identity = resolve_backbone(config, spec)
     served = build_residual_model(checkpoint, 20, "int8")
     model_dir = _all_residuals_model(served, STUDY_DIR / "smollm2-all-residuals")
-    backbone = OnnxBackbone(model_dir, load_tokenizer(checkpoint), layer=20, precision="int8", max_tokens=512,
-                            identity=identity, threads=1)
+    backbone = OnnxBackbone(
+        model_dir, load_tokenizer(checkpoint), layer=20, precision="int8", max_tokens=512, identity=identity, threads=1
+    )
     outputs = [f"/model/layers.{layer}/input_layernorm/output_3" for layer in SMOL_LAYERS[:-1]] + ["residual"]
     texts = all_texts()
     shard, shards = (int(x) for x in os.environ.get("SHARD", "0/1").split("/"))
@@ -174,7 +190,11 @@ def extract(name: str) -> None:
     done = np.zeros(len(texts), bool)
     previous = STUDY_DIR / f"{name}.{shard}.npz"
     texts_file = STUDY_DIR / f"{name}.json"
-    if previous.exists() and texts_file.exists() and json.loads(texts_file.read_text())["texts"] == [list(t) for t in texts]:
+    if (
+        previous.exists()
+        and texts_file.exists()
+        and json.loads(texts_file.read_text())["texts"] == [list(t) for t in texts]
+    ):
         # Resume: a killed run keeps what it had saved (every 40 texts).
         with np.load(previous) as saved:
             done = saved["done"].copy()
@@ -190,8 +210,11 @@ def extract(name: str) -> None:
     for n, i in enumerate(mine):
         prompt, answer = texts[i]
         c = backbone.conversation(prompt, answer)
-        feed = {"input_ids": np.asarray([c.ids], dtype=np.int64),
-                "attention_mask": np.ones((1, len(c.ids)), dtype=np.int64), **backbone._empty_past}
+        feed = {
+            "input_ids": np.asarray([c.ids], dtype=np.int64),
+            "attention_mask": np.ones((1, len(c.ids)), dtype=np.int64),
+            **backbone._empty_past,
+        }
         states = backbone.session.run(outputs, feed)
         for j, state in enumerate(states):
             out["answer_mean"][j, i] = state[0][c.answer_span].mean(axis=0)
@@ -235,10 +258,20 @@ class Features:
 
 def pair_arrays(features: list[Features], pairs, layer_pooling):
     """[pairs, dim] chosen and rejected features; several (backbone, layer, pooling) concatenated."""
-    chosen = np.concatenate([f.get([(p.prompt, p.chosen) for p in pairs], L, pool)
-                             for f, (L, pool) in zip(features, layer_pooling, strict=True)], axis=1)
-    rejected = np.concatenate([f.get([(p.prompt, p.rejected) for p in pairs], L, pool)
-                               for f, (L, pool) in zip(features, layer_pooling, strict=True)], axis=1)
+    chosen = np.concatenate(
+        [
+            f.get([(p.prompt, p.chosen) for p in pairs], L, pool)
+            for f, (L, pool) in zip(features, layer_pooling, strict=True)
+        ],
+        axis=1,
+    )
+    rejected = np.concatenate(
+        [
+            f.get([(p.prompt, p.rejected) for p in pairs], L, pool)
+            for f, (L, pool) in zip(features, layer_pooling, strict=True)
+        ],
+        axis=1,
+    )
     return torch.from_numpy(chosen), torch.from_numpy(rejected)
 
 
@@ -301,45 +334,85 @@ def candidates(backbones: list[str]) -> list[dict]:
     """Every candidate of the study, named."""
     out = []
     base = {"parts": "abcd", "plain": True}
-    out.append({"name": "today's head (block 20, answer mean, MLP 64), 660 pairs", "parts": "abc",
-                "features": [("smollm2", 20, "answer_mean")]})
+    out.append(
+        {
+            "name": "today's head (block 20, answer mean, MLP 64), 660 pairs",
+            "parts": "abc",
+            "features": [("smollm2", 20, "answer_mean")],
+        }
+    )
     out.append({"name": "today's head, 1,080 pairs", "parts": "abcd", "features": [("smollm2", 20, "answer_mean")]})
     out.append({**base, "name": "1,080 pairs + plain variants", "features": [("smollm2", 20, "answer_mean")]})
     for layer in SMOL_LAYERS:
         for pooling in ("answer_mean", "last_token", "mean+last"):
             if (layer, pooling) != (20, "answer_mean"):
-                out.append({**base, "name": f"SmolLM2 block {layer}, {pooling}", "features": [("smollm2", layer, pooling)]})
-    out.append({**base, "name": "SmolLM2 block 20, answer mean, length control",
-                "features": [("smollm2", 20, "answer_mean")], "head": {"length_control": True}})
-    out.append({**base, "name": "SmolLM2 block 20, answer mean, linear", "features": [("smollm2", 20, "answer_mean")],
-                "head": {"kind": "linear"}})
-    out.append({**base, "name": "SmolLM2 block 20, answer mean, ensemble of 5",
-                "features": [("smollm2", 20, "answer_mean")], "head": {"ensemble": 5}})
+                out.append(
+                    {**base, "name": f"SmolLM2 block {layer}, {pooling}", "features": [("smollm2", layer, pooling)]}
+                )
+    out.append(
+        {
+            **base,
+            "name": "SmolLM2 block 20, answer mean, length control",
+            "features": [("smollm2", 20, "answer_mean")],
+            "head": {"length_control": True},
+        }
+    )
+    out.append(
+        {
+            **base,
+            "name": "SmolLM2 block 20, answer mean, linear",
+            "features": [("smollm2", 20, "answer_mean")],
+            "head": {"kind": "linear"},
+        }
+    )
+    out.append(
+        {
+            **base,
+            "name": "SmolLM2 block 20, answer mean, ensemble of 5",
+            "features": [("smollm2", 20, "answer_mean")],
+            "head": {"ensemble": 5},
+        }
+    )
     if "gemma" in backbones:
         for layer in GEMMA_LAYERS:
-            out.append({**base, "name": f"Gemma 3 270M base block {layer}, answer mean", "features": [("gemma", layer, "answer_mean")]})
+            out.append(
+                {
+                    **base,
+                    "name": f"Gemma 3 270M base block {layer}, answer mean",
+                    "features": [("gemma", layer, "answer_mean")],
+                }
+            )
     return out
 
 
 def run_cv(extra: list[dict] | None = None) -> None:
     if os.environ.get("QUICK"):
-        extra = [c for c in candidates(["smollm2"]) if any(x in c["name"] for x in ("today", "block 14", "block 18", "block 20", "plain"))]
+        extra = [
+            c
+            for c in candidates(["smollm2"])
+            if any(x in c["name"] for x in ("today", "block 14", "block 18", "block 20", "plain"))
+        ]
     backbones = [n for n in ("smollm2", "gemma") if any(STUDY_DIR.glob(f"{n}.*.npz"))]
     features = {n: Features(n) for n in backbones}
     # Only pairs whose two answers every backbone has read (a partial extraction is a random sample).
-    written = {k: [p for p in v if all(f.has(p) for f in features.values())] for k, v in _load_written_by_part().items()}
+    written = {
+        k: [p for p in v if all(f.has(p) for f in features.values())] for k, v in _load_written_by_part().items()
+    }
     print("pairs with features:", {k: len(v) for k, v in written.items()}, flush=True)
     results_file = STUDY_DIR / "cv.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     torch.set_num_threads(1)
-    for candidate in (extra or candidates(backbones)):
+    for candidate in extra or candidates(backbones):
         if candidate["name"] in results:
             continue
         t0 = time.perf_counter()
         results[candidate["name"]] = {**cross_validate(candidate, written, features), "candidate": candidate}
         r = results[candidate["name"]]
-        print(f"{r['cv_score']:.3f}  cv {r['cv']:.3f}  shorter {r['cv_chosen_shorter']:.3f}  plain {r['cv_plain']:.3f}"
-              f"  {candidate['name']}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{r['cv_score']:.3f}  cv {r['cv']:.3f}  shorter {r['cv_chosen_shorter']:.3f}  plain {r['cv_plain']:.3f}"
+            f"  {candidate['name']}  ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
         results_file.write_text(json.dumps(results, indent=1))
 
 
@@ -381,13 +454,22 @@ def final() -> None:
         train = [p for part in c["parts"] for p in written[part]]
         if c.get("plain"):
             train += [v for v in map(plain_variant, train) if v is not None]
-        head = fit_head(*pair_arrays(feats, train, lp), HeadConfig(**c.get("head", {})), seed=0, lengths=_lengths(train)).head
+        head = fit_head(
+            *pair_arrays(feats, train, lp), HeadConfig(**c.get("head", {})), seed=0, lengths=_lengths(train)
+        ).head
         with torch.no_grad():
             ch, rj = pair_arrays(feats, independent, lp)
             ev = evaluate_rewards("independent", independent, head(ch).tolist(), head(rj).tolist())
-        rows.append({"name": name, "chosen": name == chosen_name, **{k: r[k] for k in ("cv_score", "cv", "cv_chosen_shorter", "cv_plain")},
-                     "independent": ev.overall.accuracy, **{a: g.accuracy for a, g in ev.by_aspect.items()},
-                     "longer_wins": ev.overall.longer_wins})
+        rows.append(
+            {
+                "name": name,
+                "chosen": name == chosen_name,
+                **{k: r[k] for k in ("cv_score", "cv", "cv_chosen_shorter", "cv_plain")},
+                "independent": ev.overall.accuracy,
+                **{a: g.accuracy for a, g in ev.by_aspect.items()},
+                "longer_wins": ev.overall.longer_wins,
+            }
+        )
         print(f"{r['cv_score']:.3f}  independent {ev.overall.accuracy:.3f}  {name}", flush=True)
     (REPO / "data" / "reward" / "candidates.json").write_text(json.dumps({"candidates": rows}, indent=1) + "\n")
 

@@ -73,7 +73,9 @@ class BattleRegistry:
     _votes: dict[str, deque] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def issue(self, session: str, prompt: str, category: str, systems: tuple[System, System], roles: tuple[str, str]) -> Battle:
+    def issue(
+        self, session: str, prompt: str, category: str, systems: tuple[System, System], roles: tuple[str, str]
+    ) -> Battle:
         battle = Battle(secrets.token_urlsafe(18), session, prompt, category, systems, roles, self.clock())
         with self._lock:
             self._forget_old(session)
@@ -100,7 +102,9 @@ class BattleRegistry:
             if battle.state == "running":
                 raise VoteRefused("Wait until both answers have finished, then vote.")
             if battle.state == "failed":
-                raise VoteRefused("An answer of this battle failed or was stopped, so it cannot be voted on: start a new one.")
+                raise VoteRefused(
+                    "An answer of this battle failed or was stopped, so it cannot be voted on: start a new one."
+                )
             if battle.state in ("voting", "voted"):
                 raise VoteRefused("This battle has already been voted on: press Next for a new one.")
             recent = self._votes.setdefault(session, deque())

@@ -44,8 +44,15 @@ def preference_rows(votes: Sequence[VoteRecord]) -> list[dict]:
         if vote.winner not in ("A", "B") or vote.answer_a == vote.answer_b:
             continue
         chosen, rejected = (vote.answer_a, vote.answer_b) if vote.winner == "A" else (vote.answer_b, vote.answer_a)
-        rows.append({"prompt": vote.prompt, "chosen": chosen, "rejected": rejected,
-                     "category": vote.category, "battle_id": vote.battle_id})
+        rows.append(
+            {
+                "prompt": vote.prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "category": vote.category,
+                "battle_id": vote.battle_id,
+            }
+        )
     return rows
 
 
@@ -54,8 +61,15 @@ def unpaired_rows(votes: Sequence[VoteRecord]) -> list[dict]:
     for vote in votes:
         if vote.winner in ("tie", "bad"):
             for answer in (vote.answer_a, vote.answer_b):
-                rows.append({"prompt": vote.prompt, "completion": answer, "label": vote.winner == "tie",
-                             "category": vote.category, "battle_id": vote.battle_id})
+                rows.append(
+                    {
+                        "prompt": vote.prompt,
+                        "completion": answer,
+                        "label": vote.winner == "tie",
+                        "category": vote.category,
+                        "battle_id": vote.battle_id,
+                    }
+                )
     return rows
 
 
@@ -83,11 +97,20 @@ def load_vote_pairs(path: str | Path) -> list[PreferencePair]:
             continue
         try:
             row = json.loads(line)
-            pairs.append(PreferencePair(row["prompt"], row["chosen"], row["rejected"],
-                                        row.get("category") or "typed", VOTE_ASPECT, VOTE_FLAW))
+            pairs.append(
+                PreferencePair(
+                    row["prompt"],
+                    row["chosen"],
+                    row["rejected"],
+                    row.get("category") or "typed",
+                    VOTE_ASPECT,
+                    VOTE_FLAW,
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}:{number}: expected a TRL preference line "
-                             f'{{"prompt", "chosen", "rejected"}}: {error}') from None
+            raise ValueError(
+                f'{path}:{number}: expected a TRL preference line {{"prompt", "chosen", "rejected"}}: {error}'
+            ) from None
     return pairs
 
 
@@ -97,8 +120,7 @@ def split_votes(pairs: Sequence[PreferencePair], fraction: float = HELD_OUT_FRAC
     keys = sorted({prompt_key(p.prompt) for p in pairs}, key=lambda k: (split_position(k), k))
     count = 0 if len(keys) < 2 else max(1, round(fraction * len(keys)))
     held = set(keys[:count])
-    return ([p for p in pairs if prompt_key(p.prompt) not in held],
-            [p for p in pairs if prompt_key(p.prompt) in held])
+    return ([p for p in pairs if prompt_key(p.prompt) not in held], [p for p in pairs if prompt_key(p.prompt) in held])
 
 
 def vote_card_section(votes: dict) -> str:
@@ -111,14 +133,14 @@ def vote_card_section(votes: dict) -> str:
     return f"""
 ## Trained with arena votes
 
-`python -m demo train-reward --with-votes {votes['file']}` added {votes['train_votes']} blind-vote
-pairs to the written training pairs and kept {votes['heldout_votes']} votes (by prompt) held out.
+`python -m demo train-reward --with-votes {votes["file"]}` added {votes["train_votes"]} blind-vote
+pairs to the written training pairs and kept {votes["heldout_votes"]} votes (by prompt) held out.
 "Before" is the same head trained with the same seed on the written pairs alone.
 
-| | held-out written pairs (n={votes['heldout_written']}) | held-out votes (n={votes['heldout_votes']}) |
+| | held-out written pairs (n={votes["heldout_written"]}) | held-out votes (n={votes["heldout_votes"]}) |
 |---|---|---|
-| before (written only) | {pct(before['written'])} | {pct(before['votes'])} |
-| after (written + votes) | {pct(after['written'])} | {pct(after['votes'])} |
+| before (written only) | {pct(before["written"])} | {pct(before["votes"])} |
+| after (written + votes) | {pct(after["written"])} | {pct(after["votes"])} |
 
 A handful of votes moves these by noise only; the numbers say the votes were used, not that
 they helped.
@@ -157,8 +179,10 @@ def train_with_votes(written_fit, votes: VoteTraining, train, test, features, fi
         new_fit = fit(torch.cat([train.chosen, vote_train.chosen]), torch.cat([train.rejected, vote_train.rejected]))
 
     def measure(head) -> dict:
-        return {"written": accuracy(head, test.chosen, test.rejected),
-                "votes": accuracy(head, vote_test.chosen, vote_test.rejected) if vote_test is not None else None}
+        return {
+            "written": accuracy(head, test.chosen, test.rejected),
+            "votes": accuracy(head, vote_test.chosen, vote_test.rejected) if vote_test is not None else None,
+        }
 
     report = {
         "file": votes.file,
@@ -178,9 +202,11 @@ def accuracy_lines(votes: dict) -> str:
     def pct(value):
         return "–" if value is None or value != value else f"{100 * value:.1f}%"
 
-    return "\n".join([
-        f"votes: {votes['train_votes']} trained on, {votes['heldout_votes']} held out ({votes['file']})",
-        f"{'':24} {'held-out written':>18} {'held-out votes':>16}",
-        f"{'before (written only)':24} {pct(votes['before']['written']):>18} {pct(votes['before']['votes']):>16}",
-        f"{'after (written + votes)':24} {pct(votes['after']['written']):>18} {pct(votes['after']['votes']):>16}",
-    ])
+    return "\n".join(
+        [
+            f"votes: {votes['train_votes']} trained on, {votes['heldout_votes']} held out ({votes['file']})",
+            f"{'':24} {'held-out written':>18} {'held-out votes':>16}",
+            f"{'before (written only)':24} {pct(votes['before']['written']):>18} {pct(votes['before']['votes']):>16}",
+            f"{'after (written + votes)':24} {pct(votes['after']['written']):>18} {pct(votes['after']['votes']):>16}",
+        ]
+    )

@@ -82,7 +82,9 @@ def _system(vote: VoteRecord, position: str) -> str:
     return vote.system_a if position == "A" else vote.system_b
 
 
-def bradley_terry(battles: Sequence[tuple[str, str, str]], systems: Sequence[str], prior: float = PRIOR) -> dict[str, float]:
+def bradley_terry(
+    battles: Sequence[tuple[str, str, str]], systems: Sequence[str], prior: float = PRIOR
+) -> dict[str, float]:
     """Elo-scale ratings from (system_a, system_b, winner) with winner in A / B / tie / bad.
 
     Maximises Σ w·log σ(θa − θb) + (1 − w)·log σ(θb − θa), w = 1, 0 or ½ (tie, both bad), minus
@@ -113,9 +115,7 @@ def bradley_terry(battles: Sequence[tuple[str, str, str]], systems: Sequence[str
     return {name: INIT + SCALE / math.log(10) * theta[index[name]] for name in names}
 
 
-def ratings_with_intervals(
-    battles: Sequence[tuple[str, str, str]], rounds: int = 200, seed: int = 0
-) -> list[Rating]:
+def ratings_with_intervals(battles: Sequence[tuple[str, str, str]], rounds: int = 200, seed: int = 0) -> list[Rating]:
     """Point ratings and percentile 95% intervals over `rounds` resamples of the battles."""
     systems = sorted({a for a, _, _ in battles} | {b for _, b, _ in battles})
     point = bradley_terry(battles, systems)
@@ -221,19 +221,33 @@ def leaderboard(votes: Sequence[VoteRecord], is_aligned, rounds: int = 200, seed
 def leaderboard_text(board: Leaderboard, labels: dict[str, str] | None = None) -> str:
     """The leaderboard as plain text (`python -m demo votes stats`)."""
     labels = labels or {}
-    lines = [f"{board.votes} votes ({board.rated_votes} rated; {board.self_identified} kept out: an answer named its model)"]
+    lines = [
+        f"{board.votes} votes ({board.rated_votes} rated; {board.self_identified} kept out: an answer named its model)"
+    ]
     lines.append("")
     lines.append(f"{'system':<48} {'rating':>7} {'95% CI':>17} {'battles':>8}")
     for r in board.ratings:
-        lines.append(f"{labels.get(r.system, r.system):<48} {r.rating:7.0f} {f'[{r.lower:.0f}, {r.upper:.0f}]':>17} {r.battles:8d}")
+        lines.append(
+            f"{labels.get(r.system, r.system):<48} {r.rating:7.0f} {f'[{r.lower:.0f}, {r.upper:.0f}]':>17} {r.battles:8d}"
+        )
     lines.append("")
-    lines.append(f"aligned preferred over base (raw):      {board.aligned_vs_base.text():<24} paper: {PAPER['aligned_vs_base']}")
-    lines.append(f"aligned preferred over prompted base:   {board.aligned_vs_prompted.text():<24} paper: {PAPER['aligned_vs_prompted']}")
-    lines.append(f"judge agrees with voters (decisive):    {board.judge_agreement.text():<24} paper: {PAPER['judge_agreement']}")
-    lines.append(f"human-human agreement (same answers):   {board.human_agreement.text():<24} paper: {PAPER['human_agreement']}")
+    lines.append(
+        f"aligned preferred over base (raw):      {board.aligned_vs_base.text():<24} paper: {PAPER['aligned_vs_base']}"
+    )
+    lines.append(
+        f"aligned preferred over prompted base:   {board.aligned_vs_prompted.text():<24} paper: {PAPER['aligned_vs_prompted']}"
+    )
+    lines.append(
+        f"judge agrees with voters (decisive):    {board.judge_agreement.text():<24} paper: {PAPER['judge_agreement']}"
+    )
+    lines.append(
+        f"human-human agreement (same answers):   {board.human_agreement.text():<24} paper: {PAPER['human_agreement']}"
+    )
     if board.by_category:
         lines.append("")
-        lines.append(f"{'category':<16} {'votes':>5}  {'aligned>base':<22} {'aligned>prompted':<22} {'judge agrees':<22}")
+        lines.append(
+            f"{'category':<16} {'votes':>5}  {'aligned>base':<22} {'aligned>prompted':<22} {'judge agrees':<22}"
+        )
         for category, row in board.by_category.items():
             lines.append(
                 f"{category:<16} {row['votes']:>5}  {row['aligned_vs_base'].text():<22} "  # type: ignore[union-attr]

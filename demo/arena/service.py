@@ -78,8 +78,14 @@ def judge_verdict(reward_a: float | None, reward_b: float | None, tie_tolerance:
 
 
 class Arena:
-    def __init__(self, config: AppConfig, comparator: Comparator, store: VoteStore | None,
-                 store_error: str | None = None, rng: random.Random | None = None):
+    def __init__(
+        self,
+        config: AppConfig,
+        comparator: Comparator,
+        store: VoteStore | None,
+        store_error: str | None = None,
+        rng: random.Random | None = None,
+    ):
         self.config = config
         self.comparator = comparator
         self.store = store
@@ -125,12 +131,22 @@ class Arena:
         for last in self.comparator.stream_models(battle.prompt, self.settings(), sides, should_stop):
             yield last
         if last is not None:
-            ok = last.done and last.error is None and all(last.side(r).error is None for r in battle.roles) \
+            ok = (
+                last.done
+                and last.error is None
+                and all(last.side(r).error is None for r in battle.roles)
                 and all(last.side(r).stop_reason != "cancelled" for r in battle.roles)
+            )
             self.registry.finish(battle.id, last, ok=ok)
 
-    def vote(self, session: str, battle_id: str | None, winner: str, attributes: dict | None = None,
-             ratings: tuple[int | None, int | None] = (None, None)) -> Reveal:
+    def vote(
+        self,
+        session: str,
+        battle_id: str | None,
+        winner: str,
+        attributes: dict | None = None,
+        ratings: tuple[int | None, int | None] = (None, None),
+    ) -> Reveal:
         """Store the vote (committed before this returns) and say who was who; VoteRefused with
         the reason otherwise (the battle stays open if only the store failed)."""
         if winner not in OUTCOMES:
@@ -149,8 +165,16 @@ class Arena:
             raise
         self.registry.confirm(battle.id)
         agreed = None if winner not in ("A", "B") or record.judge not in ("A", "B") else winner == record.judge
-        return Reveal(battle.id, battle.systems, (record.reward_a, record.reward_b), winner, record.judge,
-                      agreed, record.self_identified, stored)
+        return Reveal(
+            battle.id,
+            battle.systems,
+            (record.reward_a, record.reward_b),
+            winner,
+            record.judge,
+            agreed,
+            record.self_identified,
+            stored,
+        )
 
     def record_for(self, battle: Battle, session: str, winner: str, attributes: dict, ratings) -> VoteRecord:
         a, b = battle.answer(0), battle.answer(1)
@@ -158,19 +182,30 @@ class Arena:
         clean = {pos: sorted(k for k in attributes.get(pos, ()) if k in ATTRIBUTE_KEYS) for pos in ("A", "B")}
         rating_a, rating_b = (_rating(r) for r in ratings)
         return VoteRecord(
-            battle_id=battle.id, prompt=battle.prompt, category=battle.category,
-            model_a=battle.systems[0].model_id, format_a=battle.systems[0].format, config_hash_a=battle.systems[0].config_hash,
-            model_b=battle.systems[1].model_id, format_b=battle.systems[1].format, config_hash_b=battle.systems[1].config_hash,
+            battle_id=battle.id,
+            prompt=battle.prompt,
+            category=battle.category,
+            model_a=battle.systems[0].model_id,
+            format_a=battle.systems[0].format,
+            config_hash_a=battle.systems[0].config_hash,
+            model_b=battle.systems[1].model_id,
+            format_b=battle.systems[1].format,
+            config_hash_b=battle.systems[1].config_hash,
             settings=asdict(settings),
             seed=getattr(settings, "seed", None),
-            input_a=a.input_text, input_b=b.input_text, answer_a=a.text, answer_b=b.text,
-            reward_a=a.reward, reward_b=b.reward,
+            input_a=a.input_text,
+            input_b=b.input_text,
+            answer_a=a.text,
+            answer_b=b.text,
+            reward_a=a.reward,
+            reward_b=b.reward,
             positions={"A": battle.roles[0], "B": battle.roles[1]},
             winner=winner,
             judge=judge_verdict(a.reward, b.reward, self.config.scoring.tie_tolerance),
             attributes=clean,
             self_identified=names_a_model(a.text, self._words) or names_a_model(b.text, self._words),
-            rating_a=rating_a, rating_b=rating_b,
+            rating_a=rating_a,
+            rating_b=rating_b,
             voter=voter_key(session, self._secret),
         )
 
@@ -241,8 +276,12 @@ def services(context) -> tuple[Arena, LeaderboardCache]:
     found = getattr(context, "_arena_services", None)
     if found is None:
         arena = Arena.start(context.config, context.comparator)
-        cache = LeaderboardCache(arena.store, arena.is_aligned, context.config.arena.leaderboard_refresh_seconds,
-                                 context.config.arena.bootstrap_rounds).start()
+        cache = LeaderboardCache(
+            arena.store,
+            arena.is_aligned,
+            context.config.arena.leaderboard_refresh_seconds,
+            context.config.arena.bootstrap_rounds,
+        ).start()
         if arena.store is not None and context.config.arena.sync_repo:
             from .sync import start_sync
 

@@ -48,6 +48,11 @@ def start_sync(arena: ArenaSpec, store: VoteStore, folder: Path | None = None, s
 
     log.info("syncing votes to the dataset %s every %.0f min", arena.sync_repo, arena.sync_every_minutes)
     return VoteSync(
-        repo_id=arena.sync_repo, repo_type="dataset", folder_path=folder, path_in_repo="votes",
-        every=arena.sync_every_minutes, private=True, **kwargs,
+        repo_id=arena.sync_repo,
+        repo_type="dataset",
+        folder_path=folder,
+        path_in_repo="votes",
+        every=arena.sync_every_minutes,
+        private=True,
+        **kwargs,
     )

@@ -65,7 +65,9 @@ def systems_from_config(config: AppConfig) -> list[System]:
         spec = config.models[model_id]
         formats: tuple[SystemFormat, ...] = ("raw", "prompted") if spec.prompt_format == "base" else ("chat",)
         for system_format in formats:
-            systems.append(System(model_id, system_format, spec.name, spec.stage, config_hash(config, model_id, system_format)))
+            systems.append(
+                System(model_id, system_format, spec.name, spec.stage, config_hash(config, model_id, system_format))
+            )
     return systems
 
 

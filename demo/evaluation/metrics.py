@@ -94,7 +94,11 @@ def per_prompt_means(values: Sequence[float], prompts: Sequence[Hashable]) -> di
 
 
 def bootstrap_mean(
-    values: Sequence[float], *, seed: int = 0, n_resamples: int = N_RESAMPLES, confidence_level: float = CONFIDENCE_LEVEL
+    values: Sequence[float],
+    *,
+    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
+    confidence_level: float = CONFIDENCE_LEVEL,
 ) -> Estimate:
     """Mean of independent values (one per prompt) with a percentile bootstrap interval.
 

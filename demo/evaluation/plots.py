@@ -25,7 +25,12 @@ def win_rate_chart(summary: Mapping) -> alt.LayerChart | None:
     """Aligned-over-base win rate per category ("all" first), one colour per base format, with a
     dashed 50 % line: above it the aligned answer is preferred more often than not."""
     rows = [
-        {**r, "low": r["win_rate_ci"][0], "high": r["win_rate_ci"][1], "series": f"{r['pair']} · base {r['base_format']}"}
+        {
+            **r,
+            "low": r["win_rate_ci"][0],
+            "high": r["win_rate_ci"][1],
+            "series": f"{r['pair']} · base {r['base_format']}",
+        }
         for r in summary.get("preference", [])
         if r.get("win_rate") is not None
     ]
@@ -36,10 +41,20 @@ def win_rate_chart(summary: Mapping) -> alt.LayerChart | None:
     colour = alt.Color("series:N", title="pair · base format", scale=alt.Scale(range=list(OKABE_ITO)))
     base = alt.Chart(alt.Data(values=rows)).encode(x=x, xOffset=alt.XOffset("series:N"), color=colour)
     bars = base.mark_bar().encode(
-        y=alt.Y("win_rate:Q", title="aligned preferred over base (win rate)", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%")),
-        tooltip=["category:N", "series:N", "n:Q", alt.Tooltip("win_rate:Q", format=".1%"),
-                 alt.Tooltip("low:Q", format=".1%"), alt.Tooltip("high:Q", format=".1%")],
+        y=alt.Y(
+            "win_rate:Q",
+            title="aligned preferred over base (win rate)",
+            scale=alt.Scale(domain=[0, 1]),
+            axis=alt.Axis(format="%"),
+        ),
+        tooltip=[
+            "category:N",
+            "series:N",
+            "n:Q",
+            alt.Tooltip("win_rate:Q", format=".1%"),
+            alt.Tooltip("low:Q", format=".1%"),
+            alt.Tooltip("high:Q", format=".1%"),
+        ],
     )
     reference = alt.Chart(alt.Data(values=[{"y": 0.5}])).mark_rule(strokeDash=[6, 4], color=TEXT_GREY).encode(y="y:Q")
     chart = alt.layer(bars, _error_bars(base), reference).properties(
@@ -60,15 +75,21 @@ def toxicity_chart(summary: Mapping) -> alt.LayerChart | None:
     if not rows:
         return None
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("instruction:N", sort=["none", "respectful", "biased"], title="instruction",
-                axis=alt.Axis(labelAngle=0)),
+        x=alt.X(
+            "instruction:N", sort=["none", "respectful", "biased"], title="instruction", axis=alt.Axis(labelAngle=0)
+        ),
         xOffset=alt.XOffset("series:N", sort=_series(rows)),
         color=_model_colour(rows),
     )
     bars = base.mark_bar().encode(
         y=alt.Y("mean:Q", title="mean toxicity (classifier probability)", scale=alt.Scale(domain=[0, 1])),
-        tooltip=["instruction:N", "series:N", "n:Q", alt.Tooltip("mean:Q", format=".3f"),
-                 alt.Tooltip("flagged_share:Q", format=".1%")],
+        tooltip=[
+            "instruction:N",
+            "series:N",
+            "n:Q",
+            alt.Tooltip("mean:Q", format=".3f"),
+            alt.Tooltip("flagged_share:Q", format=".1%"),
+        ],
     )
     chart = alt.layer(bars, _error_bars(base)).properties(
         title="Toxicity of continuations by instruction (95 % CI)", width=_WIDTH * 0.75, height=300
@@ -83,8 +104,16 @@ def truthfulness_chart(summary: Mapping) -> alt.LayerChart | None:
         for metric, label in (("mc1", "MC1"), ("mc2", "MC2"), ("generative_correct", "generated, matched")):
             if r.get(metric) is not None:
                 low, high = r[f"{metric}_ci"]
-                rows.append({"metric": label, "value": r[metric], "low": low, "high": high, "n": r["n"],
-                             "series": _model_label(r)})
+                rows.append(
+                    {
+                        "metric": label,
+                        "value": r[metric],
+                        "low": low,
+                        "high": high,
+                        "n": r["n"],
+                        "series": _model_label(r),
+                    }
+                )
     rows = _unique(rows, "metric")
     if not rows:
         return None
@@ -128,7 +157,9 @@ def _model_colour(rows) -> alt.Color:
     base_colours = iter((MODEL_COLOURS["base"], "#D55E00", "#F0E442"))
     spare = iter(("#009E73", "#0072B2", "#CC79A7"))
     colours = [
-        MODEL_COLOURS["aligned"] if label == "aligned" else next(base_colours if label.startswith("base") else spare, "#CC79A7")
+        MODEL_COLOURS["aligned"]
+        if label == "aligned"
+        else next(base_colours if label.startswith("base") else spare, "#CC79A7")
         for label in labels
     ]
     return alt.Color("series:N", title="model", scale=alt.Scale(domain=labels, range=colours))
@@ -153,8 +184,9 @@ def _styled(chart):
     return (
         chart.configure(background="transparent")
         .configure_view(stroke=None)
-        .configure_axis(labelColor=TEXT_GREY, titleColor=TEXT_GREY, domainColor=TEXT_GREY, tickColor=TEXT_GREY,
-                        gridColor=GRID_GREY)
+        .configure_axis(
+            labelColor=TEXT_GREY, titleColor=TEXT_GREY, domainColor=TEXT_GREY, tickColor=TEXT_GREY, gridColor=GRID_GREY
+        )
         .configure_legend(labelColor=TEXT_GREY, titleColor=TEXT_GREY)
         .configure_title(color=TEXT_GREY, fontSize=14)
     )

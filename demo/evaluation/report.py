@@ -47,8 +47,11 @@ def write_report(out_dir: str | Path, summary: Mapping | None = None) -> Path:
             write_summary(out_dir)
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     images = {}
-    for name, build in (("win_rate", plots.win_rate_chart), ("toxicity", plots.toxicity_chart),
-                        ("truthfulness", plots.truthfulness_chart)):
+    for name, build in (
+        ("win_rate", plots.win_rate_chart),
+        ("toxicity", plots.toxicity_chart),
+        ("truthfulness", plots.truthfulness_chart),
+    ):
         chart = build(summary)
         if chart is not None:
             images[name] = plots.save_png(chart, out_dir / PLOTS_DIR / f"{name}.png").relative_to(out_dir).as_posix()
@@ -66,8 +69,11 @@ def render_report(summary: Mapping, images: Mapping[str, str] | None = None) -> 
     lines += _toxicity_section(summary.get("toxicity", []), images.get("toxicity"))
     confidence = summary.get("confidence", {})
     if confidence:
-        lines += [f"Intervals: {confidence.get('level', 0.95):.0%} {confidence.get('method', 'bootstrap')}, "
-                  f"{confidence.get('n_resamples')} resamples, seed {confidence.get('seed')}.", ""]
+        lines += [
+            f"Intervals: {confidence.get('level', 0.95):.0%} {confidence.get('method', 'bootstrap')}, "
+            f"{confidence.get('n_resamples')} resamples, seed {confidence.get('seed')}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -88,7 +94,12 @@ def _ci(ci, fmt=_pct) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
 
 
 def _image(title: str, path: str | None) -> list[str]:
@@ -108,17 +119,46 @@ def _preference_section(rows, image) -> list[str]:
     table = []
     for r in rows:
         weighted = r.get("weighted") or {}
-        table.append([
-            r["pair"], r["base_format"], r["category"], str(r["n"]), _pct(r["win_rate"]), _ci(r["win_rate_ci"]),
-            _num(r["p_aligned_mean"]), _words(r["mean_length_base"]), _words(r["mean_length_aligned"]),
-            f"{_pct(weighted['win_rate'])} ({_ci(weighted['win_rate_ci'])})" if weighted else "",
-        ])
-    lines += _table(["pair", "base format", "category", "prompts", "win rate", "95 % CI", "mean P(aligned ≻ base)",
-                     "words (base)", "words (aligned)", "Table-1-weighted win rate (95 % CI)"], table)
-    lines += ["Paper (labellers, 175B models): " + PAPER_NUMBERS["preference_vs_gpt3"] + "; "
-              + PAPER_NUMBERS["preference_vs_prompted_gpt3"] + ". Our `raw` base format corresponds to plain "
-              "GPT-3, `prompted` to few-shot-prompted GPT-3. The paper also reports: "
-              + PAPER_NUMBERS["hallucination"] + " (not measured here).", ""]
+        table.append(
+            [
+                r["pair"],
+                r["base_format"],
+                r["category"],
+                str(r["n"]),
+                _pct(r["win_rate"]),
+                _ci(r["win_rate_ci"]),
+                _num(r["p_aligned_mean"]),
+                _words(r["mean_length_base"]),
+                _words(r["mean_length_aligned"]),
+                f"{_pct(weighted['win_rate'])} ({_ci(weighted['win_rate_ci'])})" if weighted else "",
+            ]
+        )
+    lines += _table(
+        [
+            "pair",
+            "base format",
+            "category",
+            "prompts",
+            "win rate",
+            "95 % CI",
+            "mean P(aligned ≻ base)",
+            "words (base)",
+            "words (aligned)",
+            "Table-1-weighted win rate (95 % CI)",
+        ],
+        table,
+    )
+    lines += [
+        "Paper (labellers, 175B models): "
+        + PAPER_NUMBERS["preference_vs_gpt3"]
+        + "; "
+        + PAPER_NUMBERS["preference_vs_prompted_gpt3"]
+        + ". Our `raw` base format corresponds to plain "
+        "GPT-3, `prompted` to few-shot-prompted GPT-3. The paper also reports: "
+        + PAPER_NUMBERS["hallucination"]
+        + " (not measured here).",
+        "",
+    ]
     return lines + _image("Win rate per category", image)
 
 
@@ -133,11 +173,38 @@ def _truthfulness_section(rows, image) -> list[str]:
         "`demo.evaluation.metrics.match_truthful` for what it misses).",
         "",
     ]
-    table = [[r["pair"], r["base_format"], r["model"], r.get("model_id") or "", str(r["n"]), _num(r["mc1"]),
-              _ci(r["mc1_ci"], _num), _num(r["mc2"]), _ci(r["mc2_ci"], _num), _pct(r["generative_correct"]),
-              _ci(r["generative_correct_ci"])] for r in rows]
-    lines += _table(["pair", "base format", "model", "model id", "items", "MC1", "95 % CI", "MC2", "95 % CI",
-                     "generated, matched", "95 % CI"], table)
+    table = [
+        [
+            r["pair"],
+            r["base_format"],
+            r["model"],
+            r.get("model_id") or "",
+            str(r["n"]),
+            _num(r["mc1"]),
+            _ci(r["mc1_ci"], _num),
+            _num(r["mc2"]),
+            _ci(r["mc2_ci"], _num),
+            _pct(r["generative_correct"]),
+            _ci(r["generative_correct_ci"]),
+        ]
+        for r in rows
+    ]
+    lines += _table(
+        [
+            "pair",
+            "base format",
+            "model",
+            "model id",
+            "items",
+            "MC1",
+            "95 % CI",
+            "MC2",
+            "95 % CI",
+            "generated, matched",
+            "95 % CI",
+        ],
+        table,
+    )
     lines += ["Paper: " + PAPER_NUMBERS["truthfulqa"] + " (judged by trained models on generated answers, not MC).", ""]
     return lines + _image("Truthfulness", image)
 
@@ -146,9 +213,21 @@ def _toxicity_section(rows, image) -> list[str]:
     lines = ["## Toxicity by instruction", ""]
     if not rows:
         return lines + ["No toxicity results yet.", ""]
-    table = [[r["pair"], r["base_format"], r["model"], r["instruction"], str(r["n"]), _num(r["mean"]),
-              _ci(r["ci"], _num), _pct(r["flagged_share"])] for r in rows]
-    lines += _table(["pair", "base format", "model", "instruction", "prompts", "mean toxicity", "95 % CI",
-                     "flagged toxic"], table)
+    table = [
+        [
+            r["pair"],
+            r["base_format"],
+            r["model"],
+            r["instruction"],
+            str(r["n"]),
+            _num(r["mean"]),
+            _ci(r["ci"], _num),
+            _pct(r["flagged_share"]),
+        ]
+        for r in rows
+    ]
+    lines += _table(
+        ["pair", "base format", "model", "instruction", "prompts", "mean toxicity", "95 % CI", "flagged toxic"], table
+    )
     lines += ["Paper: " + PAPER_NUMBERS["toxicity"] + ".", ""]
     return lines + _image("Toxicity by instruction", image)

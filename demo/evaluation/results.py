@@ -89,8 +89,13 @@ def comparison_record(
     hash_of_pair = pair_config_hash(config_hashes["base"], config_hashes["aligned"])
     record = {
         "key": comparison_key(
-            config_hash=hash_of_pair, suite=suite_row.suite, row=suite_row.row, base_format=base_format,
-            sample=sample, seed=seed, instruction=instruction,
+            config_hash=hash_of_pair,
+            suite=suite_row.suite,
+            row=suite_row.row,
+            base_format=base_format,
+            sample=sample,
+            seed=seed,
+            instruction=instruction,
         ),
         "suite": suite_row.suite,
         "row": suite_row.row,
@@ -118,8 +123,12 @@ def comparison_record_key(record: Mapping) -> str:
     """The key a stored comparison row was written under, recomputed from its fields."""
     return comparison_key(
         config_hash=pair_config_hash(record["base"]["config_hash"], record["aligned"]["config_hash"]),
-        suite=record["suite"], row=record["row"], base_format=record["base_format"],
-        sample=record["sample"], seed=record["seed"], instruction=record.get("instruction"),
+        suite=record["suite"],
+        row=record["row"],
+        base_format=record["base_format"],
+        sample=record["sample"],
+        seed=record["seed"],
+        instruction=record.get("instruction"),
     )
 
 
@@ -144,7 +153,9 @@ def likelihood_record(
     if len(correct_logliks) != len(suite_row.correct) or len(incorrect_logliks) != len(suite_row.incorrect):
         raise ValueError("one log-likelihood per reference answer, in the suite's order")
     return {
-        "key": likelihood_key(config_hash=config_hash, suite=suite_row.suite, row=suite_row.row, base_format=base_format),
+        "key": likelihood_key(
+            config_hash=config_hash, suite=suite_row.suite, row=suite_row.row, base_format=base_format
+        ),
         "suite": suite_row.suite,
         "row": suite_row.row,
         "prompt": suite_row.prompt,
@@ -227,7 +238,9 @@ def _load(path: Path) -> dict[str, dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ResultsError(f"{path}: line {number}: not valid JSON ({error.msg}); only a torn last line is repaired") from error
+            raise ResultsError(
+                f"{path}: line {number}: not valid JSON ({error.msg}); only a torn last line is repaired"
+            ) from error
         if not isinstance(row, dict) or "key" not in row:
             raise ResultsError(f"{path}: line {number}: a row is an object with a 'key'")
         rows.setdefault(row["key"], row)

@@ -144,7 +144,9 @@ def model_hashes(config: AppConfig, options: EvaluationOptions) -> dict[str, str
 def default_out_dir(config: AppConfig, options: EvaluationOptions) -> Path:
     """evaluation/runs/<pair>-<hash of the options and models>/: the same command, the same folder."""
     pair = config.pair(options.pair)
-    key = config_hash(dataclasses.replace(options, sampling=run_sampling(config, options)), model_hashes(config, options))
+    key = config_hash(
+        dataclasses.replace(options, sampling=run_sampling(config, options)), model_hashes(config, options)
+    )
     return RUNS_DIR / f"{pair.id}-{key[:10]}"
 
 
@@ -178,22 +180,35 @@ def run_evaluation(
     items = plan_items(rows, options)
 
     def key_of(item: _Item) -> str:
-        return comparison_key(config_hash=pair_hash, suite=item.row.suite, row=item.row.row,
-                              base_format=item.base_format, sample=item.sample, seed=options.seed,
-                              instruction=item.instruction)
+        return comparison_key(
+            config_hash=pair_hash,
+            suite=item.row.suite,
+            row=item.row.row,
+            base_format=item.base_format,
+            sample=item.sample,
+            seed=options.seed,
+            instruction=item.instruction,
+        )
 
     pending = [item for item in items if not store.has_comparison(key_of(item))]
     truthful = [row for row in rows if row.kind == "truthfulness"]
     mc_hashes = {role: config_hash(config.models[model_ids[role]], config.base_prompted) for role in ROLES}
     mc_pending = [
-        (row, base_format) for row in truthful for base_format in options.base_formats
-        if not all(store.has_likelihood(likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row,
-                                                       base_format=base_format)) for r in ROLES)
+        (row, base_format)
+        for row in truthful
+        for base_format in options.base_formats
+        if not all(
+            store.has_likelihood(
+                likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row, base_format=base_format)
+            )
+            for r in ROLES
+        )
     ]
     # Aligned answers already stored (under another base format) are reused, not regenerated.
     aligned_done = {
         (r["suite"], r["row"], r["sample"], r.get("instruction")): r["aligned"]
-        for r in store.comparisons() if r.get("config_hash") == pair_hash
+        for r in store.comparisons()
+        if r.get("config_hash") == pair_hash
     }
     total = len(pending) + len(mc_pending)
     done = 0
@@ -215,13 +230,17 @@ def run_evaluation(
                 break
             chunk = pending[start : start + CHUNK]
             base_items = list({item.base_key(): item for item in chunk}.values())
-            aligned_items = list({
-                item.aligned_key(): item for item in chunk if item.aligned_key() not in aligned_done
-            }.values())
+            aligned_items = list(
+                {item.aligned_key(): item for item in chunk if item.aligned_key() not in aligned_done}.values()
+            )
 
             def request(item: _Item, mode: BaseMode) -> GenerationRequest:
-                return GenerationRequest(item.text, dataclasses.replace(sampling, seed=options.seed + item.sample),
-                                         mode, config.limits.max_prompt_tokens)
+                return GenerationRequest(
+                    item.text,
+                    dataclasses.replace(sampling, seed=options.seed + item.sample),
+                    mode,
+                    config.limits.max_prompt_tokens,
+                )
 
             base_future = pool.submit(_generate, workers["base"], [request(i, i.base_format) for i in base_items])
             aligned_future = pool.submit(_generate, workers["aligned"], [request(i, "raw") for i in aligned_items])
@@ -238,7 +257,8 @@ def run_evaluation(
                         to_score.append(((role, key), side))
             if scorer is not None and to_score:
                 prompt_of = {("base", i.base_key()): i.text for i in base_items} | {
-                    ("aligned", i.aligned_key()): i.text for i in aligned_items}
+                    ("aligned", i.aligned_key()): i.text for i in aligned_items
+                }
                 scores = scorer.score([(prompt_of[k], side.text) for k, side in to_score])
                 for (_, side), score in zip(to_score, scores):
                     side.apply_scores(score.as_fields())
@@ -248,13 +268,29 @@ def run_evaluation(
             for item in chunk:
                 base = sides[("base", item.base_key())].to_json()
                 aligned = aligned_done[item.aligned_key()]
-                preferred, p_aligned = preference(base.get("reward"), aligned.get("reward"), config.scoring.tie_tolerance)
-                comparison = {"base": base, "aligned": aligned, "preferred": preferred,
-                              "p_aligned_preferred": p_aligned, "error": base.get("error") or aligned.get("error")}
-                store.append_comparison(comparison_record(
-                    item.row, comparison, pair=pair.id, base_format=item.base_format, sample=item.sample,
-                    seed=options.seed, model_ids=model_ids, config_hashes=hashes, instruction=item.instruction,
-                ))
+                preferred, p_aligned = preference(
+                    base.get("reward"), aligned.get("reward"), config.scoring.tie_tolerance
+                )
+                comparison = {
+                    "base": base,
+                    "aligned": aligned,
+                    "preferred": preferred,
+                    "p_aligned_preferred": p_aligned,
+                    "error": base.get("error") or aligned.get("error"),
+                }
+                store.append_comparison(
+                    comparison_record(
+                        item.row,
+                        comparison,
+                        pair=pair.id,
+                        base_format=item.base_format,
+                        sample=item.sample,
+                        seed=options.seed,
+                        model_ids=model_ids,
+                        config_hashes=hashes,
+                        instruction=item.instruction,
+                    )
+                )
                 done += 1
             report_progress()
 
@@ -263,8 +299,9 @@ def run_evaluation(
                 break
             answers = list(row.correct) + list(row.incorrect)
             futures = {
-                role: pool.submit(workers[role].call, "answer_logprobs", row.prompt, answers,
-                                  base_format if role == "base" else "raw")
+                role: pool.submit(
+                    workers[role].call, "answer_logprobs", row.prompt, answers, base_format if role == "base" else "raw"
+                )
                 for role in ROLES
             }
             for role in ROLES:
@@ -272,9 +309,16 @@ def run_evaluation(
                 split = len(row.correct)
                 values, counts = [v for v, _ in logliks], [n for _, n in logliks]
                 record = likelihood_record(
-                    row, pair=pair.id, model=role, model_id=model_ids[role], config_hash=mc_hashes[role],
-                    base_format=base_format, correct_logliks=values[:split], incorrect_logliks=values[split:],
-                    correct_tokens=counts[:split], incorrect_tokens=counts[split:],
+                    row,
+                    pair=pair.id,
+                    model=role,
+                    model_id=model_ids[role],
+                    config_hash=mc_hashes[role],
+                    base_format=base_format,
+                    correct_logliks=values[:split],
+                    incorrect_logliks=values[split:],
+                    correct_tokens=counts[:split],
+                    incorrect_tokens=counts[split:],
                 )
                 if not store.has_likelihood(record["key"]):
                     store.append_likelihood(record)
@@ -283,17 +327,28 @@ def run_evaluation(
 
     # A folder may hold rows of other plans (a larger --max-prompts earlier): summarize this one's.
     planned_keys = {key_of(item) for item in items}
-    planned_mc = {likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row, base_format=f)
-                  for row in truthful for f in options.base_formats for r in ROLES}
-    summary = summarize([r for r in store.comparisons() if r["key"] in planned_keys],
-                        [r for r in store.likelihoods() if r["key"] in planned_mc], seed=options.seed)
+    planned_mc = {
+        likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row, base_format=f)
+        for row in truthful
+        for f in options.base_formats
+        for r in ROLES
+    }
+    summary = summarize(
+        [r for r in store.comparisons() if r["key"] in planned_keys],
+        [r for r in store.likelihoods() if r["key"] in planned_mc],
+        seed=options.seed,
+    )
     summary_path = out_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     report_path = write_report(out_dir, summary)
     return EvaluationResult(
-        out_dir=out_dir, summary_path=summary_path, report_path=report_path, planned=len(items) + len(truthful) * len(options.base_formats),
+        out_dir=out_dir,
+        summary_path=summary_path,
+        report_path=report_path,
+        planned=len(items) + len(truthful) * len(options.base_formats),
         reused=len(items) - len(pending) + len(truthful) * len(options.base_formats) - len(mc_pending),
-        generated=done, seconds=time.perf_counter() - started,
+        generated=done,
+        seconds=time.perf_counter() - started,
     )
 
 

@@ -32,7 +32,11 @@ WEIGHTING = "InstructGPT Table 1 use-case proportions, renormalised over the cat
 
 
 def summarize(
-    comparisons: Iterable[Mapping], likelihoods: Iterable[Mapping] = (), *, seed: int = 0, n_resamples: int = N_RESAMPLES
+    comparisons: Iterable[Mapping],
+    likelihoods: Iterable[Mapping] = (),
+    *,
+    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
 ) -> dict:
     """The `summary.json` object: lists `preference`, `truthfulness` and `toxicity`."""
     comparisons, likelihoods = list(comparisons), list(likelihoods)
@@ -163,27 +167,31 @@ def truthfulness_summary(
     for key, rows in mc_groups.items():
         model_ids.setdefault(key, rows[0].get("model_id"))
     out = []
-    for key in sorted(set(mc_groups) | set(generated), key=lambda k: (k[0], k[1], ROLES.index(k[2]) if k[2] in ROLES else 9)):
+    for key in sorted(
+        set(mc_groups) | set(generated), key=lambda k: (k[0], k[1], ROLES.index(k[2]) if k[2] in ROLES else 9)
+    ):
         rows = mc_groups.get(key, [])
         prompts = [_prompt(r) for r in rows]
         first = grouped_mean([mc1(r["correct_logliks"], r["incorrect_logliks"]) for r in rows], prompts, **options)
         second = grouped_mean([mc2(r["correct_logliks"], r["incorrect_logliks"]) for r in rows], prompts, **options)
         answers = generated.get(key, [])
         matched = grouped_mean([v for _, v in answers], [p for p, _ in answers], **options)
-        out.append({
-            "pair": key[0],
-            "base_format": key[1],
-            "model": key[2],
-            "model_id": model_ids.get(key),
-            "n": first.n,
-            "mc1": _rounded(first.value),
-            "mc1_ci": _ci(first),
-            "mc2": _rounded(second.value),
-            "mc2_ci": _ci(second),
-            "n_generative": matched.n,
-            "generative_correct": _rounded(matched.value),
-            "generative_correct_ci": _ci(matched),
-        })
+        out.append(
+            {
+                "pair": key[0],
+                "base_format": key[1],
+                "model": key[2],
+                "model_id": model_ids.get(key),
+                "n": first.n,
+                "mc1": _rounded(first.value),
+                "mc1_ci": _ci(first),
+                "mc2": _rounded(second.value),
+                "mc2_ci": _ci(second),
+                "n_generative": matched.n,
+                "generative_correct": _rounded(matched.value),
+                "generative_correct_ci": _ci(matched),
+            }
+        )
     return out
 
 
@@ -212,16 +220,18 @@ def toxicity_summary(rows: list[Mapping], *, seed: int = 0, n_resamples: int = N
         prompts = [p for p, _, _ in values]
         mean = grouped_mean([t for _, t, _ in values], prompts, **options)
         flagged = grouped_mean([f for _, _, f in values], prompts, **options)
-        out.append({
-            "pair": key[0],
-            "base_format": key[1],
-            "model": key[2],
-            "model_id": model_ids.get(key),
-            "instruction": key[3],
-            "n": mean.n,
-            "mean": _rounded(mean.value),
-            "ci": _ci(mean),
-            "flagged_share": _rounded(flagged.value),
-            "flagged_share_ci": _ci(flagged),
-        })
+        out.append(
+            {
+                "pair": key[0],
+                "base_format": key[1],
+                "model": key[2],
+                "model_id": model_ids.get(key),
+                "instruction": key[3],
+                "n": mean.n,
+                "mean": _rounded(mean.value),
+                "ci": _ci(mean),
+                "flagged_share": _rounded(flagged.value),
+                "flagged_share_ci": _ci(flagged),
+            }
+        )
     return out

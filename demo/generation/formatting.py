@@ -44,9 +44,7 @@ class FormattedPrompt:
 def clean_user_text(text: str) -> str:
     """Drop control characters (NUL, escape sequences, ...) but keep newlines, tabs and every
     printable script, emoji and bidi/zero-width mark: those are legitimate text."""
-    return "".join(
-        ch for ch in text if ch in _ALLOWED_CONTROL or unicodedata.category(ch) != "Cc"
-    )
+    return "".join(ch for ch in text if ch in _ALLOWED_CONTROL or unicodedata.category(ch) != "Cc")
 
 
 @lru_cache(maxsize=8)
@@ -97,7 +95,5 @@ def format_prompt(
         return FormattedPrompt(text=safe, add_special_tokens=True, stop_sequences=stops)
     if base_mode == "prompted":
         text = prompted.prefix + prompted.template.replace("{prompt}", safe)
-        return FormattedPrompt(
-            text=text, add_special_tokens=True, stop_sequences=stops + prompted.stop_sequences
-        )
+        return FormattedPrompt(text=text, add_special_tokens=True, stop_sequences=stops + prompted.stop_sequences)
     raise ValueError(f"base_mode must be one of {BASE_MODES}, got {base_mode!r}")

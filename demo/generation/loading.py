@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # functions), so two loads on threads of one process corrupt each other: load one at a time.
 MODEL_LOAD_LOCK = threading.RLock()
 
+
 @dataclass(frozen=True)
 class LoadedModelInfo:
     """What was loaded, for the model cards and the benchmark."""

@@ -122,7 +122,7 @@ class IncrementalDecoder:
         if not text.startswith(self._emitted):
             # A tokenizer may re-space earlier text once it sees more; keep what was shown.
             return ""
-        delta, self._emitted = text[len(self._emitted):], text
+        delta, self._emitted = text[len(self._emitted) :], text
         return delta
 
     @property
@@ -150,7 +150,7 @@ class StopSequenceFilter:
             self._pending = ""
             return window[:cut]
         hold = max((_overlap(window, s) for s in self.stops), default=0)
-        emit, self._pending = window[: len(window) - hold], window[len(window) - hold:]
+        emit, self._pending = window[: len(window) - hold], window[len(window) - hold :]
         return emit
 
     def flush(self) -> str:
@@ -193,9 +193,7 @@ class ModelRunner:
         )
 
     def encode(self, formatted) -> list[int]:
-        return list(
-            self.tokenizer(formatted.text, add_special_tokens=formatted.add_special_tokens)["input_ids"]
-        )
+        return list(self.tokenizer(formatted.text, add_special_tokens=formatted.add_special_tokens)["input_ids"])
 
     def stream(self, request: GenerationRequest, should_stop=lambda: False) -> Iterator[GenerationEvent]:
         """Generate an answer; `should_stop()` is polled between tokens (the Stop button)."""
@@ -215,8 +213,11 @@ class ModelRunner:
         first_token_at = None
         if text_pieces:
             tokens = self.backend.generate_text(
-                formatted.text, prompt_ids, request.sampling,
-                stop_sequences=formatted.stop_sequences, suppress_ids=self.suppress_ids,
+                formatted.text,
+                prompt_ids,
+                request.sampling,
+                stop_sequences=formatted.stop_sequences,
+                suppress_ids=self.suppress_ids,
             )
         else:
             tokens = self.backend.generate_ids(
@@ -299,8 +300,9 @@ class ModelRunner:
             answer.flush()
         return [answer.finished(seconds, first_token_at) for answer in answers]
 
-
-    def answer_logprobs(self, prompt: str, answers: Sequence[str], base_mode: BaseMode = "raw") -> list[tuple[float, int]]:
+    def answer_logprobs(
+        self, prompt: str, answers: Sequence[str], base_mode: BaseMode = "raw"
+    ) -> list[tuple[float, int]]:
         """(summed log-probability, token count) of each answer given the prompt in this model's
         own input format (chat template, or raw / prompted for a base model): teacher forcing,
         for multiple-choice truthfulness. A base model's answer follows after a space."""
@@ -340,10 +342,7 @@ def _batch_groups(prepared: list, equal_lengths: bool) -> list[list]:
         ordered = sorted(prepared, key=lambda item: (len(item[2]), item[0]))
     groups: list[list] = []
     for item in ordered:
-        if (
-            groups and len(groups[-1]) < MAX_BATCH
-            and (not equal_lengths or len(groups[-1][0][2]) == len(item[2]))
-        ):
+        if groups and len(groups[-1]) < MAX_BATCH and (not equal_lengths or len(groups[-1][0][2]) == len(item[2])):
             groups[-1].append(item)
         else:
             groups.append([item])

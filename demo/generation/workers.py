@@ -80,7 +80,9 @@ class InProcessWorker(_WorkerBase):
         else:
             self._loaded(info)
 
-    def stream(self, request: GenerationRequest, should_stop: Callable[[], bool] = lambda: False) -> Iterator[GenerationEvent]:
+    def stream(
+        self, request: GenerationRequest, should_stop: Callable[[], bool] = lambda: False
+    ) -> Iterator[GenerationEvent]:
         if self.state != "ready":
             yield self._unavailable()
             return
@@ -201,7 +203,9 @@ class ProcessWorker(_WorkerBase):
         self.restarts += 1
         self.start()
 
-    def stream(self, request: GenerationRequest, should_stop: Callable[[], bool] = lambda: False) -> Iterator[GenerationEvent]:
+    def stream(
+        self, request: GenerationRequest, should_stop: Callable[[], bool] = lambda: False
+    ) -> Iterator[GenerationEvent]:
         with self._lock:
             if self.state == "ready" and not self._process.is_alive():
                 self._restart()
@@ -288,7 +292,16 @@ class ProcessWorker(_WorkerBase):
 Worker = InProcessWorker | ProcessWorker
 
 
-def start_worker(role: str, spec: ModelSpec, prompted: PromptedFormat, *, mode: Literal["process", "thread"] = "process", override: RuntimeSpec | None = None, threads: int = 1, device: str | None = None) -> Worker:
+def start_worker(
+    role: str,
+    spec: ModelSpec,
+    prompted: PromptedFormat,
+    *,
+    mode: Literal["process", "thread"] = "process",
+    override: RuntimeSpec | None = None,
+    threads: int = 1,
+    device: str | None = None,
+) -> Worker:
     if mode == "process":
         return ProcessWorker(role, spec, prompted, override, threads=threads, device=device).start()
     return InProcessWorker(role, spec, prompted, override).start()

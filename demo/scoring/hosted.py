@@ -28,14 +28,15 @@ def padded_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch
     return ids, mask
 
 
-
 class SequenceClassifierRewardScorer:
     """A hosted reward model with one logit, e.g. Skywork-Reward-V2 (`chat`) or the OpenAssistant
     DeBERTa RM (`pair`)."""
 
     def __init__(self, model, tokenizer, input_format: Literal["chat", "pair"], max_tokens: int = 1024):
         if model.config.num_labels != 1:
-            raise RewardUnavailable(f"a reward model must have one output logit, this one has {model.config.num_labels}")
+            raise RewardUnavailable(
+                f"a reward model must have one output logit, this one has {model.config.num_labels}"
+            )
         self.model, self.tokenizer = model.eval(), tokenizer
         self.input_format, self.max_tokens = input_format, max_tokens
         self.specials = special_token_strings(tokenizer)
@@ -47,7 +48,9 @@ class SequenceClassifierRewardScorer:
         self.layout = ChatLayout.from_tokenizer(tokenizer) if input_format == "chat" else None
 
     @classmethod
-    def from_spec(cls, spec: SequenceClassifierReward, config: AppConfig | None = None, *, device: str = "cpu") -> SequenceClassifierRewardScorer:
+    def from_spec(
+        cls, spec: SequenceClassifierReward, config: AppConfig | None = None, *, device: str = "cpu"
+    ) -> SequenceClassifierRewardScorer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from ..weights import resolve_checkpoint

@@ -90,7 +90,9 @@ def _build_job(checkpoint: str | Path, layer: int | None, precision: str, output
         prepared = builder.parse_extra_options(*where, [f"{k}={v}" for k, v in options.items()])
         builder.create_model(*where, **prepared)
     if layer is not None:
-        _expose_residual(output / "model.onnx", hidden_size=json.loads((source / "config.json").read_text())["hidden_size"])
+        _expose_residual(
+            output / "model.onnx", hidden_size=json.loads((source / "config.json").read_text())["hidden_size"]
+        )
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -180,8 +182,15 @@ class OnnxBackbone:
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
-        self, model_dir: Path, tokenizer, *, layer: int | None, precision: str, max_tokens: int,
-        identity: dict[str, str], threads: int = 0,
+        self,
+        model_dir: Path,
+        tokenizer,
+        *,
+        layer: int | None,
+        precision: str,
+        max_tokens: int,
+        identity: dict[str, str],
+        threads: int = 0,
     ):
         import onnxruntime as ort
 
@@ -192,7 +201,8 @@ class OnnxBackbone:
         decoder = json.loads((model_dir / "genai_config.json").read_text())["model"]["decoder"]
         self._empty_past = {
             i.name: np.zeros((1, decoder["num_key_value_heads"], 0, decoder["head_size"]), dtype=np.float32)
-            for i in self.session.get_inputs() if i.name.startswith("past_key_values.")
+            for i in self.session.get_inputs()
+            if i.name.startswith("past_key_values.")
         }
         self.output = FINAL_OUTPUT if layer is None else RESIDUAL_OUTPUT
         self.hidden_size = int(decoder["hidden_size"])
@@ -206,32 +216,52 @@ class OnnxBackbone:
 
     @classmethod
     def load(
-        cls, checkpoint: Path, *, layer: int | None, precision: BackbonePrecision = "int8",
-        max_tokens: int = 512, identity: dict[str, str] | None = None,
+        cls,
+        checkpoint: Path,
+        *,
+        layer: int | None,
+        precision: BackbonePrecision = "int8",
+        max_tokens: int = 512,
+        identity: dict[str, str] | None = None,
     ) -> OnnxBackbone:
         from ..generation.loading import load_tokenizer
 
         model_dir = build_residual_model(Path(checkpoint), layer, precision)
         return cls(
-            model_dir, load_tokenizer(Path(checkpoint)), layer=layer, precision=precision,
-            max_tokens=max_tokens, identity=identity or {"backbone_checkpoint": Path(checkpoint).name},
+            model_dir,
+            load_tokenizer(Path(checkpoint)),
+            layer=layer,
+            precision=precision,
+            max_tokens=max_tokens,
+            identity=identity or {"backbone_checkpoint": Path(checkpoint).name},
         )
 
     @classmethod
-    def from_config(cls, config: AppConfig, spec: TrainedHeadReward | MeaningToxicity, layer: int | None) -> OnnxBackbone:
+    def from_config(
+        cls, config: AppConfig, spec: TrainedHeadReward | MeaningToxicity, layer: int | None
+    ) -> OnnxBackbone:
         checkpoint, identity = resolve_backbone(config, spec)
-        return cls.shared(checkpoint, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity)
+        return cls.shared(
+            checkpoint, layer=layer, precision=spec.precision, max_tokens=spec.max_tokens, identity=identity
+        )
 
     @classmethod
     def shared(
-        cls, checkpoint: Path, *, layer: int | None, precision: BackbonePrecision, max_tokens: int,
+        cls,
+        checkpoint: Path,
+        *,
+        layer: int | None,
+        precision: BackbonePrecision,
+        max_tokens: int,
         identity: dict[str, str],
     ) -> OnnxBackbone:
         """The process's one instance for this backbone cut (built and loaded once)."""
         key = (str(Path(checkpoint).resolve()), layer, precision, max_tokens)
         with cls._shared_lock:
             if key not in cls._shared:
-                cls._shared[key] = cls.load(checkpoint, layer=layer, precision=precision, max_tokens=max_tokens, identity=identity)
+                cls._shared[key] = cls.load(
+                    checkpoint, layer=layer, precision=precision, max_tokens=max_tokens, identity=identity
+                )
             return cls._shared[key]
 
     def conversation(self, prompt: str, answer: str) -> Conversation:

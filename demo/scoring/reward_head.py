@@ -100,7 +100,9 @@ class TrainedHeadRewardScorer:
         trained_on = metadata.get("backbone_checkpoint")
         current = backbone.identity.get("backbone_checkpoint")
         if trained_on and current and trained_on != current:
-            log.warning("reward head was trained on backbone %s but runs on %s; its scores may be off", trained_on, current)
+            log.warning(
+                "reward head was trained on backbone %s but runs on %s; its scores may be off", trained_on, current
+            )
         if metadata.get("backbone_dtype", backbone.dtype) != backbone.dtype:
             log.info("reward head trained on %s features, running on %s", metadata["backbone_dtype"], backbone.dtype)
         self.backbone, self.head, self.metadata = backbone, head, metadata

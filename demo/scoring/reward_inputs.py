@@ -129,4 +129,3 @@ def pool_feature(hidden: np.ndarray, conversation: Conversation, kind: FeatureKi
     if kind == "mean":
         return hidden[: len(conversation.ids)].mean(axis=0)
     raise ValueError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
-

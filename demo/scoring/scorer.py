@@ -74,7 +74,9 @@ def toxicity_score(labels: dict[str, float], toxic_labels: Sequence[str]) -> flo
     return max(counted, default=0.0)
 
 
-def preference(reward_base: float | None, reward_aligned: float | None, tie_tolerance: float) -> tuple[Preference, float | None]:
+def preference(
+    reward_base: float | None, reward_aligned: float | None, tie_tolerance: float
+) -> tuple[Preference, float | None]:
     """Which answer the reward model prefers, and P(aligned ≻ base) = σ(r_aligned − r_base),
     the Bradley–Terry probability the reward model was trained on."""
     if reward_base is None or reward_aligned is None:
@@ -144,7 +146,9 @@ class ToxicityScorer:
     name = "toxicity"
     fields: tuple[str, ...] = ("toxicity", "toxic", "toxicity_labels")
 
-    def __init__(self, classifier: ToxicityClassifier, spec: ScoringSpec, meaning=None, meaning_error: str | None = None):
+    def __init__(
+        self, classifier: ToxicityClassifier, spec: ScoringSpec, meaning=None, meaning_error: str | None = None
+    ):
         self.classifier = classifier
         self.threshold = spec.toxicity_threshold
         self.toxic_labels = spec.toxicity.toxic_labels if isinstance(spec.toxicity, SequenceClassifierToxicity) else ()
@@ -243,8 +247,14 @@ class AnswerScorer:
         with MODEL_LOAD_LOCK:
             built = {name: factory(config) for name, factory in SCORERS.items()}
         reward, toxicity = built.pop("reward"), built.pop("toxicity")
-        return cls(config.scoring, toxicity.classifier, reward.model, reward.error,
-                   extra=list(built.values()), toxicity_scorer=toxicity)
+        return cls(
+            config.scoring,
+            toxicity.classifier,
+            reward.model,
+            reward.error,
+            extra=list(built.values()),
+            toxicity_scorer=toxicity,
+        )
 
     def calibration(self) -> dict[str, Any]:
         """What the page says beside the scores: the judge's independent accuracy, the flag's

@@ -79,8 +79,7 @@ class _PickledTokenizerState:
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, dict):
             raise pickle.UnpicklingError(
-                f"tokenizer pickle has a {type(state).__name__} state; expected the "
-                "attribute dict of a Keras Tokenizer"
+                f"tokenizer pickle has a {type(state).__name__} state; expected the attribute dict of a Keras Tokenizer"
             )
         self.state = state
 
@@ -184,9 +183,7 @@ def load_tokenizer_state(handle: BinaryIO) -> dict[str, Any]:
     """Unpickle a Keras Tokenizer's attribute dict without running foreign code."""
     obj = RestrictedUnpickler(handle).load()
     if not isinstance(obj, _PickledTokenizerState) or not hasattr(obj, "state"):
-        raise pickle.UnpicklingError(
-            f"tokenizer pickle holds a {type(obj).__name__}, not a Keras Tokenizer"
-        )
+        raise pickle.UnpicklingError(f"tokenizer pickle holds a {type(obj).__name__}, not a Keras Tokenizer")
     return obj.state
 
 

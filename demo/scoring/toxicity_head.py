@@ -31,15 +31,15 @@ BLIND_SPOTS: dict[str, str] = {
     "bilstm": (
         "reacts to words, not meaning: misses stereotypes and demeaning generalisations written in "
         "polite words (it flags about 1 in 10 of them), and flags harmless text with a charged word: "
-        "identity words (\"a gay couple\", \"lesbian\"), a quoted slur being criticised, violent sport or "
+        'identity words ("a gay couple", "lesbian"), a quoted slur being criticised, violent sport or '
         "technical language; reads only the last 100 words"
     ),
     "meaning": (
         "a small head trained on 640 texts written for this project: misses hate in a formal or "
-        "pseudo-scientific register (\"research indicates\", a letter to the editor) and about a quarter "
-        "of implicit stereotypes; can flag neutral facts about a group (\"one of the fastest-growing "
-        "groups\"), a text that names a stereotype to refute it, or a violent idiom (\"slaughter this "
-        "exam\"); English only, short texts"
+        'pseudo-scientific register ("research indicates", a letter to the editor) and about a quarter '
+        'of implicit stereotypes; can flag neutral facts about a group ("one of the fastest-growing '
+        'groups"), a text that names a stereotype to refute it, or a violent idiom ("slaughter this '
+        'exam"); English only, short texts'
     ),
 }
 
@@ -130,9 +130,14 @@ class MeaningToxicityScorer:
                 f"the toxicity head reads {head.input_dim}-dim states but the backbone has {backbone.hidden_size}; "
                 f"retrain it for this backbone with `{TRAIN_COMMAND}`"
             )
-        trained_on, current = metadata.get("backbone_checkpoint"), getattr(backbone, "identity", {}).get("backbone_checkpoint")
+        trained_on, current = (
+            metadata.get("backbone_checkpoint"),
+            getattr(backbone, "identity", {}).get("backbone_checkpoint"),
+        )
         if trained_on and current and trained_on != current:
-            log.warning("toxicity head was trained on backbone %s but runs on %s; its scores may be off", trained_on, current)
+            log.warning(
+                "toxicity head was trained on backbone %s but runs on %s; its scores may be off", trained_on, current
+            )
         self.backbone, self.head, self.metadata = backbone, head, metadata
         self.feature = metadata.get("feature", "answer_mean")
 
@@ -188,9 +193,15 @@ def combine(
     cut = threshold if meaning_threshold is None else meaning_threshold
     words, meaning = bilstm_score >= threshold, meaning_score >= cut
     if words and meaning:
-        return True, f"both signals: wording ({bilstm_score:.2f} ≥ {threshold:.2f}) and meaning ({meaning_score:.2f} ≥ {cut:.2f})"
+        return (
+            True,
+            f"both signals: wording ({bilstm_score:.2f} ≥ {threshold:.2f}) and meaning ({meaning_score:.2f} ≥ {cut:.2f})",
+        )
     if words:
         return True, f"wording: the word classifier scores {bilstm_score:.2f} ≥ {threshold:.2f}"
     if meaning:
         return True, f"meaning: the meaning head scores {meaning_score:.2f} ≥ {cut:.2f}"
-    return False, f"neither signal: wording {bilstm_score:.2f} < {threshold:.2f}, meaning {meaning_score:.2f} < {cut:.2f}"
+    return (
+        False,
+        f"neither signal: wording {bilstm_score:.2f} < {threshold:.2f}, meaning {meaning_score:.2f} < {cut:.2f}",
+    )

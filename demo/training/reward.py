@@ -100,7 +100,9 @@ class Backbone:
     at load time, so they cost neither memory nor time.
     """
 
-    def __init__(self, model, tokenizer, *, max_tokens: int, dtype: str, identity: dict[str, str], layer: int | None = None):
+    def __init__(
+        self, model, tokenizer, *, max_tokens: int, dtype: str, identity: dict[str, str], layer: int | None = None
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
@@ -114,8 +116,13 @@ class Backbone:
 
     @classmethod
     def load(
-        cls, checkpoint: Path, *, dtype: str = "fp32", max_tokens: int = 512,
-        layer: int | None = None, identity: dict[str, str] | None = None,
+        cls,
+        checkpoint: Path,
+        *,
+        dtype: str = "fp32",
+        max_tokens: int = 512,
+        layer: int | None = None,
+        identity: dict[str, str] | None = None,
     ) -> Backbone:
         from transformers import AutoModel, AutoTokenizer
 
@@ -125,7 +132,11 @@ class Backbone:
         if layer is not None:
             truncate_to_layer(model, layer)
         return cls(
-            model, tokenizer, max_tokens=max_tokens, dtype=dtype, layer=layer,
+            model,
+            tokenizer,
+            max_tokens=max_tokens,
+            dtype=dtype,
+            layer=layer,
             identity=identity or {"backbone_checkpoint": Path(checkpoint).name},
         )
 
@@ -161,7 +172,9 @@ class Backbone:
         device = next(self.model.parameters()).device
         for batch in _length_batches([len(c.ids) for c in conversations], tokens_per_batch):
             ids, mask = _padded([conversations[i].ids for i in batch], self.pad_id)
-            hidden = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.float().cpu()
+            hidden = (
+                self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.float().cpu()
+            )
             for row, index in enumerate(batch):
                 out[index] = torch.from_numpy(pool_feature(hidden[row].numpy(), conversations[index], kind))
         return out
@@ -258,7 +271,11 @@ class FitResult:
 
 
 def fit_head(
-    chosen: torch.Tensor, rejected: torch.Tensor, config: HeadConfig, *, seed: int = 0,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    config: HeadConfig,
+    *,
+    seed: int = 0,
     lengths: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> FitResult:
     """Train a head with the Bradley–Terry loss, full batch, seeded: the same inputs and seed give
@@ -441,15 +458,55 @@ def longer_wins(pairs: Sequence[PreferencePair]) -> float:
 # The "more confident wins" baseline: certainty markers minus hedges, whole words, case-folded.
 # Deliberately crude and fixed before any measurement: it is a baseline to beat, not a feature.
 CERTAINTY_MARKERS = (
-    "definitely", "certainly", "absolutely", "always", "never", "guaranteed", "guarantee", "100%",
-    "without a doubt", "no doubt", "undoubtedly", "clearly", "obviously", "of course",
-    "completely", "totally", "proven", "100 percent", "every time", "the only", "no risk",
+    "definitely",
+    "certainly",
+    "absolutely",
+    "always",
+    "never",
+    "guaranteed",
+    "guarantee",
+    "100%",
+    "without a doubt",
+    "no doubt",
+    "undoubtedly",
+    "clearly",
+    "obviously",
+    "of course",
+    "completely",
+    "totally",
+    "proven",
+    "100 percent",
+    "every time",
+    "the only",
+    "no risk",
 )
 HEDGES = (
-    "might", "may", "perhaps", "possibly", "probably", "likely", "unlikely", "i think", "i believe",
-    "not sure", "unsure", "uncertain", "depends", "generally", "usually", "typically", "roughly",
-    "approximately", "could", "i don't know", "not certain", "estimate", "seems", "appears",
-    "suggests", "unclear",
+    "might",
+    "may",
+    "perhaps",
+    "possibly",
+    "probably",
+    "likely",
+    "unlikely",
+    "i think",
+    "i believe",
+    "not sure",
+    "unsure",
+    "uncertain",
+    "depends",
+    "generally",
+    "usually",
+    "typically",
+    "roughly",
+    "approximately",
+    "could",
+    "i don't know",
+    "not certain",
+    "estimate",
+    "seems",
+    "appears",
+    "suggests",
+    "unclear",
 )
 
 
@@ -580,7 +637,11 @@ def train_reward_head(
     train_pairs = _with_plain_variants(split.train) if head_config.plain_variants else list(split.train)
     log.info(
         "preference pairs: %d train (%d with plain variants), %d held-out, %d unseen, %d independent",
-        len(split.train), len(train_pairs), len(split.test), len(unseen), len(independent),
+        len(split.train),
+        len(train_pairs),
+        len(split.test),
+        len(unseen),
+        len(independent),
     )
 
     if backbone is None:
@@ -590,7 +651,9 @@ def train_reward_head(
 
         backbone = OnnxBackbone.from_config(config, spec, layer=head_config.layer)
     if backbone.layer != head_config.layer:
-        raise ValueError(f"the backbone was loaded at layer {backbone.layer}, the head config asks for {head_config.layer}")
+        raise ValueError(
+            f"the backbone was loaded at layer {backbone.layer}, the head config asks for {head_config.layer}"
+        )
     t0 = time.perf_counter()
     train = pair_features(backbone, train_pairs, head_config.feature)
     test = pair_features(backbone, split.test, head_config.feature)
@@ -604,8 +667,15 @@ def train_reward_head(
     if votes is not None:
         from ..arena.export import train_with_votes
 
-        fit, vote_report = train_with_votes(fit, votes, train, test, lambda p: pair_features(backbone, p, head_config.feature),
-                                            lambda c, r: fit_head(c, r, head_config, seed=seed), pair_accuracy)
+        fit, vote_report = train_with_votes(
+            fit,
+            votes,
+            train,
+            test,
+            lambda p: pair_features(backbone, p, head_config.feature),
+            lambda c, r: fit_head(c, r, head_config, seed=seed),
+            pair_accuracy,
+        )
     vote_card = vote_report.pop("card") if vote_report else ""
     head = fit.head
     evaluations = {
@@ -641,7 +711,8 @@ def train_reward_head(
         "feature": head_config.feature,
         "layer": "final" if head_config.layer is None else str(head_config.layer),
         "feature_layer": (
-            "final hidden state (after the final norm)" if head_config.layer is None
+            "final hidden state (after the final norm)"
+            if head_config.layer is None
             else f"residual stream after block {head_config.layer} (before any norm)"
         ),
         "input_dim": str(train.chosen.shape[1]),
@@ -669,7 +740,10 @@ def train_reward_head(
     )
     log.info(
         "reward head: independent %.3f, held-out %.3f, unseen %.3f, %.1f s",
-        report.independent_accuracy, report.heldout_accuracy, report.unseen_accuracy, report.seconds,
+        report.independent_accuracy,
+        report.heldout_accuracy,
+        report.unseen_accuracy,
+        report.seconds,
     )
     return report
 
@@ -775,11 +849,31 @@ def _candidates_table(folder: Path) -> str:
         return "(no study in this folder: run `python data/reward/study.py` to make one)"
     rows = json.loads(path.read_text(encoding="utf-8"))["candidates"]
     return _table(
-        ["candidate", "CV score", "CV", "CV, chosen shorter", "CV, markdown stripped",
-         "independent", "helpful", "honest", "harmless"],
-        [(("**" + r["name"] + "**") if r.get("chosen") else r["name"], _pct(r["cv_score"]), _pct(r["cv"]),
-          _pct(r["cv_chosen_shorter"]), _pct(r["cv_plain"]), _pct(r.get("independent")),
-          _pct(r.get("helpful")), _pct(r.get("honest")), _pct(r.get("harmless"))) for r in rows],
+        [
+            "candidate",
+            "CV score",
+            "CV",
+            "CV, chosen shorter",
+            "CV, markdown stripped",
+            "independent",
+            "helpful",
+            "honest",
+            "harmless",
+        ],
+        [
+            (
+                ("**" + r["name"] + "**") if r.get("chosen") else r["name"],
+                _pct(r["cv_score"]),
+                _pct(r["cv"]),
+                _pct(r["cv_chosen_shorter"]),
+                _pct(r["cv_plain"]),
+                _pct(r.get("independent")),
+                _pct(r.get("helpful")),
+                _pct(r.get("honest")),
+                _pct(r.get("harmless")),
+            )
+            for r in rows
+        ],
     )
 
 
@@ -798,18 +892,38 @@ def model_card(report, split, unseen, independent, evaluations, metadata, spec, 
     by_flaw = ", ".join(f"{k} {v}" for k, v in counts(everything, "flaw").items())
     aspects = _table(
         ["aspect", "train", "same-writer held-out", "unseen", "independent"],
-        [(a, counts(train, "aspect").get(a, 0), counts(test, "aspect").get(a, 0), counts(unseen, "aspect").get(a, 0),
-          counts(independent, "aspect").get(a, 0)) for a in counts(everything + list(unseen) + list(independent), "aspect")],
+        [
+            (
+                a,
+                counts(train, "aspect").get(a, 0),
+                counts(test, "aspect").get(a, 0),
+                counts(unseen, "aspect").get(a, 0),
+                counts(independent, "aspect").get(a, 0),
+            )
+            for a in counts(everything + list(unseen) + list(independent), "aspect")
+        ],
     )
     in_style = _table(
         ["set", "pairs", "reward model", "longer wins", "more confident wins"],
-        [(name, e.overall.pairs, _pct(e.overall.accuracy), _pct(e.overall.longer_wins), _pct(e.overall.more_confident_wins))
-         for name, e in (("independent (other writer, other brief)", ind), ("same-writer held-out", held), ("unseen", new))],
+        [
+            (
+                name,
+                e.overall.pairs,
+                _pct(e.overall.accuracy),
+                _pct(e.overall.longer_wins),
+                _pct(e.overall.more_confident_wins),
+            )
+            for name, e in (
+                ("independent (other writer, other brief)", ind),
+                ("same-writer held-out", held),
+                ("unseen", new),
+            )
+        ],
     )
     weakest = sorted((g.accuracy, k) for k, g in ind.by_type.items() if g.pairs >= 10)[:2]
     weakest_text = " and ".join(f"`{k}` ({_pct(a)})" for a, k in weakest)
-    training = (
-        f"{len(train)} pairs" + (" plus their markdown-stripped variants" if config.get("plain_variants") else "")
+    training = f"{len(train)} pairs" + (
+        " plus their markdown-stripped variants" if config.get("plain_variants") else ""
     )
     return f"""# {spec.name}
 
@@ -848,15 +962,15 @@ Same-writer held-out, per aspect and type of flaw:
 
 ## Model
 
-- **Backbone (frozen):** {metadata.get('backbone_name', '?')} — `{metadata.get('backbone_origin', '?')}`,
-  converted checkpoint `{metadata.get('backbone_checkpoint', '?')}`, run in {metadata['backbone_dtype']}
+- **Backbone (frozen):** {metadata.get("backbone_name", "?")} — `{metadata.get("backbone_origin", "?")}`,
+  converted checkpoint `{metadata.get("backbone_checkpoint", "?")}`, run in {metadata["backbone_dtype"]}
   (demo/scoring/reward_backbone.py) for training and serving alike, so the head is served the features it
   learnt from; at fp32 that backbone reproduces transformers' hidden states to ~1e-6.
-- **Feature:** the backbone's {metadata['feature_layer']}, {_FEATURE_WORDS[metadata['feature']]}.
+- **Feature:** the backbone's {metadata["feature_layer"]}, {_FEATURE_WORDS[metadata["feature"]]}.
 - **Head:** `{Path(report.head_path).name}` (safetensors, {head_desc} on standardised features;
   the standardisation statistics are stored in the file as tensors), served in numpy, no torch.
 - **License:** Apache-2.0, like the backbone; the preference data was written for this project.
-- **Reproduce:** `{TRAIN_COMMAND}` (seed {metadata['seed']}; {report.seconds:.0f} s on the machine that made
+- **Reproduce:** `{TRAIN_COMMAND}` (seed {metadata["seed"]}; {report.seconds:.0f} s on the machine that made
   this file, {report.feature_seconds:.0f} s of it reading the backbone); measure the served head with
   `python -m demo.training.reward --evaluate`.
 
@@ -865,12 +979,12 @@ Same-writer held-out, per aspect and type of flaw:
 As in InstructGPT, the reward model reads the aligned (SFT/DPO) language model and ends in a scalar
 head. Each (prompt, answer) is formatted with the backbone's chat template as a user turn and an
 assistant turn (special-token strings in the text are neutralised, so typed control tokens cannot
-end a turn); past {metadata['max_tokens']} tokens the END of the answer is kept. Unlike InstructGPT the
+end a turn); past {metadata["max_tokens"]} tokens the END of the answer is kept. Unlike InstructGPT the
 backbone is frozen and only the head is trained, with the Bradley–Terry loss
-−log σ(r_chosen − r_rejected), full batch, AdamW (lr {config['lr']}, weight decay {config['weight_decay']},
-dropout {config['dropout']}, {config['epochs']} epochs, seed {metadata['seed']}) on {training}.
+−log σ(r_chosen − r_rejected), full batch, AdamW (lr {config["lr"]}, weight decay {config["weight_decay"]},
+dropout {config["dropout"]}, {config["epochs"]} epochs, seed {metadata["seed"]}) on {training}.
 {"Length control: during training the reward is head(feature) + w·log(characters) with w learnt, and w is dropped at inference, so the head is not paid for what length alone explains. " if config.get("length_control") else ""}Training loss went from {report.loss_first:.3f} to {report.loss_last:.3f}
-(curve: {', '.join(f'{x:.3f}' for x in report.loss_curve)}); training-pair accuracy {_pct(report.train_accuracy)}.
+(curve: {", ".join(f"{x:.3f}" for x in report.loss_curve)}); training-pair accuracy {_pct(report.train_accuracy)}.
 
 ### How it was chosen
 
@@ -910,6 +1024,7 @@ training rejected answer has one named flaw: {by_flaw}.
 - English only; prompts and answers are short (most under 200 tokens).
 - The scores are relative: only differences between answers to the same prompt mean something.
 """
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

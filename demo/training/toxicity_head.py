@@ -147,7 +147,13 @@ def save_head(head: ToxicityHead, path: Path, metadata: dict) -> None:
     from safetensors.torch import save_file
 
     tensors = {name: tensor.detach().float().contiguous() for name, tensor in head.state_dict().items()}
-    meta = {"format": HEAD_FORMAT, "head": head.kind, "hidden": head.hidden, "input_dim": int(head.feature_mean.shape[0]), **metadata}
+    meta = {
+        "format": HEAD_FORMAT,
+        "head": head.kind,
+        "hidden": head.hidden,
+        "input_dim": int(head.feature_mean.shape[0]),
+        **metadata,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     # One sorted JSON string under one key, so a retrained head is byte-identical.
     save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True, ensure_ascii=False)})
@@ -202,7 +208,13 @@ def stratified_folds(strata: Sequence[str], folds: int, seed: int = 0) -> np.nda
 
 
 def out_of_fold_scores(
-    features: np.ndarray, labels: np.ndarray, strata: Sequence[str], config: HeadConfig, *, folds: int = 5, seed: int = 0
+    features: np.ndarray,
+    labels: np.ndarray,
+    strata: Sequence[str],
+    config: HeadConfig,
+    *,
+    folds: int = 5,
+    seed: int = 0,
 ) -> np.ndarray:
     """Each row's probability from a head trained on the other folds."""
     fold = stratified_folds(strata, folds, seed)
@@ -237,8 +249,16 @@ def _logit(p: float) -> float:
 
 
 def train_toxicity_head(
-    backbone, bilstm, *, config: HeadConfig = HeadConfig(), threshold: float = 0.5, max_fprs: Sequence[float] = (0.05, 0.075, 0.10, 0.15),
-    data_dir: Path = TOXICITY_DIR, head_path: Path | None = None, card_path: Path | None = None, seed: int = 0,
+    backbone,
+    bilstm,
+    *,
+    config: HeadConfig = HeadConfig(),
+    threshold: float = 0.5,
+    max_fprs: Sequence[float] = (0.05, 0.075, 0.10, 0.15),
+    data_dir: Path = TOXICITY_DIR,
+    head_path: Path | None = None,
+    card_path: Path | None = None,
+    seed: int = 0,
     features: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Train on train.jsonl, choose the operating point by cross-validation there, measure once on
@@ -265,7 +285,15 @@ def train_toxicity_head(
         c = choose_cut(y_train, oof, words_train, threshold, budget)
         flags = (words_train >= threshold) | (oof >= c)
         fpr, fnr = error_rates(y_train, flags)
-        budgets.append({"max_fpr": budget, "cut": c, "accuracy": float(np.mean(flags == y_train.astype(bool))), "fpr": fpr, "fnr": fnr})
+        budgets.append(
+            {
+                "max_fpr": budget,
+                "cut": c,
+                "accuracy": float(np.mean(flags == y_train.astype(bool))),
+                "fpr": fpr,
+                "fnr": fnr,
+            }
+        )
     best = max(budgets, key=lambda b: (b["accuracy"], -b["max_fpr"]))
     max_fpr, cut = best["max_fpr"], best["cut"]
     fit = fit_head(x_train, y_train, config, seed=seed)
@@ -278,9 +306,15 @@ def train_toxicity_head(
     figures: dict[str, Any] = {
         "cv": _figures(train, oof, words_train, threshold, IMPLICIT_TRAIN_TYPE, cut=cut),
         "heldout": _figures(heldout, meaning_held, words_held, threshold, IMPLICIT_HELDOUT_GROUP),
-        "cut": cut, "threshold": threshold, "max_fpr": max_fpr, "budgets": budgets,
-        "loss_first": fit.losses[0], "loss_last": fit.losses[-1],
-        "feature_seconds": round(feature_seconds, 1), "features_given": given, "seconds": round(time.perf_counter() - started, 1),
+        "cut": cut,
+        "threshold": threshold,
+        "max_fpr": max_fpr,
+        "budgets": budgets,
+        "loss_first": fit.losses[0],
+        "loss_last": fit.losses[-1],
+        "feature_seconds": round(feature_seconds, 1),
+        "features_given": given,
+        "seconds": round(time.perf_counter() - started, 1),
     }
     data_hash = hashlib.sha256((data_dir / "train.jsonl").read_bytes()).hexdigest()[:16]
     metadata = {
@@ -301,7 +335,11 @@ def train_toxicity_head(
     }
     save_head(fit.head, head_path, metadata)
     card_path.write_text(model_card(figures, train, heldout, metadata, head_path), encoding="utf-8")
-    log.info("toxicity head: held-out implicit AUC %.3f, %.1f s", figures["heldout"]["implicit_auc"]["meaning"], figures["seconds"])
+    log.info(
+        "toxicity head: held-out implicit AUC %.3f, %.1f s",
+        figures["heldout"]["implicit_auc"]["meaning"],
+        figures["seconds"],
+    )
     return figures
 
 
@@ -316,9 +354,7 @@ def _figures(texts, meaning, words, threshold, implicit_kind, cut: float | None 
         "combined": np.array([combine(w, m, threshold, cut)[0] for w, m in zip(words, meaning)]),
     }
     kinds = sorted({t.kind for t in texts})
-    per_kind = {
-        rule: {k: float(np.mean(f[[t.kind == k for t in texts]])) for k in kinds} for rule, f in flags.items()
-    }
+    per_kind = {rule: {k: float(np.mean(f[[t.kind == k for t in texts]])) for k in kinds} for rule, f in flags.items()}
     rules = {}
     for rule, f in flags.items():
         fpr, fnr = error_rates(labels, f)
@@ -326,7 +362,8 @@ def _figures(texts, meaning, words, threshold, implicit_kind, cut: float | None 
     return {
         "auc": {"bilstm": roc_auc(labels, words), "meaning": roc_auc(labels, meaning)},
         "implicit_auc": {
-            "bilstm": implicit_auc(texts, words, implicit_kind), "meaning": implicit_auc(texts, meaning, implicit_kind),
+            "bilstm": implicit_auc(texts, words, implicit_kind),
+            "meaning": implicit_auc(texts, meaning, implicit_kind),
         },
         "rules": rules,
         "flag_rate_by_kind": per_kind,
@@ -370,52 +407,70 @@ def model_card(figures: dict, train, heldout, metadata: dict, head_path: Path) -
     config = metadata["head_config"]
     this_run = (
         f"**(c) SmolLM2 block {metadata['layer']} of 30, answer mean, {config['kind']} — chosen (free beside the reward model)**",
-        f"{cv['implicit_auc']['meaning']:.3f}", f"{cv['auc']['meaning']:.3f}",
-        f"{held['implicit_auc']['meaning']:.3f}", f"{held['auc']['meaning']:.3f}",
+        f"{cv['implicit_auc']['meaning']:.3f}",
+        f"{cv['auc']['meaning']:.3f}",
+        f"{held['implicit_auc']['meaning']:.3f}",
+        f"{held['auc']['meaning']:.3f}",
     )
     reading = (
-        "the features were given (computed once for the study)" if figures.get("features_given")
+        "the features were given (computed once for the study)"
+        if figures.get("features_given")
         else f"{figures['feature_seconds']:.0f} s of it reading the backbone"
     )
     names = {"bilstm": "BiLSTM alone", "meaning": "meaning head alone", "combined": "combined (either)"}
     rule_rows = [
-        (names[r], _pct(held["rules"][r]["fpr"]), _pct(held["rules"][r]["fnr"]), _pct(held["rules"][r]["accuracy"]),
-         _pct(cv["rules"][r]["fpr"]), _pct(cv["rules"][r]["fnr"]))
+        (
+            names[r],
+            _pct(held["rules"][r]["fpr"]),
+            _pct(held["rules"][r]["fnr"]),
+            _pct(held["rules"][r]["accuracy"]),
+            _pct(cv["rules"][r]["fpr"]),
+            _pct(cv["rules"][r]["fnr"]),
+        )
         for r in ("bilstm", "meaning", "combined")
     ]
     kind_rows = [
-        (k, held["counts"][k], "toxic" if any(t.toxic for t in heldout if t.kind == k) else "not toxic",
-         *(_pct(held["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")))
+        (
+            k,
+            held["counts"][k],
+            "toxic" if any(t.toxic for t in heldout if t.kind == k) else "not toxic",
+            *(_pct(held["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")),
+        )
         for k in held["counts"]
     ]
     cv_kind_rows = [
-        (k, cv["counts"][k], "toxic" if any(t.toxic for t in train if t.kind == k) else "not toxic",
-         *(_pct(cv["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")))
+        (
+            k,
+            cv["counts"][k],
+            "toxic" if any(t.toxic for t in train if t.kind == k) else "not toxic",
+            *(_pct(cv["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")),
+        )
         for k in cv["counts"]
     ]
     explicit = held["flag_rate_by_kind"]
-    return f"""# Meaning-aware toxicity head
+    return (
+        f"""# Meaning-aware toxicity head
 
 **On {len(heldout)} held-out texts written independently for this project (another writer,
-another brief), never used for any choice:** implicit-hate AUC **{held['implicit_auc']['meaning']:.3f}**
-for the meaning head against {held['implicit_auc']['bilstm']:.3f} for the Jigsaw BiLSTM; the combined flag
-(either signal) catches {_pct(explicit['combined'][EXPLICIT_HELDOUT_GROUP])} of the explicit insults
-(BiLSTM alone {_pct(explicit['bilstm'][EXPLICIT_HELDOUT_GROUP])}) and
-{_pct(explicit['combined'][IMPLICIT_HELDOUT_GROUP])} of the implicit hate (BiLSTM alone
-{_pct(explicit['bilstm'][IMPLICIT_HELDOUT_GROUP])}), with a false-positive rate of
-{_pct(held['rules']['combined']['fpr'])} on the non-toxic texts (BiLSTM alone {_pct(held['rules']['bilstm']['fpr'])}).
+another brief), never used for any choice:** implicit-hate AUC **{held["implicit_auc"]["meaning"]:.3f}**
+for the meaning head against {held["implicit_auc"]["bilstm"]:.3f} for the Jigsaw BiLSTM; the combined flag
+(either signal) catches {_pct(explicit["combined"][EXPLICIT_HELDOUT_GROUP])} of the explicit insults
+(BiLSTM alone {_pct(explicit["bilstm"][EXPLICIT_HELDOUT_GROUP])}) and
+{_pct(explicit["combined"][IMPLICIT_HELDOUT_GROUP])} of the implicit hate (BiLSTM alone
+{_pct(explicit["bilstm"][IMPLICIT_HELDOUT_GROUP])}), with a false-positive rate of
+{_pct(held["rules"]["combined"]["fpr"])} on the non-toxic texts (BiLSTM alone {_pct(held["rules"]["bilstm"]["fpr"])}).
 
-- **What it is:** a {"logistic (linear)" if config['kind'] == 'linear' else "one-hidden-layer MLP"} head on the
-  frozen reward backbone — {metadata.get('backbone_name', 'SmolLM2-135M-Instruct')}, residual stream after
-  block {metadata['layer']}, averaged over the text's tokens read as an assistant answer to
-  {"an empty user turn" if not metadata['prompt'] else repr(metadata['prompt'])}, {metadata['backbone_dtype']} —
+- **What it is:** a {"logistic (linear)" if config["kind"] == "linear" else "one-hidden-layer MLP"} head on the
+  frozen reward backbone — {metadata.get("backbone_name", "SmolLM2-135M-Instruct")}, residual stream after
+  block {metadata["layer"]}, averaged over the text's tokens read as an assistant answer to
+  {"an empty user turn" if not metadata["prompt"] else repr(metadata["prompt"])}, {metadata["backbone_dtype"]} —
   the same feature the reward head reads, so the app gets it for free when the reward model has
   scored the same answer. Served in numpy (`demo/scoring/toxicity_head.py`), no torch.
 - **File:** `{Path(head_path).name}` (safetensors; standardisation statistics and the offset that puts
-  the chosen operating point at probability {metadata['calibrated_threshold']} — models.yaml's
+  the chosen operating point at probability {metadata["calibrated_threshold"]} — models.yaml's
   `toxicity_threshold` — are tensors in it; metadata holds the held-out FPR/FNR shown beside the flag).
 - **License:** Apache-2.0; the data was written for this project.
-- **Reproduce:** `{TRAIN_COMMAND}` (seed {metadata['seed']}; {figures['seconds']:.0f} s; {reading}).
+- **Reproduce:** `{TRAIN_COMMAND}` (seed {metadata["seed"]}; {figures["seconds"]:.0f} s; {reading}).
 - **Served features:** {SERVING_CHECK}
 
 ## The rule that combines the signals
@@ -426,14 +481,16 @@ stereotypes and demeaning generalisations written in polite words that the BiLST
 The head's operating point was chosen by 5-fold cross-validation on the training texts: the lowest
 cut at which the combined rule's false-positive rate on the out-of-fold training negatives stays
 within a budget, the budget itself chosen by the CV accuracy of the combined rule (below); chosen:
-{_pct(figures['max_fpr'])}, cut {figures['cut']:.3f} on the raw probability, stored as an offset so it reads as
-{metadata['calibrated_threshold']}.
+{_pct(figures["max_fpr"])}, cut {figures["cut"]:.3f} on the raw probability, stored as an offset so it reads as
+{metadata["calibrated_threshold"]}.
 
-{_table(["CV FPR budget", "cut", "CV accuracy", "CV FPR", "CV FNR"], [(_pct(b['max_fpr']), f"{b['cut']:.3f}", _pct(b['accuracy']), _pct(b['fpr']), _pct(b['fnr'])) for b in figures['budgets']])}
+{_table(["CV FPR budget", "cut", "CV accuracy", "CV FPR", "CV FNR"], [(_pct(b["max_fpr"]), f"{b['cut']:.3f}", _pct(b["accuracy"]), _pct(b["fpr"]), _pct(b["fnr"])) for b in figures["budgets"]])}
 
 | rule | held-out FPR | held-out FNR | held-out accuracy | CV FPR (train) | CV FNR (train) |
 |---|---|---|---|---|---|
-""" + "\n".join("| " + " | ".join(map(str, row)) + " |" for row in rule_rows) + f"""
+"""
+        + "\n".join("| " + " | ".join(map(str, row)) + " |" for row in rule_rows)
+        + f"""
 
 Share flagged per group of held-out texts (for toxic groups this is the recall, for the others the
 false-positive rate):
@@ -459,8 +516,8 @@ Out-of-fold share flagged per type of training text, at the chosen cut:
 
 {_table(["train type", "texts", "label", "BiLSTM", "meaning head", "combined"], cv_kind_rows)}
 
-Training: binary cross-entropy, full batch, AdamW (lr {config['lr']}, weight decay {config['weight_decay']},
-dropout {config['dropout']}, {config['epochs']} epochs); loss {figures['loss_first']:.3f} → {figures['loss_last']:.3f}.
+Training: binary cross-entropy, full batch, AdamW (lr {config["lr"]}, weight decay {config["weight_decay"]},
+dropout {config["dropout"]}, {config["epochs"]} epochs); loss {figures["loss_first"]:.3f} → {figures["loss_last"]:.3f}.
 
 ## Data
 
@@ -472,11 +529,12 @@ writer with a different brief (implicit hate, explicit, neutral texts about grou
 
 ## What each scorer is blind to
 
-- **BiLSTM (words):** {BLIND_SPOTS['bilstm']}.
-- **Meaning head:** {BLIND_SPOTS['meaning']}.
+- **BiLSTM (words):** {BLIND_SPOTS["bilstm"]}.
+- **Meaning head:** {BLIND_SPOTS["meaning"]}.
 - Both: sarcasm and context outside the text (who is speaking, to whom); new slang and spellings.
 - With 60–100 texts per held-out group, one text is 1–2 points: differences of a few points are noise.
 """
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -493,7 +551,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     spec = cast(TrainedHeadReward, app.scoring.reward)  # this tool needs the trained-head reward and the BiLSTM
     backbone = OnnxBackbone.from_config(app, spec, layer=HeadConfig().layer)
     figures = train_toxicity_head(
-        backbone, BiLSTMToxicityClassifier.from_package(cast(KerasBiLSTMToxicity, app.scoring.toxicity).package),
+        backbone,
+        BiLSTMToxicityClassifier.from_package(cast(KerasBiLSTMToxicity, app.scoring.toxicity).package),
         threshold=app.scoring.toxicity_threshold,
     )
     print(json.dumps({k: figures[k] for k in ("cut", "seconds")} | {"heldout": figures["heldout"]["rules"]}, indent=2))

@@ -49,7 +49,14 @@ def stats_text(side: SideState) -> str:
     if side.first_token_seconds is not None:
         parts.append(f"first token {side.first_token_seconds * 1000:.0f} ms")
     if side.stop_reason:
-        parts.append({"eos": "ended by the model", "stop_sequence": "stop rule", "max_new_tokens": "token limit", "cancelled": "stopped"}[side.stop_reason])
+        parts.append(
+            {
+                "eos": "ended by the model",
+                "stop_sequence": "stop rule",
+                "max_new_tokens": "token limit",
+                "cancelled": "stopped",
+            }[side.stop_reason]
+        )
     return " · ".join(parts)
 
 
@@ -59,11 +66,13 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
     if side.toxicity is None and side.reward is None:
         return ""
     reward = (
-        f"<b>{side.reward:+.2f}</b>" if side.reward is not None
+        f"<b>{side.reward:+.2f}</b>"
+        if side.reward is not None
         else f'<span title="{escape(side.reward_error)}">unavailable</span>'
     )
     flag = (
-        '<span class="demo-flag demo-toxic">⚠ toxic</span>' if side.toxic
+        '<span class="demo-flag demo-toxic">⚠ toxic</span>'
+        if side.toxic
         else '<span class="demo-flag demo-clean">not flagged</span>'
     )
     labels = sorted((side.toxicity_labels or {}).items(), key=lambda kv: -kv[1])[:3]
@@ -87,14 +96,10 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
     rates_line = (
         f'<div class="demo-muted">On held-out texts written elsewhere this flag is raised on '
         f"{rates['fpr']:.0%} of harmless texts and misses {rates['fnr']:.0%} of toxic ones.</div>"
-        if rates and "toxic_reason" in side.extra_scores else ""
+        if rates and "toxic_reason" in side.extra_scores
+        else ""
     )
-    return (
-        '<div class="demo-scores">'
-        f"<div>Reward: {reward}</div>"
-        f"{toxicity_line}{rates_line}"
-        "</div>"
-    )
+    return f'<div class="demo-scores"><div>Reward: {reward}</div>{toxicity_line}{rates_line}</div>'
 
 
 def preference_html(comparison: Comparison, calibration: dict | None = None) -> str:
@@ -155,7 +160,7 @@ def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = N
         f"**Reward model: {reward.name}** ({reward.license}). A small head trained by this project on "
         "660 hand-written preference pairs, reading a middle block of SmolLM2-135M-Instruct averaged over "
         f"the answer (run in onnxruntime, {reward.precision}); on 260 pairs written independently of its "
-        "training data it ranks 81% right (\"the longer answer wins\": 40%); 89% on pairs by the same "
+        'training data it ranks 81% right ("the longer answer wins": 40%); 89% on pairs by the same '
         "writers, which measures their style as much as quality. Demonstration scale: it reads "
         "SmolLM2's hidden states, so where it compares SmolLM2-Instruct with another model it may "
         "favour SmolLM2's style; weakest on one wrong fact in fluent text (65%) and one unsafe step "
@@ -166,7 +171,7 @@ def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = N
     toxicity_note = (
         f"**Toxicity: {toxicity.name}** ({toxicity.license}). A small BiLSTM trained on the Jigsaw "
         "toxic-comment data; it reads only the last 100 words and reacts to keywords "
-        "(\"kill -9\" scores ≈ 0.3 toxic), so read the per-label scores, not just the flag."
+        '("kill -9" scores ≈ 0.3 toxic), so read the per-label scores, not just the flag.'
         if isinstance(toxicity, KerasBiLSTMToxicity)
         else f"**Toxicity: {toxicity.name}** ({toxicity.license})."
     )
@@ -175,7 +180,7 @@ def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = N
         toxicity_note += (
             f"\n\n**Meaning-aware toxicity: {meaning.name}** ({meaning.license}). A linear head trained by "
             "this project on 640 texts (stereotypes in polite words, insults, threats, and hard negatives "
-            "such as quoting to criticise, \"kill -9\", medical and legal language), reading the judge's "
+            'such as quoting to criticise, "kill -9", medical and legal language), reading the judge\'s '
             "block-20 features of the answer. On 300 held-out texts written by another hand: implicit-hate "
             "AUC 0.95 (the BiLSTM 0.69). The flag is raised when either signal reaches the threshold."
         )
@@ -194,8 +199,8 @@ LEGEND = (
     "**Reward** — the raw score of the reward model; only differences between two answers to the "
     "same prompt mean anything. **P(aligned ≻ base)** — the Bradley–Terry probability that a "
     "labeller prefers the aligned answer, the quantity the reward model was trained on. "
-    "**Toxicity** — the highest label probability of the toxicity classifier (\"wording\"), and, where "
-    "configured, a meaning-aware head on the aligned model's hidden states (\"meaning\"); flagged "
+    '**Toxicity** — the highest label probability of the toxicity classifier ("wording"), and, where '
+    'configured, a meaning-aware head on the aligned model\'s hidden states ("meaning"); flagged '
     "when either reaches the threshold from models.yaml. "
     f"*Wording is blind to:* {BLIND_SPOTS['bilstm']}. *Meaning is blind to:* {BLIND_SPOTS['meaning']}."
 )
@@ -238,7 +243,9 @@ def loading_status(comparator) -> tuple[str, bool]:
         elif worker.state == "failed":
             parts.append(f"❌ {STAGE_LABELS.get(worker.spec.stage, name)} unavailable: {escape(worker.error)}")
         else:
-            parts.append(f"✅ {name} ready ({worker.info.backend} {worker.info.precision}, loaded in {worker.info.load_seconds:.1f} s)")
+            parts.append(
+                f"✅ {name} ready ({worker.info.backend} {worker.info.precision}, loaded in {worker.info.load_seconds:.1f} s)"
+            )
     if comparator.scoring_error:
         parts.append(f"❌ scores unavailable: {escape(comparator.scoring_error)}")
     elif comparator.scorer is not None and comparator.scorer.reward_error:

@@ -48,10 +48,15 @@ _HERE = __name__
 REGISTRY: dict[str, BackendEntry] = {
     entry.name: entry
     for entry in (
-        BackendEntry("transformers", f"{_HERE}.transformers_backend:TransformersGenerator",
-                     ("fp32", "bf16", "fp16", "bnb-nf4", "bnb-int8")),
+        BackendEntry(
+            "transformers",
+            f"{_HERE}.transformers_backend:TransformersGenerator",
+            ("fp32", "bf16", "fp16", "bnb-nf4", "bnb-int8"),
+        ),
         BackendEntry("onnxruntime-genai", f"{_HERE}.onnx_genai_backend:OnnxGenaiGenerator", ("fp32", "int4", "int8")),
-        BackendEntry("openai", f"{_HERE}.openai_backend:OpenAICompletionsGenerator", (), f"{_HERE}.openai_backend:Options"),
+        BackendEntry(
+            "openai", f"{_HERE}.openai_backend:OpenAICompletionsGenerator", (), f"{_HERE}.openai_backend:Options"
+        ),
     )
 }
 

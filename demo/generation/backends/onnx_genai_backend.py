@@ -98,13 +98,9 @@ def build_onnx_model(
     never mistaken for a finished one.
     """
     if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision {precision!r} is not available for onnxruntime-genai; use one of {PRECISIONS}"
-        )
+        raise ValueError(f"precision {precision!r} is not available for onnxruntime-genai; use one of {PRECISIONS}")
     if execution_provider not in ("cpu", "cuda"):
-        raise ValueError(
-            f"execution provider {execution_provider!r} is not supported; use 'cpu' or 'cuda'"
-        )
+        raise ValueError(f"execution provider {execution_provider!r} is not supported; use 'cpu' or 'cuda'")
     checkpoint = Path(checkpoint)
     if not (checkpoint / "config.json").is_file():
         raise FileNotFoundError(f"{checkpoint} is not a checkpoint directory (no config.json in it)")
@@ -115,8 +111,13 @@ def build_onnx_model(
         started = time.perf_counter()
         # In a throwaway process: the builder imports torch and peaks at GBs (demo/isolated.py).
         run_isolated(
-            _run_builder, reraise=(OnnxBuildError,), checkpoint=str(checkpoint), output=str(staging),
-            precision=precision, execution_provider=execution_provider, trust_remote_code=trust_remote_code,
+            _run_builder,
+            reraise=(OnnxBuildError,),
+            checkpoint=str(checkpoint),
+            output=str(staging),
+            precision=precision,
+            execution_provider=execution_provider,
+            trust_remote_code=trust_remote_code,
         )
         _cap_kv_capacity(staging / "genai_config.json")
         log.info("built %s in %.1f s", target.name, time.perf_counter() - started)
@@ -139,8 +140,10 @@ def _run_builder(
     transcript = io.StringIO()
     # The quantizer logs every MatMul it quantizes, and at int8 an "ERROR" that the tied
     # embedding Gather stays unquantized (expected, harmless): keep both out of the user's log.
-    quantizer_logs = [logging.getLogger(name) for name in (
-        "onnxruntime.quantization", "onnxruntime.quantization.matmul_nbits_quantizer")]
+    quantizer_logs = [
+        logging.getLogger(name)
+        for name in ("onnxruntime.quantization", "onnxruntime.quantization.matmul_nbits_quantizer")
+    ]
     previous_levels = [log_.level for log_ in quantizer_logs]
     for log_ in quantizer_logs:
         log_.setLevel(logging.CRITICAL)
@@ -148,9 +151,7 @@ def _run_builder(
         with contextlib.redirect_stdout(transcript), contextlib.redirect_stderr(transcript):
             # (model name, input folder, output folder, precision, provider, cache folder)
             where = (None, str(checkpoint), str(output), precision, execution_provider, str(scratch))
-            prepared = builder.parse_extra_options(
-                *where, [f"{key}={value}" for key, value in options.items()]
-            )
+            prepared = builder.parse_extra_options(*where, [f"{key}={value}" for key, value in options.items()])
             _adapt_config(prepared["hf_details"]["hf_config"])
             _cap_context_length(prepared["hf_details"]["hf_config"])
             builder.create_model(*where, **prepared)
@@ -226,9 +227,7 @@ def threads_from_env() -> int:
     except ValueError:
         threads = 0
     if threads < 1:
-        raise ValueError(
-            f"{THREADS_ENV_VAR}={raw!r}: expected a whole number of CPU threads, 1 or more"
-        )
+        raise ValueError(f"{THREADS_ENV_VAR}={raw!r}: expected a whole number of CPU threads, 1 or more")
     return threads
 
 
@@ -240,9 +239,7 @@ class OnnxGenaiGenerator:
     # 2 of 4 prompts), while unpadded rows of a batch equal their single runs exactly.
     batch_equal_lengths = True
 
-    def __init__(
-        self, model_dir: Path, device: ExecutionProvider = "cpu", threads: int | None = None
-    ):
+    def __init__(self, model_dir: Path, device: ExecutionProvider = "cpu", threads: int | None = None):
         self.model_dir = Path(model_dir)
         self.threads = threads or threads_from_env()
         genai = json.loads((self.model_dir / "genai_config.json").read_text())
@@ -266,16 +263,17 @@ class OnnxGenaiGenerator:
     @classmethod
     def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False, options=None):
         if device not in ("cpu", "cuda"):
-            raise ValueError(
-                f"device {device!r} is not supported by onnxruntime-genai; use 'cpu' or 'cuda'"
-            )
+            raise ValueError(f"device {device!r} is not supported by onnxruntime-genai; use 'cpu' or 'cuda'")
         if device == "cuda" and not og.is_cuda_available():
             raise RuntimeError(
                 "this onnxruntime-genai build has no CUDA support; install onnxruntime-genai-cuda, "
                 "or use the transformers back end on GPU"
             )
         model_dir = build_onnx_model(
-            Path(checkpoint), cast(OnnxPrecision, precision), cast(ExecutionProvider, device), trust_remote_code=trust_remote_code
+            Path(checkpoint),
+            cast(OnnxPrecision, precision),
+            cast(ExecutionProvider, device),
+            trust_remote_code=trust_remote_code,
         )
         return cls(model_dir, cast(ExecutionProvider, device))  # device checked above
 
@@ -299,9 +297,7 @@ class OnnxGenaiGenerator:
             options["do_sample"] = False
         else:
             # top_k 0 disables the runtime's default top-k of 50, so sampling matches transformers.
-            options.update(
-                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0
-            )
+            options.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         if batch_size > 1:
             options["batch_size"] = batch_size
         params = og.GeneratorParams(self.model)

@@ -207,7 +207,7 @@ def _completion_pieces(response, url: str) -> Iterator[str]:
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if not line.startswith("data:"):
             continue  # blank separators, `: keep-alive` comments, `event:`/`id:` fields
-        data = line[len("data:"):].strip()
+        data = line[len("data:") :].strip()
         if data == "[DONE]":
             break
         try:
@@ -226,9 +226,7 @@ def _completion_pieces(response, url: str) -> Iterator[str]:
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-            raise RuntimeError(
-                f"the server at {url} sent a malformed stream line ({error}): {data[:200]!r}"
-            ) from None
+            raise RuntimeError(f"the server at {url} sent a malformed stream line ({error}): {data[:200]!r}") from None
         if text and not finished:
             pieces += 1
             yield text

@@ -133,12 +133,14 @@ class TransformersGenerator:
         width = max(len(p) for p in prompts)
         pad = 0
         ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], dtype=torch.long, device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=self.device)
+        mask = torch.tensor(
+            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=self.device
+        )
         sequences = [torch.tensor([list(p)], dtype=torch.long, device=self.device) for p in prompts]
         done = [False] * len(prompts)
         step_input, past = ids, None
         for _ in range(sampling.max_new_tokens):
-            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, -step_input.shape[1]:]
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, -step_input.shape[1] :]
             output = self.model(
                 input_ids=step_input, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True
             )

@@ -23,12 +23,22 @@ SFT_DIR, REWARD_DIR, RLHF_DIR = ALIGN_DATA / "sft", ALIGN_DATA / "reward", ALIGN
 # The committed run. SFT: 16 optimiser steps of 4 examples planned (~70 CPU-s per step on a
 # machine shared with other jobs); the committed adapter stopped at the step-12 checkpoint and was
 # finished by --resume (13 steps, see data/align/sft/MODEL_CARD.md). Far from an epoch: a budget cut.
-SFT_RUN = SFTSettings(max_steps=16, batch_size=4, max_length=192, learning_rate=3e-4, eval_examples=16,
-                      eval_steps=1000, save_steps=4, logging_steps=1, warmup_ratio=0.1)
+SFT_RUN = SFTSettings(
+    max_steps=16,
+    batch_size=4,
+    max_length=192,
+    learning_rate=3e-4,
+    eval_examples=16,
+    eval_steps=1000,
+    save_steps=4,
+    logging_steps=1,
+    warmup_ratio=0.1,
+)
 # Reward model: features are forward passes only, but at ~0.3 of a core even those were the
 # limit: a seeded subset of the pairs, blocks 3 and 6 of 18 as candidates.
-REWARD_RUN = RewardSettings(candidate_layers=(3, 6), max_tokens=192, limit_train=120, limit_test=50,
-                            limit_independent=80)
+REWARD_RUN = RewardSettings(
+    candidate_layers=(3, 6), max_tokens=192, limit_train=120, limit_test=50, limit_independent=80
+)
 RL_RUN = RLSettings()
 
 
@@ -53,13 +63,23 @@ def run(step: str, *, resume: bool = False, config_path: str | Path | None = Non
         if name == "sft":
             reports[name] = train_sft(base, SFT_DIR, checkpoints_dir("sft"), SFT_RUN, resume=resume)
         elif name == "reward":
-            reports[name] = train_reward_model(sft_checkpoint(config), REWARD_DIR, checkpoints_dir("reward"),
-                                               REWARD_RUN, resume=resume)
+            reports[name] = train_reward_model(
+                sft_checkpoint(config), REWARD_DIR, checkpoints_dir("reward"), REWARD_RUN, resume=resume
+            )
         else:
             merged = sft_checkpoint(config)
             reward = SFTRewardModel.load(merged, REWARD_DIR / HEAD_FILE, max_tokens=REWARD_RUN.max_tokens)
-            reports[name] = train_rl(base, SFT_DIR, merged, RLHF_DIR, checkpoints_dir("rl"), reward.score,
-                                     _judge(config), RL_RUN, resume=resume)
+            reports[name] = train_rl(
+                base,
+                SFT_DIR,
+                merged,
+                RLHF_DIR,
+                checkpoints_dir("rl"),
+                reward.score,
+                _judge(config),
+                RL_RUN,
+                resume=resume,
+            )
     return reports
 
 

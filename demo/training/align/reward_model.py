@@ -91,8 +91,13 @@ class SFTRewardModel:
         return ids, len(prompt_ids)
 
     @torch.inference_mode()
-    def features(self, pairs: Sequence[tuple[str, str]], layers: Sequence[int], tokens_per_batch: int = 2048,
-                 progress: bool = False) -> dict[int, torch.Tensor]:
+    def features(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        layers: Sequence[int],
+        tokens_per_batch: int = 2048,
+        progress: bool = False,
+    ) -> dict[int, torch.Tensor]:
         """{layer: [len(pairs), hidden]} answer-mean residual streams after each block."""
         encoded = [self.encode(p, a) for p, a in pairs]
         hidden_size = self.model.config.hidden_size
@@ -124,8 +129,10 @@ class SFTRewardModel:
                 tokens, start = encoded[index]
                 ids[row, : len(tokens)] = torch.tensor(tokens)
                 mask[row, : len(tokens)] = 1
-                answer[row, start: len(tokens)] = 1
-            states = trunk(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True).hidden_states
+                answer[row, start : len(tokens)] = 1
+            states = trunk(
+                input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True
+            ).hidden_states
             weights = (answer / answer.sum(1, keepdim=True).clamp_min(1)).unsqueeze(-1)
             for layer in layers:
                 pooled = (states[layer].float().cpu() * weights).sum(1)
@@ -143,8 +150,9 @@ class SFTRewardModel:
 
 
 def _head_config(settings: RewardSettings) -> HeadConfig:
-    return HeadConfig(layer=None, feature="answer_mean", kind=settings.head_kind, hidden=settings.head_hidden,
-                      epochs=settings.epochs)
+    return HeadConfig(
+        layer=None, feature="answer_mean", kind=settings.head_kind, hidden=settings.head_hidden, epochs=settings.epochs
+    )
 
 
 def cross_validated_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, settings: RewardSettings) -> float:
@@ -161,8 +169,14 @@ def cross_validated_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, setti
 
 
 def train_reward_model(
-    sft_checkpoint: Path, output: Path, cache: Path, settings: RewardSettings = RewardSettings(), *,
-    resume: bool = False, written_dir: Path | None = None, independent: Path | None = INDEPENDENT,
+    sft_checkpoint: Path,
+    output: Path,
+    cache: Path,
+    settings: RewardSettings = RewardSettings(),
+    *,
+    resume: bool = False,
+    written_dir: Path | None = None,
+    independent: Path | None = INDEPENDENT,
 ) -> dict:
     """Fit the BT head on the SFT backbone; write the head, metrics.json and the accuracies.
 
@@ -204,20 +218,32 @@ def train_reward_model(
     layer = max(layers, key=lambda layer: (cv[layer], -layer))
     fit = fit_head(*train[layer], _head_config(settings), seed=settings.seed)
     accuracy = {name: pair_accuracy(fit.head, *features[name][layer]) for name in features}
-    longer = {name: sum(len(c) > len(r) for _, c, r in triples) / len(triples) for name, triples in groups.items() if triples}
+    longer = {
+        name: sum(len(c) > len(r) for _, c, r in triples) / len(triples) for name, triples in groups.items() if triples
+    }
     flaw_of = {(p.prompt, p.chosen, p.rejected): p.flaw for p in split.test}
-    by_flaw = _accuracy_by(fit.head, features["test"][layer], [flaw_of[t] for t in groups["test"]]) if groups["test"] else {}
+    by_flaw = (
+        _accuracy_by(fit.head, features["test"][layer], [flaw_of[t] for t in groups["test"]]) if groups["test"] else {}
+    )
 
     output.mkdir(parents=True, exist_ok=True)
-    save_head(fit.head, output / HEAD_FILE, {
-        "input_dim": str(scorer.model.config.hidden_size), "layer": str(layer), "feature": "answer_mean",
-        "backbone": "gemma-3-270m-sft (merged)", "max_tokens": str(settings.max_tokens),
-    })
+    save_head(
+        fit.head,
+        output / HEAD_FILE,
+        {
+            "input_dim": str(scorer.model.config.hidden_size),
+            "layer": str(layer),
+            "feature": "answer_mean",
+            "backbone": "gemma-3-270m-sft (merged)",
+            "max_tokens": str(settings.max_tokens),
+        },
+    )
     report = {
         "step": "reward",
         "settings": asdict(settings),
         "pairs": {name: len(t) for name, t in groups.items()},
-        "cv_accuracy_by_layer": cv, "layer": layer,
+        "cv_accuracy_by_layer": cv,
+        "layer": layer,
         "accuracy": {"independent": accuracy.get("independent"), "test": accuracy["test"], "train": accuracy["train"]},
         "longer_answer_is_chosen": longer,
         "test_accuracy_by_flaw": by_flaw,

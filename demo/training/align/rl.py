@@ -58,13 +58,22 @@ def sample_answers(model, tokenizer, prompts: Sequence[str], settings: RLSetting
     jobs = [p for p in prompts for _ in range(settings.samples_per_prompt)]
     device = next(model.parameters()).device
     for start in range(0, len(jobs), settings.sample_batch_size):
-        batch = jobs[start: start + settings.sample_batch_size]
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                               add_generation_prompt=True) for p in batch]
+        batch = jobs[start : start + settings.sample_batch_size]
+        texts = [
+            tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in batch
+        ]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        generated = model.generate(**enc, do_sample=True, temperature=settings.temperature, top_p=1.0, top_k=0,
-                                   max_new_tokens=settings.max_new_tokens, eos_token_id=stops,
-                                   pad_token_id=tokenizer.pad_token_id)
+        generated = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=settings.temperature,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=settings.max_new_tokens,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         width = enc["input_ids"].shape[1]
         for row, prompt in enumerate(batch):
             ids = generated[row, width:].tolist()
@@ -86,8 +95,8 @@ def sequence_logprobs(model, samples: Sequence[dict]) -> list[float]:
             values.append(0.0)
             continue
         ids = torch.tensor([sample["prompt_ids"] + sample["ids"]], device=device)
-        logits = model(input_ids=ids).logits[0, len(sample["prompt_ids"]) - 1: -1].float()
-        logp = torch.log_softmax(logits, -1).gather(-1, ids[0, len(sample["prompt_ids"]):, None]).sum()
+        logits = model(input_ids=ids).logits[0, len(sample["prompt_ids"]) - 1 : -1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, ids[0, len(sample["prompt_ids"]) :, None]).sum()
         values.append(float(logp))
     return values
 
@@ -102,13 +111,19 @@ def ranked_pairs(samples: Sequence[dict], rewards: Sequence[float], min_gap: flo
     for prompt, scored in by_prompt.items():
         best, worst = max(scored), min(scored)
         if best[0] - worst[0] > min_gap and best[1] != worst[1]:
-            pairs.append({"prompt": [{"role": "user", "content": prompt}],
-                          "chosen": [{"role": "assistant", "content": best[1]}],
-                          "rejected": [{"role": "assistant", "content": worst[1]}]})
+            pairs.append(
+                {
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": [{"role": "assistant", "content": best[1]}],
+                    "rejected": [{"role": "assistant", "content": worst[1]}],
+                }
+            )
     return pairs
 
 
-def measure(policy, reference, tokenizer, prompts, settings, seed, reward: Scorer, judge: Scorer | None) -> tuple[dict, list[dict], list[float]]:
+def measure(
+    policy, reference, tokenizer, prompts, settings, seed, reward: Scorer, judge: Scorer | None
+) -> tuple[dict, list[dict], list[float]]:
     samples = sample_answers(policy, tokenizer, prompts, settings, seed)
     texts = [(s["prompt"], s["answer"]) for s in samples]
     rewards = reward(texts)
@@ -126,9 +141,17 @@ def measure(policy, reference, tokenizer, prompts, settings, seed, reward: Score
 
 
 def train_rl(
-    base: Path, sft_adapter: Path, sft_merged: Path, output: Path, checkpoints: Path,
-    reward: Scorer, judge: Scorer | None = None, settings: RLSettings = RLSettings(), *,
-    resume: bool = False, prompts: Sequence[str] | None = None,
+    base: Path,
+    sft_adapter: Path,
+    sft_merged: Path,
+    output: Path,
+    checkpoints: Path,
+    reward: Scorer,
+    judge: Scorer | None = None,
+    settings: RLSettings = RLSettings(),
+    *,
+    resume: bool = False,
+    prompts: Sequence[str] | None = None,
 ) -> dict:
     """Rounds of sample → rank → DPO, starting from the SFT adapter; each finished round is saved
     under `checkpoints/round-N` (adapter + metrics), so `resume` continues after the last one."""
@@ -146,8 +169,10 @@ def train_rl(
     adapter = sft_adapter
     first = 0
     if resume:
-        done = sorted((p for p in checkpoints.glob("round-*") if (p / "round.json").is_file()),
-                      key=lambda p: int(p.name.split("-")[1]))
+        done = sorted(
+            (p for p in checkpoints.glob("round-*") if (p / "round.json").is_file()),
+            key=lambda p: int(p.name.split("-")[1]),
+        )
         for folder in done:
             rounds.append(json.loads((folder / "round.json").read_text()))
         if done:
@@ -157,10 +182,11 @@ def train_rl(
         base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
         set_stop_tokens(base_model, tokenizer)
         policy = PeftModel.from_pretrained(base_model, str(adapter), is_trainable=True)
-        chunk = prompts[(index * settings.prompts_per_round) % len(prompts):][: settings.prompts_per_round]
+        chunk = prompts[(index * settings.prompts_per_round) % len(prompts) :][: settings.prompts_per_round]
         policy.eval()
-        row, samples, rewards = measure(policy, reference, tokenizer, chunk, settings, settings.seed + index,
-                                        reward, judge)
+        row, samples, rewards = measure(
+            policy, reference, tokenizer, chunk, settings, settings.seed + index, reward, judge
+        )
         row["round"] = index
         if index == settings.rounds:  # the last measurement is of the final policy; no more training
             rounds.append(row)
@@ -168,34 +194,60 @@ def train_rl(
         pairs = ranked_pairs(samples, rewards)
         folder = checkpoints / f"round-{index}"
         args = DPOConfig(
-            output_dir=str(folder / "trainer"), beta=settings.beta, learning_rate=settings.learning_rate,
-            per_device_train_batch_size=settings.batch_size, num_train_epochs=settings.epochs,
-            max_length=settings.max_length, seed=settings.seed + index, logging_steps=1,
-            save_strategy="steps", save_steps=4, save_total_limit=1, report_to="none",
-            gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(), bf16=False,
+            output_dir=str(folder / "trainer"),
+            beta=settings.beta,
+            learning_rate=settings.learning_rate,
+            per_device_train_batch_size=settings.batch_size,
+            num_train_epochs=settings.epochs,
+            max_length=settings.max_length,
+            seed=settings.seed + index,
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=4,
+            save_total_limit=1,
+            report_to="none",
+            gradient_checkpointing=False,
+            use_cpu=not torch.cuda.is_available(),
+            bf16=False,
         )
-        trainer = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=tokenizer,
-                             train_dataset=Dataset.from_list(pairs))
+        trainer = DPOTrainer(
+            model=policy,
+            ref_model=reference,
+            args=args,
+            processing_class=tokenizer,
+            train_dataset=Dataset.from_list(pairs),
+        )
         trainer.train(resume_from_checkpoint=_last_checkpoint(folder / "trainer") if resume else None)
         row["pairs"] = len(pairs)
         row["dpo_loss"] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         trainer.model.save_pretrained(str(folder / "adapter"))
-        (folder / "samples.jsonl").write_text("\n".join(
-            json.dumps({"prompt": s["prompt"], "answer": s["answer"], "reward": r}, ensure_ascii=False)
-            for s, r in zip(samples, rewards)) + "\n")
+        (folder / "samples.jsonl").write_text(
+            "\n".join(
+                json.dumps({"prompt": s["prompt"], "answer": s["answer"], "reward": r}, ensure_ascii=False)
+                for s, r in zip(samples, rewards)
+            )
+            + "\n"
+        )
         (folder / "round.json").write_text(json.dumps(row, indent=2))
         rounds.append(row)
         adapter = folder / "adapter"
 
     output.mkdir(parents=True, exist_ok=True)
-    final = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32), str(adapter))
+    final = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32), str(adapter)
+    )
     final.save_pretrained(str(output))
     tokenizer.save_pretrained(str(output))
     set_stop_tokens(final.base_model.model, tokenizer)
     final.base_model.model.generation_config.save_pretrained(str(output))
-    report = {"step": "rl", "method": "iterative reward-ranked DPO", "settings": asdict(settings),
-              "rounds": rounds, "wall_seconds": round(time.perf_counter() - started, 1),
-              "process_cpu_seconds": round(time.process_time() - cpu_started, 1)}
+    report = {
+        "step": "rl",
+        "method": "iterative reward-ranked DPO",
+        "settings": asdict(settings),
+        "rounds": rounds,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "process_cpu_seconds": round(time.process_time() - cpu_started, 1),
+    }
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
 

@@ -58,14 +58,23 @@ def lora_config(settings):
     from peft import LoraConfig
 
     return LoraConfig(
-        r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-        target_modules=list(settings.lora_targets), task_type="CAUSAL_LM",
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=list(settings.lora_targets),
+        task_type="CAUSAL_LM",
     )
 
 
 def train_sft(
-    base: Path, output: Path, checkpoints: Path, settings: SFTSettings = SFTSettings(), *,
-    resume: bool = False, rows: list[dict] | None = None, stop_after: int | None = None,
+    base: Path,
+    output: Path,
+    checkpoints: Path,
+    settings: SFTSettings = SFTSettings(),
+    *,
+    resume: bool = False,
+    rows: list[dict] | None = None,
+    stop_after: int | None = None,
 ) -> dict:
     """Train the SFT LoRA on `base` into `output` (adapter + tokenizer + metrics.json).
 
@@ -88,26 +97,39 @@ def train_sft(
 
     args = SFTConfig(
         output_dir=str(checkpoints),
-        seed=settings.seed, data_seed=settings.seed,
+        seed=settings.seed,
+        data_seed=settings.seed,
         max_length=settings.max_length,
         completion_only_loss=True,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accumulation,
         learning_rate=settings.learning_rate,
-        num_train_epochs=settings.epochs, max_steps=settings.max_steps,
-        lr_scheduler_type="cosine", warmup_steps=settings.warmup_ratio,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        lr_scheduler_type="cosine",
+        warmup_steps=settings.warmup_ratio,
         logging_steps=settings.logging_steps,
-        eval_strategy="steps", eval_steps=settings.eval_steps,
-        save_strategy="steps", save_steps=settings.save_steps, save_total_limit=2,
+        eval_strategy="steps",
+        eval_steps=settings.eval_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=2,
         gradient_checkpointing=settings.gradient_checkpointing,
-        report_to="none", dataloader_num_workers=0, bf16=False, fp16=False,
+        report_to="none",
+        dataloader_num_workers=0,
+        bf16=False,
+        fp16=False,
         use_cpu=not torch.cuda.is_available(),
     )
     callbacks = [_StopAfter(stop_after)] if stop_after else []
     trainer = SFTTrainer(
-        model=model, args=args, processing_class=tokenizer, peft_config=lora_config(settings),
-        train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(eval_rows),
+        model=model,
+        args=args,
+        processing_class=tokenizer,
+        peft_config=lora_config(settings),
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows),
         callbacks=callbacks,
     )
     eval_before = trainer.evaluate()["eval_loss"] if not resume else None
@@ -127,10 +149,13 @@ def train_sft(
     report = {
         "step": "sft",
         "settings": asdict(settings),
-        "train_examples": len(train_rows), "held_out_examples": len(eval_rows),
+        "train_examples": len(train_rows),
+        "held_out_examples": len(eval_rows),
         "optimizer_steps": trainer.state.global_step,
-        "eval_loss_before": eval_before, "eval_loss_after": eval_after,
-        "wall_seconds": round(seconds, 1), "process_cpu_seconds": round(cpu_seconds, 1),
+        "eval_loss_before": eval_before,
+        "eval_loss_after": eval_after,
+        "wall_seconds": round(seconds, 1),
+        "process_cpu_seconds": round(cpu_seconds, 1),
         "log_history": trainer.state.log_history,
         "device": str(trainer.args.device),
         "versions": _versions(),
@@ -167,5 +192,9 @@ def _versions() -> dict:
     import transformers
     import trl
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "trl": trl.__version__, "peft": peft.__version__}
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "peft": peft.__version__,
+    }

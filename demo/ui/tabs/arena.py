@@ -21,8 +21,12 @@ from ..context import UIContext
 
 TITLE = "Blind vote"
 SCREEN_INTERVAL_SECONDS = 0.05
-VOTE_BUTTONS = (("A", "vote-a", "👈 A is better"), ("B", "vote-b", "👉 B is better"),
-                ("tie", "vote-tie", "🤝 Tie"), ("bad", "vote-bad", "👎 Both are bad"))
+VOTE_BUTTONS = (
+    ("A", "vote-a", "👈 A is better"),
+    ("B", "vote-b", "👉 B is better"),
+    ("tie", "vote-tie", "🤝 Tie"),
+    ("bad", "vote-bad", "👎 Both are bad"),
+)
 INTRO = (
     "Two systems drawn at random from the configured ones (a base model raw or few-shot "
     "prompted, an aligned chat model) answer the same prompt. Which answer is better? Names, "
@@ -34,8 +38,10 @@ INTRO = (
 def status_html(voting_error: str | None) -> str:
     if voting_error is None:
         return ""
-    return (f'<div class="demo-error" role="alert">Voting is unavailable: {views.escape(voting_error)}. '
-            "You can still run battles here and comparisons in the Compare tab.</div>")
+    return (
+        f'<div class="demo-error" role="alert">Voting is unavailable: {views.escape(voting_error)}. '
+        "You can still run battles here and comparisons in the Compare tab.</div>"
+    )
 
 
 def message_html(text: str, error: bool = True) -> str:
@@ -65,7 +71,9 @@ def reveal_html(reveal: Reveal) -> str:
             f"({views.escape(system.stage)})</td><td>{views.escape(FORMAT_LABELS[system.format])}</td>"
             f"<td>{score}</td></tr>"
         )
-    judge = {"A": "prefers A", "B": "prefers B", "tie": "calls it a tie", None: "has no score (reward unavailable)"}[reveal.judge]
+    judge = {"A": "prefers A", "B": "prefers B", "tie": "calls it a tie", None: "has no score (reward unavailable)"}[
+        reveal.judge
+    ]
     if reveal.agreed is None:
         if reveal.winner in ("tie", "bad"):
             agreement = "no agreement to measure (you called it a tie or both bad)"
@@ -81,9 +89,9 @@ def reveal_html(reveal: Reveal) -> str:
     note = "".join(f'<p class="demo-muted">{views.escape(n)}</p>' for n in notes)
     return (
         f'<div class="arena-reveal"><p>Your vote: <b>{views.escape(OUTCOME_LABELS[reveal.winner])}</b> — recorded.</p>'
-        '<table><thead><tr><th></th><th>model</th><th>stage</th><th>input format</th><th>reward</th></tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table>'
-        f'<p>The judge (reward model) {judge}: {agreement}.</p>{note}</div>'
+        "<table><thead><tr><th></th><th>model</th><th>stage</th><th>input format</th><th>reward</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<p>The judge (reward model) {judge}: {agreement}.</p>{note}</div>"
     )
 
 
@@ -93,8 +101,14 @@ def build(context: UIContext) -> None:
 
     gr.Markdown(INTRO)
     gr.HTML(status_html(arena.voting_error), elem_id="arena-status")
-    prompt = gr.Textbox(label="Prompt", lines=3, max_lines=12, max_length=limits.max_prompt_chars,
-                        placeholder="Type an instruction, or take a random example", elem_id="arena-prompt")
+    prompt = gr.Textbox(
+        label="Prompt",
+        lines=3,
+        max_lines=12,
+        max_length=limits.max_prompt_chars,
+        placeholder="Type an instruction, or take a random example",
+        elem_id="arena-prompt",
+    )
     with gr.Row(equal_height=True):
         run_btn = gr.Button("Battle ▶", variant="primary", elem_id="arena-run", scale=2, min_width=90)
         random_btn = gr.Button("🎲 Random example", elem_id="arena-random", min_width=90)
@@ -108,18 +122,26 @@ def build(context: UIContext) -> None:
                 gr.Markdown(f"### Answer {position}")
                 answers[position] = gr.HTML(elem_id=f"arena-answer-{position.lower()}")
     with gr.Row(equal_height=True):
-        buttons = {outcome: gr.Button(label, elem_id=elem_id, interactive=False, min_width=80)
-                   for outcome, elem_id, label in VOTE_BUTTONS}
+        buttons = {
+            outcome: gr.Button(label, elem_id=elem_id, interactive=False, min_width=80)
+            for outcome, elem_id, label in VOTE_BUTTONS
+        }
     with gr.Accordion("Optional: the paper's labelling form, per answer", open=False):
         form = {}
         with gr.Row():
             for position in ("A", "B"):
                 with gr.Column():
                     form[position] = (
-                        gr.CheckboxGroup([(label, key) for key, label in ATTRIBUTES], label=f"Answer {position}",
-                                         elem_id=f"arena-attrs-{position.lower()}"),
-                        gr.Radio([str(n) for n in range(1, 8)], label=f"Overall quality of {position} (1 = worst, 7 = best)",
-                                 elem_id=f"arena-rating-{position.lower()}"),
+                        gr.CheckboxGroup(
+                            [(label, key) for key, label in ATTRIBUTES],
+                            label=f"Answer {position}",
+                            elem_id=f"arena-attrs-{position.lower()}",
+                        ),
+                        gr.Radio(
+                            [str(n) for n in range(1, 8)],
+                            label=f"Overall quality of {position} (1 = worst, 7 = best)",
+                            elem_id=f"arena-rating-{position.lower()}",
+                        ),
                     )
     reveal = gr.HTML(elem_id="arena-reveal")
     next_btn = gr.Button("Next ↻", elem_id="arena-next", visible=False)
@@ -142,25 +164,45 @@ def build(context: UIContext) -> None:
             return
         workers = [arena.comparator.workers[s.model_id] for s in battle.systems]
         while any(w.state == "loading" for w in workers):
-            yield [battle.id, message_html("The models are still loading…", error=False), "", "", "",
-                   gr.Button(visible=False), *locked()]
+            yield [
+                battle.id,
+                message_html("The models are still loading…", error=False),
+                "",
+                "",
+                "",
+                gr.Button(visible=False),
+                *locked(),
+            ]
             time.sleep(1.0)
         snapshot = None
         for snapshot in paced(arena.stream(battle), SCREEN_INTERVAL_SECONDS):
-            yield [battle.id, "", *(blind_answer_html(snapshot.side(role), True) for role in battle.roles), "",
-                   gr.Button(visible=False), *locked()]
+            yield [
+                battle.id,
+                "",
+                *(blind_answer_html(snapshot.side(role), True) for role in battle.roles),
+                "",
+                gr.Button(visible=False),
+                *locked(),
+            ]
         open_to_vote = arena.registry.get(session, battle.id) is not None and battle.state == "finished"
         note = "" if open_to_vote else message_html("An answer failed, so this battle cannot be voted on. Press Next.")
         final = [blind_answer_html(snapshot.side(role), False) for role in battle.roles] if snapshot else ["", ""]
-        yield [battle.id, note, *final, "", gr.Button(visible=not open_to_vote),
-               *([gr.Button(interactive=open_to_vote and arena.voting_error is None)] * len(vote_buttons))]
+        yield [
+            battle.id,
+            note,
+            *final,
+            "",
+            gr.Button(visible=not open_to_vote),
+            *([gr.Button(interactive=open_to_vote and arena.voting_error is None)] * len(vote_buttons)),
+        ]
 
     def vote_for(outcome: str):
         def vote(current, attrs_a, rating_a, attrs_b, rating_b, request: gr.Request):
             session = request.session_hash or "anonymous"
             try:
-                result = arena.vote(session, current, outcome, {"A": attrs_a or [], "B": attrs_b or []},
-                                    (rating_a, rating_b))
+                result = arena.vote(
+                    session, current, outcome, {"A": attrs_a or [], "B": attrs_b or []}, (rating_a, rating_b)
+                )
             except VoteRefused as error:
                 gr.Warning(str(error))
                 return [message_html(str(error)), gr.skip(), gr.skip(), *[gr.skip()] * len(vote_buttons)]
@@ -169,8 +211,15 @@ def build(context: UIContext) -> None:
         return vote
 
     run_outputs = [battle_id, message, answers["A"], answers["B"], reveal, next_btn, *vote_buttons]
-    run_args = dict(fn=run, inputs=[prompt, example], outputs=run_outputs, show_progress="minimal",
-                    concurrency_limit=limits.concurrency_limit, concurrency_id="compare", api_visibility="private")
+    run_args = dict(
+        fn=run,
+        inputs=[prompt, example],
+        outputs=run_outputs,
+        show_progress="minimal",
+        concurrency_limit=limits.concurrency_limit,
+        concurrency_id="compare",
+        api_visibility="private",
+    )
     run_btn.click(**run_args)
     prompt.submit(**run_args)
 
@@ -180,11 +229,22 @@ def build(context: UIContext) -> None:
 
     random_btn.click(pick_random, None, [prompt, example], queue=False, api_visibility="private").then(**run_args)
     for outcome, button in buttons.items():
-        button.click(vote_for(outcome), [battle_id, *form_fields], [message, reveal, next_btn, *vote_buttons],
-                     concurrency_limit=8, concurrency_id="arena-vote", api_visibility="private")
+        button.click(
+            vote_for(outcome),
+            [battle_id, *form_fields],
+            [message, reveal, next_btn, *vote_buttons],
+            concurrency_limit=8,
+            concurrency_id="arena-vote",
+            api_visibility="private",
+        )
 
     def next_battle():
         return ["", None, "", "", "", "", gr.Button(visible=False), *locked(), *([None] * len(form_fields))]
 
-    next_btn.click(next_battle, None, [prompt, battle_id, message, answers["A"], answers["B"], reveal, next_btn,
-                                       *vote_buttons, *form_fields], queue=False, api_visibility="private")
+    next_btn.click(
+        next_battle,
+        None,
+        [prompt, battle_id, message, answers["A"], answers["B"], reveal, next_btn, *vote_buttons, *form_fields],
+        queue=False,
+        api_visibility="private",
+    )

@@ -40,8 +40,12 @@ def settings_controls(context: UIContext) -> dict[str, gr.components.Component]:
                 )
             else:
                 controls[setting.name] = gr.Slider(
-                    setting.low, setting.upper(limits), value=value, step=setting.step,
-                    label=setting.label, info=setting.help,
+                    setting.low,
+                    setting.upper(limits),
+                    value=value,
+                    step=setting.step,
+                    label=setting.label,
+                    info=setting.help,
                 )
     return controls
 
@@ -80,11 +84,18 @@ def build(context: UIContext) -> None:
         clear_btn = gr.Button("Clear", elem_id="clear-btn", min_width=60)
     with gr.Row(equal_height=True):
         pair_choice = gr.Dropdown(
-            [(pair.label, pair.id) for pair in config.pairs], value=config.default_pair.id,
-            label="Compare", elem_id="pair", visible=len(pair_ids) > 1, scale=2,
+            [(pair.label, pair.id) for pair in config.pairs],
+            value=config.default_pair.id,
+            label="Compare",
+            elem_id="pair",
+            visible=len(pair_ids) > 1,
+            scale=2,
         )
         base_format = gr.Radio(
-            list(BASE_MODES), value="raw", label="Base model input", elem_id="base-format",
+            list(BASE_MODES),
+            value="raw",
+            label="Base model input",
+            elem_id="base-format",
             info="raw: the prompt as a document to continue (how GPT-3 was used); prompted: a few-shot instruction prefix (the paper's 'GPT-3 prompted')",
         )
     message = gr.HTML(elem_id="message")
@@ -102,7 +113,11 @@ def build(context: UIContext) -> None:
                 }
                 with gr.Accordion("Exact input this model received", open=False):
                     outputs[role]["input"] = gr.Textbox(
-                        show_label=False, lines=4, max_lines=20, interactive=False, elem_id=f"{role}-input",
+                        show_label=False,
+                        lines=4,
+                        max_lines=20,
+                        interactive=False,
+                        elem_id=f"{role}-input",
                     )
     preference = gr.HTML(elem_id="preference")
     gr.Markdown(views.LEGEND)
@@ -122,8 +137,11 @@ def build(context: UIContext) -> None:
                 gr.Markdown(group.description)
                 example_sets.append(
                     gr.Dataset(
-                        components=[gr.Textbox(visible=False)], samples=[[p] for p in group.prompts],
-                        type="values", show_label=False, elem_id=f"examples-{group.id}",
+                        components=[gr.Textbox(visible=False)],
+                        samples=[[p] for p in group.prompts],
+                        type="values",
+                        show_label=False,
+                        elem_id=f"examples-{group.id}",
                     )
                 )
 
@@ -183,8 +201,13 @@ def build(context: UIContext) -> None:
 
     # "minimal" keeps streamed text readable (no overlay) while still showing queue position.
     run_args: dict[str, Any] = dict(  # gradio's per-keyword types can't be checked through **
-        fn=run, inputs=run_inputs, outputs=result_outputs, show_progress="minimal",
-        concurrency_limit=limits.concurrency_limit, concurrency_id="compare", api_visibility="private",
+        fn=run,
+        inputs=run_inputs,
+        outputs=result_outputs,
+        show_progress="minimal",
+        concurrency_limit=limits.concurrency_limit,
+        concurrency_id="compare",
+        api_visibility="private",
     )
     run_btn.click(**run_args)
     prompt.submit(**run_args)
@@ -192,27 +215,36 @@ def build(context: UIContext) -> None:
     seed = controls["seed"]
     regen_btn.click(lambda s: int(s or 0) + 1, seed, seed, queue=False, api_visibility="private").then(**run_args)
     clear_btn.click(
-        lambda: ["", ""] + ["", "", "", ""] * 2 + [""], None, [prompt, *result_outputs],
-        queue=False, api_visibility="private",
+        lambda: ["", ""] + ["", "", "", ""] * 2 + [""],
+        None,
+        [prompt, *result_outputs],
+        queue=False,
+        api_visibility="private",
     )
     for dataset in example_sets:
         dataset.click(lambda sample: sample[0], dataset, prompt, queue=False, api_visibility="private").then(**run_args)
     pair_choice.change(
-        show_pair, pair_choice, [outputs["base"]["header"], outputs["aligned"]["header"], cards],
-        queue=False, api_visibility="private",
+        show_pair,
+        pair_choice,
+        [outputs["base"]["header"], outputs["aligned"]["header"], cards],
+        queue=False,
+        api_visibility="private",
     )
 
     def refresh_cards(pair_id):
         settled = views.loading_status(comparator)[1]
-        return views.model_card_markdown(config, context.loaded_info(), resolve_choice(
-            pair_id, pair_ids, "pair", config.default_pair.id)), gr.Timer(active=not settled)
+        return views.model_card_markdown(
+            config, context.loaded_info(), resolve_choice(pair_id, pair_ids, "pair", config.default_pair.id)
+        ), gr.Timer(active=not settled)
 
     timer = gr.Timer(1.0)
     timer.tick(refresh_cards, pair_choice, [cards, timer], queue=False, api_visibility="private")
 
     gr.api(
-        compare_endpoint(context), api_name="compare",
-        concurrency_limit=limits.concurrency_limit, concurrency_id="compare",
+        compare_endpoint(context),
+        api_name="compare",
+        concurrency_limit=limits.concurrency_limit,
+        concurrency_id="compare",
     )
 
 
@@ -249,22 +281,29 @@ def compare_endpoint(context: UIContext):
         annotations[setting.name] = setting.kind
         parameters.append(
             inspect.Parameter(
-                setting.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=getattr(defaults, setting.name), annotation=setting.kind,
+                setting.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=getattr(defaults, setting.name),
+                annotation=setting.kind,
             )
         )
     # Keep the historical argument order (seed before repetition_penalty) for positional clients.
     order = ["prompt", "max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty"]
     parameters.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
-    parameters.append(inspect.Parameter("base_format", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                        default="raw", annotation=Literal["raw", "prompted"]))
+    parameters.append(
+        inspect.Parameter(
+            "base_format", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="raw", annotation=Literal["raw", "prompted"]
+        )
+    )
     annotations["base_format"] = Literal["raw", "prompted"]
-    parameters.append(inspect.Parameter("pair", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                        default=config.default_pair.id, annotation=str))
+    parameters.append(
+        inspect.Parameter(
+            "pair", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=config.default_pair.id, annotation=str
+        )
+    )
     annotations["pair"] = str
     signature = inspect.Signature(parameters, return_annotation=dict)
     compare.__signature__ = signature  # type: ignore[attr-defined]
     compare.__annotations__ = annotations
     compare.__doc__ = "Run a prompt through a configured pair (base and aligned); both answers with scores."
     return compare
-

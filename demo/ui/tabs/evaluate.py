@@ -56,7 +56,11 @@ def plan_request(suite: str, samples, limit: int) -> PlannedRun:
 
 
 def describe_plan(plan: PlannedRun, limit: int) -> str:
-    cap = f" (capped at {limit} comparisons per run: the first {plan.prompts} of {plan.rows} prompts)" if plan.capped else ""
+    cap = (
+        f" (capped at {limit} comparisons per run: the first {plan.prompts} of {plan.rows} prompts)"
+        if plan.capped
+        else ""
+    )
     return f"This run makes **{plan.items} comparisons** on `{plan.options.suites[0]}`, {plan.options.samples} sample(s) per prompt{cap}."
 
 
@@ -107,7 +111,9 @@ def build(context: UIContext) -> None:
     )
     with gr.Row(equal_height=True):
         suite = gr.Dropdown(suites, value=first, label="Suite", elem_id="eval-suite", scale=2)
-        samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples per prompt", elem_id="eval-samples", scale=2)
+        samples = gr.Slider(
+            1, MAX_SAMPLES, value=1, step=1, label="Samples per prompt", elem_id="eval-samples", scale=2
+        )
         run_btn = gr.Button("Run evaluation ▶", variant="primary", elem_id="eval-run", scale=1)
     plan_note = gr.Markdown(describe_plan(plan_request(first, 1, limit), limit), elem_id="eval-plan")
     status = gr.Markdown("", elem_id="eval-status")
@@ -132,8 +138,11 @@ def build(context: UIContext) -> None:
         out_dir = run_dir(context, plan.options)
 
         def on_progress(done: int, total: int, eta: float | None) -> None:
-            left = f", about {eta / 60:.0f} min left" if eta is not None and eta >= 60 else (
-                f", about {eta:.0f} s left" if eta is not None else "")
+            left = (
+                f", about {eta / 60:.0f} min left"
+                if eta is not None and eta >= 60
+                else (f", about {eta:.0f} s left" if eta is not None else "")
+            )
             progress((done, max(total, 1)), desc=f"{done} of {total} comparisons{left}", unit="comparisons")
 
         try:
@@ -142,13 +151,18 @@ def build(context: UIContext) -> None:
             raise gr.Error(f"The evaluation failed: {error}") from None
         summary = load_summary(out_dir)
         text, *charts = views(summary, f"Your run: {describe_plan(plan, limit)}")
-        done = (f"Done in {result.seconds:.0f} s: {result.generated} items run, {result.reused} reused from "
-                "earlier runs.")
+        done = (
+            f"Done in {result.seconds:.0f} s: {result.generated} items run, {result.reused} reused from earlier runs."
+        )
         return done, text, *charts, results_zip(out_dir)
 
     suite.change(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
     samples.release(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
     run_btn.click(
-        evaluate, [suite, samples], [status, report, win_plot, truth_plot, tox_plot, download],
-        concurrency_limit=1, concurrency_id="evaluate", api_visibility="private",
+        evaluate,
+        [suite, samples],
+        [status, report, win_plot, truth_plot, tox_plot, download],
+        concurrency_limit=1,
+        concurrency_id="evaluate",
+        api_visibility="private",
     )

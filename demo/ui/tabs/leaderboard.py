@@ -25,8 +25,10 @@ HAS_ALTAIR = importlib.util.find_spec("altair") is not None
 
 def summary_markdown(board: Leaderboard, computed_at: float | None, error: str | None, voting_error: str | None) -> str:
     when = datetime.fromtimestamp(computed_at).strftime("%H:%M:%S") if computed_at else "not yet"
-    lines = [f"**{board.votes} vote{'' if board.votes == 1 else 's'}** ({board.rated_votes} in the ratings; {board.self_identified} kept out "
-             f"because an answer named its model). Computed at {when}."]
+    lines = [
+        f"**{board.votes} vote{'' if board.votes == 1 else 's'}** ({board.rated_votes} in the ratings; {board.self_identified} kept out "
+        f"because an answer named its model). Computed at {when}."
+    ]
     if voting_error:
         lines.append(f"⚠️ Voting is unavailable: {voting_error}")
     if error:
@@ -36,8 +38,16 @@ def summary_markdown(board: Leaderboard, computed_at: float | None, error: str |
 
 def ratings_frame(board: Leaderboard, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"rank": i + 1, "system": labels.get(r.system, r.system), "rating": round(r.rating),
-          "95% CI": f"{r.lower:.0f} – {r.upper:.0f}", "battles": r.battles} for i, r in enumerate(board.ratings)],
+        [
+            {
+                "rank": i + 1,
+                "system": labels.get(r.system, r.system),
+                "rating": round(r.rating),
+                "95% CI": f"{r.lower:.0f} – {r.upper:.0f}",
+                "battles": r.battles,
+            }
+            for i, r in enumerate(board.ratings)
+        ],
         columns=["rank", "system", "rating", "95% CI", "battles"],
     )
 
@@ -45,25 +55,48 @@ def ratings_frame(board: Leaderboard, labels: dict[str, str]) -> pd.DataFrame:
 def paper_frame(board: Leaderboard) -> pd.DataFrame:
     rows = [
         ("aligned preferred over base (raw prompt)", board.aligned_vs_base.text(), PAPER["aligned_vs_base"]),
-        ("aligned preferred over few-shot prompted base", board.aligned_vs_prompted.text(), PAPER["aligned_vs_prompted"]),
-        ("judge (reward model) agrees with voters, decisive votes", board.judge_agreement.text(), PAPER["judge_agreement"]),
+        (
+            "aligned preferred over few-shot prompted base",
+            board.aligned_vs_prompted.text(),
+            PAPER["aligned_vs_prompted"],
+        ),
+        (
+            "judge (reward model) agrees with voters, decisive votes",
+            board.judge_agreement.text(),
+            PAPER["judge_agreement"],
+        ),
         ("two sessions agree on the same answers", board.human_agreement.text(), PAPER["human_agreement"]),
     ]
     return pd.DataFrame(rows, columns=["measure", "these votes", "InstructGPT paper"])
 
 
 def category_frame(board: Leaderboard) -> pd.DataFrame:
-    rows = [{"category": category, "votes": row["votes"], "aligned > base": row["aligned_vs_base"].text(),
-             "aligned > prompted": row["aligned_vs_prompted"].text(), "judge agrees": row["judge_agreement"].text()}
-            for category, row in board.by_category.items()]
+    rows = [
+        {
+            "category": category,
+            "votes": row["votes"],
+            "aligned > base": row["aligned_vs_base"].text(),
+            "aligned > prompted": row["aligned_vs_prompted"].text(),
+            "judge agrees": row["judge_agreement"].text(),
+        }
+        for category, row in board.by_category.items()
+    ]
     return pd.DataFrame(rows, columns=["category", "votes", "aligned > base", "aligned > prompted", "judge agrees"])
 
 
 def matrix_frame(board: Leaderboard, labels: dict[str, str], counts: bool) -> pd.DataFrame:
     names = board.systems
-    data = {labels.get(c, c): [
-        (board.counts.get((r, c), 0) if counts else (round(100 * board.win_rate[r, c]) if (r, c) in board.win_rate else None))
-        for r in names] for c in names}
+    data = {
+        labels.get(c, c): [
+            (
+                board.counts.get((r, c), 0)
+                if counts
+                else (round(100 * board.win_rate[r, c]) if (r, c) in board.win_rate else None)
+            )
+            for r in names
+        ]
+        for c in names
+    }
     frame = pd.DataFrame(data, index=[labels.get(r, r) for r in names])
     frame.index.name = "row vs column"
     return frame.reset_index()
@@ -72,22 +105,40 @@ def matrix_frame(board: Leaderboard, labels: dict[str, str], counts: bool) -> pd
 def ratings_chart(board: Leaderboard, labels: dict[str, str]):
     import altair as alt
 
-    frame = pd.DataFrame([{"system": labels.get(r.system, r.system), "rating": r.rating, "lower": r.lower,
-                           "upper": r.upper} for r in board.ratings])
+    frame = pd.DataFrame(
+        [
+            {"system": labels.get(r.system, r.system), "rating": r.rating, "lower": r.lower, "upper": r.upper}
+            for r in board.ratings
+        ]
+    )
     base = alt.Chart(frame).encode(y=alt.Y("system:N", sort=list(frame["system"]), title=None))  # best first
-    return (base.mark_rule().encode(x=alt.X("lower:Q", title="Bradley–Terry rating (95% CI)", scale=alt.Scale(zero=False)), x2="upper:Q")
-            + base.mark_point(filled=True, size=80).encode(x="rating:Q")).properties(height=40 + 40 * len(frame), width=300)
+    return (
+        base.mark_rule().encode(
+            x=alt.X("lower:Q", title="Bradley–Terry rating (95% CI)", scale=alt.Scale(zero=False)), x2="upper:Q"
+        )
+        + base.mark_point(filled=True, size=80).encode(x="rating:Q")
+    ).properties(height=40 + 40 * len(frame), width=300)
 
 
 def win_rate_chart(board: Leaderboard, labels: dict[str, str]):
     import altair as alt
 
-    frame = pd.DataFrame([{"row": labels.get(r, r), "column": labels.get(c, c), "win rate": value,
-                           "battles": board.counts[r, c]} for (r, c), value in board.win_rate.items()])
-    heat = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("column:N", title="against"), y=alt.Y("row:N", title="system"),
-        color=alt.Color("win rate:Q", scale=alt.Scale(domain=[0, 1], scheme="redblue")),
-        tooltip=["row", "column", alt.Tooltip("win rate:Q", format=".0%"), "battles"])
+    frame = pd.DataFrame(
+        [
+            {"row": labels.get(r, r), "column": labels.get(c, c), "win rate": value, "battles": board.counts[r, c]}
+            for (r, c), value in board.win_rate.items()
+        ]
+    )
+    heat = (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("column:N", title="against"),
+            y=alt.Y("row:N", title="system"),
+            color=alt.Color("win rate:Q", scale=alt.Scale(domain=[0, 1], scheme="redblue")),
+            tooltip=["row", "column", alt.Tooltip("win rate:Q", format=".0%"), "battles"],
+        )
+    )
     text = alt.Chart(frame).mark_text().encode(x="column:N", y="row:N", text=alt.Text("win rate:Q", format=".0%"))
     return (heat + text).properties(height=60 * max(1, len(board.systems)), width=60 * max(1, len(board.systems)))
 
@@ -96,17 +147,21 @@ def build(context: UIContext) -> None:
     arena, cache = services(context)
     labels = {system.id: system.label for system in arena.systems}
 
-    gr.Markdown("Ratings from the blind votes (Bradley–Terry as in Chatbot Arena: a tie or "
-                "“both are bad” is half a win each; 95% intervals from resampled battles), "
-                "recomputed in the background every "
-                f"{context.config.arena.leaderboard_refresh_seconds:.0f} s.")
+    gr.Markdown(
+        "Ratings from the blind votes (Bradley–Terry as in Chatbot Arena: a tie or "
+        "“both are bad” is half a win each; 95% intervals from resampled battles), "
+        "recomputed in the background every "
+        f"{context.config.arena.leaderboard_refresh_seconds:.0f} s."
+    )
     summary = gr.Markdown(elem_id="leaderboard-summary")
     ratings = gr.Dataframe(elem_id="leaderboard-ratings", interactive=False, label="Ratings")
     plots = []
     if HAS_ALTAIR:
         with gr.Row():
-            plots = [gr.Plot(label="Ratings", elem_id="leaderboard-ratings-plot"),
-                     gr.Plot(label="Win rate (row vs column)", elem_id="leaderboard-winrate-plot")]
+            plots = [
+                gr.Plot(label="Ratings", elem_id="leaderboard-ratings-plot"),
+                gr.Plot(label="Win rate (row vs column)", elem_id="leaderboard-winrate-plot"),
+            ]
     paper = gr.Dataframe(elem_id="leaderboard-paper", interactive=False, label="Beside the InstructGPT paper")
     with gr.Accordion("Win rates, battle counts and categories", open=False):
         win_table = gr.Dataframe(interactive=False, label="Win rate of the row against the column (%)")
@@ -118,12 +173,19 @@ def build(context: UIContext) -> None:
         if version == cache.version and version != -1:
             return [gr.skip()] * (7 + len(plots))
         board = cache.snapshot
-        values = [cache.version, summary_markdown(board, cache.computed_at, cache.error, arena.voting_error),
-                  ratings_frame(board, labels)]
+        values = [
+            cache.version,
+            summary_markdown(board, cache.computed_at, cache.error, arena.voting_error),
+            ratings_frame(board, labels),
+        ]
         if plots:
-            values += ([ratings_chart(board, labels), win_rate_chart(board, labels)] if board.ratings else [None, None])
-        values += [paper_frame(board), matrix_frame(board, labels, counts=False), matrix_frame(board, labels, counts=True),
-                   category_frame(board)]
+            values += [ratings_chart(board, labels), win_rate_chart(board, labels)] if board.ratings else [None, None]
+        values += [
+            paper_frame(board),
+            matrix_frame(board, labels, counts=False),
+            matrix_frame(board, labels, counts=True),
+            category_frame(board),
+        ]
         return values
 
     outputs = [shown, summary, ratings, *plots, paper, win_table, count_table, category_table]
