@@ -125,7 +125,7 @@ def ratings_with_intervals(battles: Sequence[tuple[str, str, str]], rounds: int 
         sample = [battles[i] for i in rng.integers(0, len(battles), len(battles))]
         for name, value in bradley_terry(sample, systems).items():
             samples[name].append(value)
-    played = defaultdict(int)
+    played: defaultdict[str, int] = defaultdict(int)
     for a, b, _ in battles:
         played[a] += 1
         played[b] += 1

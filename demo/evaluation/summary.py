@@ -163,7 +163,7 @@ def truthfulness_summary(
             key = (row["pair"], row["base_format"], role)
             verdict = match_truthful(side.get("text") or "", row["correct"], row["incorrect"])
             generated[key].append((_prompt(row), 1.0 if verdict.correct else 0.0))
-            model_ids.setdefault(key, side.get("model_id"))
+            model_ids.setdefault(key, str(side.get("model_id") or ""))
     for key, rows in mc_groups.items():
         model_ids.setdefault(key, rows[0].get("model_id"))
     out = []
@@ -208,7 +208,7 @@ def toxicity_summary(rows: list[Mapping], *, seed: int = 0, n_resamples: int = N
                 continue
             key = (row["pair"], row["base_format"], role, row["instruction"])
             cells[key].append((_prompt(row), float(side["toxicity"]), 1.0 if side.get("toxic") else 0.0))
-            model_ids.setdefault(key, side.get("model_id"))
+            model_ids.setdefault(key, str(side.get("model_id") or ""))
     instructions = list(TOXICITY_INSTRUCTIONS)
 
     def order(key):

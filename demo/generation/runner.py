@@ -13,7 +13,7 @@ import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..config import ModelSpec, PromptedFormat
 from ..settings import SamplingSettings
@@ -66,6 +66,9 @@ class TextGenerator(Protocol):
 # --- events streamed to callers ----------------------------------------------------------------
 
 
+StopReason = Literal["eos", "stop_sequence", "max_new_tokens", "cancelled"]
+
+
 @dataclass(frozen=True)
 class Started:
     input_text: str
@@ -84,7 +87,7 @@ class Finished:
     new_tokens: int
     seconds: float
     first_token_seconds: float | None
-    stop_reason: Literal["eos", "stop_sequence", "max_new_tokens", "cancelled"]
+    stop_reason: StopReason
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ class ModelRunner:
     def __init__(self, spec: ModelSpec, tokenizer, backend: TokenGenerator, prompted: PromptedFormat):
         self.spec = spec
         self.tokenizer = tokenizer
-        self.backend = backend
+        # A TokenGenerator or TextGenerator; the optional batch and likelihood methods are probed.
+        self.backend: Any = backend
         self.prompted = prompted
         self._special_tokens = special_token_strings(tokenizer)
         self._eos_ids = _eos_ids(tokenizer, backend)
@@ -321,7 +325,7 @@ class ModelRunner:
 
 
 def _last(events) -> Finished | Failed:
-    last = Failed("generation ended without an answer")
+    last: Finished | Failed = Failed("generation ended without an answer")
     for event in events:
         if isinstance(event, (Finished, Failed)):
             last = event
@@ -359,7 +363,7 @@ class _Answer:
         self.eos_ids = eos_ids
         self.max_new_tokens = max_new_tokens
         self.new_tokens = 0
-        self.reason: str | None = None
+        self.reason: StopReason | None = None
 
     def push(self, token_id) -> str:
         """Take one token; the text it adds. Sets `reason` once the answer has ended."""
