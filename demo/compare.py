@@ -78,7 +78,7 @@ class Comparator:
         pair: str | None = None,
     ) -> Iterator[Comparison]:
         spec = self.config.pair(pair)
-        sides = {role: (getattr(spec, role), base_mode) for role in ROLES}
+        sides: dict[str, tuple[str, BaseMode]] = {role: (getattr(spec, role), base_mode) for role in ROLES}
         yield from self.stream_models(prompt, settings, sides, should_stop, pair=spec.id)
 
     def stream_models(
@@ -93,11 +93,8 @@ class Comparator:
         `sides` maps "base" and "aligned" to (model id, base mode). The blind vote uses it to
         run two systems that no configured pair names (e.g. one base model raw vs prompted)."""
         limits = self.config.limits
-        comparison = Comparison(
-            prompt=prompt,
-            pair=pair,
-            **{role: SideState(self.config.models[sides[role][0]].name, model_id=sides[role][0]) for role in ROLES},
-        )
+        states = {role: SideState(self.config.models[sides[role][0]].name, model_id=sides[role][0]) for role in ROLES}
+        comparison = Comparison(prompt=prompt, base=states["base"], aligned=states["aligned"], pair=pair)
         workers = {role: self.workers[sides[role][0]] for role in ROLES}
         try:
             validate_prompt(prompt, limits)

@@ -115,7 +115,7 @@ class Arena:
         return self._rng.choice(self.examples)
 
     def settings(self) -> SamplingSettings:
-        return clamp_settings(SamplingSettings(**self.config.generation.model_dump()), self.config.limits)
+        return clamp_settings(SamplingSettings(**dict(self.config.generation)), self.config.limits)
 
     def new_battle(self, session: str, prompt: str, category: str = TYPED) -> Battle:
         """Validate the prompt and issue a battle of two random systems in random order."""

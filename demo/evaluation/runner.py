@@ -127,7 +127,7 @@ def plan_items(rows: Sequence[SuiteRow], options: EvaluationOptions) -> list[_It
 
 
 def run_sampling(config: AppConfig, options: EvaluationOptions) -> SamplingSettings:
-    sampling = options.sampling or SamplingSettings(**config.generation.model_dump())
+    sampling = options.sampling or SamplingSettings(**dict(config.generation))
     return clamp_settings(dataclasses.replace(sampling, seed=options.seed), config.limits)
 
 

@@ -165,7 +165,7 @@ def truthfulness_summary(
             generated[key].append((_prompt(row), 1.0 if verdict.correct else 0.0))
             model_ids.setdefault(key, str(side.get("model_id") or ""))
     for key, rows in mc_groups.items():
-        model_ids.setdefault(key, rows[0].get("model_id"))
+        model_ids.setdefault(key, str(rows[0].get("model_id") or ""))
     out = []
     for key in sorted(
         set(mc_groups) | set(generated), key=lambda k: (k[0], k[1], ROLES.index(k[2]) if k[2] in ROLES else 9)

@@ -146,7 +146,7 @@ class TransformersGenerator:
             )
             past = output.past_key_values
             logits = output.logits[:, -1, :].float()
-            scores = torch.cat([processors(seq, logits[i : i + 1]) for i, seq in enumerate(sequences)])
+            scores = torch.cat([processors(seq, logits[i : i + 1]) for i, seq in enumerate(sequences)])  # type: ignore[arg-type]  # the stub wants LongTensor; ids are long
             if sampling.greedy:
                 next_ids = scores.argmax(dim=-1)
             else:

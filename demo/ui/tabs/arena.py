@@ -9,6 +9,7 @@ holds nothing but the battle id; which system is A is known to the server alone.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import gradio as gr
 
@@ -211,7 +212,7 @@ def build(context: UIContext) -> None:
         return vote
 
     run_outputs = [battle_id, message, answers["A"], answers["B"], reveal, next_btn, *vote_buttons]
-    run_args = dict(
+    run_args: dict[str, Any] = dict(
         fn=run,
         inputs=[prompt, example],
         outputs=run_outputs,

@@ -14,7 +14,7 @@ from datetime import datetime
 import gradio as gr
 import pandas as pd
 
-from ...arena.ratings import PAPER, Leaderboard
+from ...arena.ratings import PAPER, Leaderboard, Share
 from ...arena.service import services
 from ..context import UIContext
 
@@ -70,14 +70,18 @@ def paper_frame(board: Leaderboard) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["measure", "these votes", "InstructGPT paper"])
 
 
+def _share_text(value: object) -> str:
+    return value.text() if isinstance(value, Share) else str(value)
+
+
 def category_frame(board: Leaderboard) -> pd.DataFrame:
     rows = [
         {
             "category": category,
             "votes": row["votes"],
-            "aligned > base": row["aligned_vs_base"].text(),
-            "aligned > prompted": row["aligned_vs_prompted"].text(),
-            "judge agrees": row["judge_agreement"].text(),
+            "aligned > base": _share_text(row["aligned_vs_base"]),
+            "aligned > prompted": _share_text(row["aligned_vs_prompted"]),
+            "judge agrees": _share_text(row["judge_agreement"]),
         }
         for category, row in board.by_category.items()
     ]
