@@ -57,7 +57,7 @@ def plan_request(suite: str, samples, limit: int) -> PlannedRun:
 
 def describe_plan(plan: PlannedRun, limit: int) -> str:
     cap = (
-        f" (capped at {limit} comparisons per run: the first {plan.prompts} of {plan.rows} prompts)"
+        f" (capped at {limit} comparisons per run: {plan.prompts} of {plan.rows} prompts, spread over its categories)"
         if plan.capped
         else ""
     )
