@@ -74,8 +74,10 @@ def test_score_cli_on_the_real_scorers(tmp_path):
     )
     assert polite.returncode == 0, polite.stderr[-2000:]
     record = json.loads(polite.stdout)
-    assert set(record) == {"reward", "toxicity", "toxic", "toxicity_labels"}
+    assert set(record) == {"reward", "toxicity", "toxic", "toxicity_labels", "toxicity_meaning", "toxic_reason"}
     assert record["toxic"] is False and isinstance(record["reward"], float)
+    # The meaning-aware signal is computed on the real backbone, and agrees this is harmless.
+    assert 0.0 <= record["toxicity_meaning"] < 0.5 and record["toxic_reason"].startswith("neither")
 
     lines = tmp_path / "answers.jsonl"
     lines.write_text(
