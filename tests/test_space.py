@@ -216,8 +216,8 @@ def _pinned_wheel_folders() -> list[str]:
 
     config = load_config(REPO_ROOT / "models.yaml")
     pins = [
-        *config.models["base"].source.requirements,
-        *config.models["aligned"].source.requirements,
+        *config.pair_models()["base"].source.requirements,
+        *config.pair_models()["aligned"].source.requirements,
         *config.scoring.toxicity.requirements,
     ]
     folders = []
