@@ -37,12 +37,23 @@ class NumpyRewardHead:
         return int(self.feature_mean.shape[0])
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        x = (np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_std
-        for index, (weight, bias) in enumerate(self.layers):
-            if index:
-                x = 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))  # exact GELU, as torch's default
-            x = x @ weight.T + bias
-        return x[:, 0] - self.reward_offset
+        return standardised_mlp(features, self.layers, self.feature_mean, self.feature_std) - self.reward_offset
+
+
+def standardised_mlp(
+    features: np.ndarray,
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...],
+    mean: np.ndarray,
+    std: np.ndarray,
+) -> np.ndarray:
+    """(feature − mean) / std → Linear → [GELU → Linear]: the one numpy forward of the heads this
+    project trains on backbone features (the reward head, the meaning-aware toxicity head)."""
+    x = (np.asarray(features, dtype=np.float64) - mean) / std
+    for index, (weight, bias) in enumerate(layers):
+        if index:
+            x = 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))  # exact GELU, as torch's default
+        x = x @ weight.T + bias
+    return x[:, 0]
 
 
 def read_head_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .reward_head import standardised_mlp
+
 log = logging.getLogger(__name__)
 
 HEAD_FORMAT = "demo-toxicity-head/1"
 METADATA_KEY = "demo_toxicity_head"
 TRAIN_COMMAND = "python -m demo.training.toxicity_head"
-_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 # What each scorer cannot see, for the legend beside the flag (from the held-out errors in
 # data/toxicity/MODEL_CARD.md).
@@ -67,12 +67,7 @@ class NumpyToxicityHead:
         return int(self.feature_mean.shape[0])
 
     def logits(self, features: np.ndarray) -> np.ndarray:
-        x = (np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_std
-        for index, (weight, bias) in enumerate(self.layers):
-            if index:
-                x = 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))  # exact GELU, as torch's default
-            x = x @ weight.T + bias
-        return x[:, 0] - self.logit_offset
+        return standardised_mlp(features, self.layers, self.feature_mean, self.feature_std) - self.logit_offset
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return _sigmoid(self.logits(features))
