@@ -236,6 +236,15 @@ class PairSpec(_Strict):
     note: str | None = Field(None, description="a caveat shown with the pair")
 
 
+class StagesSpec(_Strict):
+    """The "Three stages" tab: one prompt through 2–4 models at once, shown in the order given
+    (typically one family pretrained → SFT → RLHF), each answer scored."""
+
+    label: str
+    note: str | None = Field(None, description="a caveat shown with the stages")
+    models: tuple[str, ...] = Field(min_length=2, max_length=4, description="model ids, in stage order")
+
+
 class PromptedFormat(_Strict):
     """The paper's "GPT-3 prompted" baseline: a few-shot prefix that makes a base model answer."""
 
@@ -370,6 +379,7 @@ class AppConfig(_Strict):
     scoring: ScoringSpec
     limits: Limits = Limits()
     arena: ArenaSpec = ArenaSpec()
+    stages: StagesSpec | None = Field(None, description="the stages view; no tab when absent")
     source_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -383,6 +393,15 @@ class AppConfig(_Strict):
                     raise ValueError(
                         f"pairs[{index}].{role}: unknown model {getattr(pair, role)!r}; models: {sorted(self.models)}"
                     )
+        if self.stages is not None:
+            for index, model_id in enumerate(self.stages.models):
+                if model_id not in self.models:
+                    raise ValueError(
+                        f"stages.models[{index}]: unknown model {model_id!r}; models: {sorted(self.models)}"
+                    )
+            if len(set(self.stages.models)) != len(self.stages.models):
+                # One worker per model: a model named twice would only wait for itself.
+                raise ValueError(f"stages.models: each model once; got {list(self.stages.models)}")
         reward = self.scoring.reward
         if isinstance(reward, TrainedHeadReward) and reward.backbone not in self.models:
             raise ValueError(
@@ -414,13 +433,12 @@ class AppConfig(_Strict):
         return {role: self.models[getattr(pair, role)] for role in ROLES}
 
     def served_model_ids(self) -> list[str]:
-        """Every model some pair uses, in the order the pairs name them (each once)."""
-        ids: list[str] = []
-        for pair in self.pairs:
-            for model_id in (pair.base, pair.aligned):
-                if model_id not in ids:
-                    ids.append(model_id)
-        return ids
+        """Every model some pair or the stages view uses: the pairs' in the order they name them,
+        then the stages' (each once)."""
+        named = [model_id for pair in self.pairs for model_id in (pair.base, pair.aligned)]
+        if self.stages is not None:
+            named += self.stages.models
+        return list(dict.fromkeys(named))
 
 
 OLD_SHAPE_HELP = (

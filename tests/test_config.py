@@ -165,6 +165,36 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
             id="reward-backbone-names-a-missing-model",
         ),
         pytest.param(
+            lambda r: r.update(stages={"label": "s", "models": ["gemma-3-270m", "gemma-3-270m-rlhf"]}),
+            "stages.models[1]",
+            ["unknown model 'gemma-3-270m-rlhf'", "'smollm2-135m-instruct'"],
+            id="stages-names-a-missing-model",
+        ),
+        pytest.param(
+            lambda r: r.update(stages={"label": "s", "models": ["gemma-3-270m"]}),
+            "stages.models",
+            ["at least 2"],
+            id="stages-with-one-model",
+        ),
+        pytest.param(
+            lambda r: r.update(stages={"label": "s", "models": ["gemma-3-270m"] * 5}),
+            "stages.models",
+            ["at most 4"],
+            id="stages-with-five-models",
+        ),
+        pytest.param(
+            lambda r: r.update(stages={"label": "s", "models": ["gemma-3-270m", "gemma-3-270m"]}),
+            "stages.models",
+            ["each model once", "'gemma-3-270m'"],
+            id="stages-names-a-model-twice",
+        ),
+        pytest.param(
+            lambda r: r.update(stages={"models": ["gemma-3-270m", "smollm2-135m-instruct"]}),
+            "stages.label",
+            ["required"],
+            id="stages-without-label",
+        ),
+        pytest.param(
             lambda r: r["limits"].update(max_new_tokens=0),
             "limits.max_new_tokens",
             ["greater than or equal to 1"],
@@ -273,3 +303,22 @@ def test_pair_lookup_names_the_known_pairs():
     assert config.pair(None) == config.pairs[0]
     with pytest.raises(ValueError, match="gemma-vs-smollm2"):
         config.pair("../etc/passwd")
+
+
+def test_stages_are_optional_and_their_models_are_served(tmp_path):
+    assert load_config(DEFAULT_CONFIG_PATH).stages is None
+
+    def change(r):
+        r["models"]["gemma-3-270m-sft"] = dict(r["models"]["gemma-3-270m"], stage="sft", prompt_format="chat")
+        r["stages"] = {
+            "label": "Gemma 3 270M: pretrained → SFT → aligned",
+            "note": "one family",
+            "models": ["gemma-3-270m", "gemma-3-270m-sft", "smollm2-135m-instruct"],
+        }
+
+    config = load_config(write(tmp_path, mutated(change)))
+    assert config.stages is not None
+    assert config.stages.models == ("gemma-3-270m", "gemma-3-270m-sft", "smollm2-135m-instruct")
+    assert config.stages.label.endswith("→ aligned") and config.stages.note == "one family"
+    # The pair's models first, then the stages' that no pair names; each once.
+    assert config.served_model_ids() == ["gemma-3-270m", "smollm2-135m-instruct", "gemma-3-270m-sft"]
