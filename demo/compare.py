@@ -8,11 +8,12 @@ benchmark take the last one (`Comparator.run`) and its `to_json()`.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Literal, cast
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Literal, Protocol, TypeVar, cast
 
 from .config import ROLES, AppConfig, Limits
 from .generation.formatting import BaseMode, clean_user_text
@@ -33,6 +34,19 @@ def validate_prompt(prompt: str | None, limits: Limits) -> str:
     if len(prompt) > limits.max_prompt_chars:
         raise InvalidPrompt(f"The prompt is {len(prompt):,} characters; the limit is {limits.max_prompt_chars:,}.")
     return prompt
+
+
+class _Snapshot(Protocol):
+    """What the N-side core fills in and `paced` reads (a `Comparison`)."""
+
+    prompt: str
+    error: str | None
+
+    @property
+    def sides(self) -> Sequence[SideState]: ...
+
+
+Snapshot = TypeVar("Snapshot", bound=_Snapshot)
 
 
 class Comparator:
@@ -63,11 +77,11 @@ class Comparator:
 
     def new_comparison(self, prompt: str, pair_id: str | None = None) -> Comparison:
         pair = self.config.pair(pair_id)
-        sides = {
-            role: SideState(self.config.models[getattr(pair, role)].name, model_id=getattr(pair, role))
-            for role in ROLES
-        }
+        sides = {role: self._new_side(getattr(pair, role)) for role in ROLES}
         return Comparison(prompt=prompt, base=sides["base"], aligned=sides["aligned"], pair=pair.id)
+
+    def _new_side(self, model_id: str) -> SideState:
+        return SideState(self.config.models[model_id].name, model_id=model_id)
 
     def stream(
         self,
@@ -92,16 +106,40 @@ class Comparator:
         """`stream` for any two served models, each with its own base-model input format:
         `sides` maps "base" and "aligned" to (model id, base mode). The blind vote uses it to
         run two systems that no configured pair names (e.g. one base model raw vs prompted)."""
-        limits = self.config.limits
-        states = {role: SideState(self.config.models[sides[role][0]].name, model_id=sides[role][0]) for role in ROLES}
+        states = {role: self._new_side(sides[role][0]) for role in ROLES}
         comparison = Comparison(prompt=prompt, base=states["base"], aligned=states["aligned"], pair=pair)
-        workers = {role: self.workers[sides[role][0]] for role in ROLES}
+        modes = [sides[role][1] for role in ROLES]
+        # closing(): a reader that leaves stops the workers now, not when the core is collected.
+        with contextlib.closing(self._stream_sides(comparison, modes, settings, should_stop)) as snapshots:
+            for _ in snapshots:
+                if comparison.done and comparison.error is None:  # both answers are in and scored
+                    comparison.preferred, comparison.p_aligned_preferred = preference(
+                        comparison.base.reward,
+                        comparison.aligned.reward,
+                        self.config.scoring.tie_tolerance,
+                    )
+                yield comparison
+
+    def _stream_sides(
+        self,
+        snapshot: Snapshot,
+        modes: Sequence[BaseMode],
+        settings: SamplingSettings,
+        should_stop: Callable[[], bool],
+    ) -> Generator[Snapshot, None, None]:
+        """The core of every view: each of `snapshot.sides` (the model its `model_id` names) runs
+        with the base mode at its index, all at once, one thread each, under the server's limits;
+        each answer is scored as it finishes. Yields `snapshot` after every change. An invalid
+        prompt becomes the snapshot's error, every side done, and nothing runs."""
+        limits = self.config.limits
+        sides = snapshot.sides
         try:
-            validate_prompt(prompt, limits)
+            validate_prompt(snapshot.prompt, limits)
         except InvalidPrompt as error:
-            comparison.error = str(error)
-            comparison.base.done = comparison.aligned.done = True
-            yield comparison
+            snapshot.error = str(error)
+            for side in sides:
+                side.done = True
+            yield snapshot
             return
         deadline = time.monotonic() + limits.request_timeout_seconds
         timed_out = threading.Event()
@@ -115,38 +153,36 @@ class Comparator:
 
         sampling = clamp_settings(settings, limits)
         events: queue.Queue = queue.Queue()
-        for role in ROLES:
+        # Sides are keyed by index, not model: the blind vote may run one model twice (raw, prompted).
+        for index, (side, mode) in enumerate(zip(sides, modes)):
             request = GenerationRequest(
-                prompt=prompt,
+                prompt=snapshot.prompt,
                 sampling=sampling,
-                base_mode=sides[role][1],
+                base_mode=mode,
                 max_prompt_tokens=limits.max_prompt_tokens,
             )
             threading.Thread(
-                target=self._pump, args=(role, workers[role], request, stop, events), name=f"gen-{role}", daemon=True
+                target=self._pump,
+                args=(index, self.workers[side.model_id], request, stop, events),
+                name=f"gen-{index}-{side.model_id}",
+                daemon=True,
             ).start()
-        pending = set(ROLES)
+        pending = set(range(len(sides)))
         try:
             while pending:
-                role, event = events.get()
-                side = comparison.side(role)
+                index, event = events.get()
+                side = sides[index]
                 if event is None:
-                    pending.discard(role)
+                    pending.discard(index)
                     side.done = True
                     if side.error is None and side.stop_reason is None:
                         side.error = "generation ended without an answer"
                     if timed_out.is_set() and side.stop_reason == "cancelled":
                         side.error = f"stopped after the {limits.request_timeout_seconds:.0f} s time limit"
-                    self._score_side(comparison, role)
-                    if not pending:  # both answers are in: the snapshot that says so is complete
-                        comparison.preferred, comparison.p_aligned_preferred = preference(
-                            comparison.base.reward,
-                            comparison.aligned.reward,
-                            self.config.scoring.tie_tolerance,
-                        )
+                    self._score(snapshot.prompt, side)
                 else:
                     _apply(side, event)
-                yield comparison
+                yield snapshot
         finally:
             abandoned.set()
 
@@ -159,38 +195,39 @@ class Comparator:
         assert last is not None  # stream always yields at least one snapshot
         return last
 
-    def _pump(self, role: str, worker, request: GenerationRequest, stop, events: queue.Queue) -> None:
+    def _pump(self, index: int, worker, request: GenerationRequest, stop, events: queue.Queue) -> None:
         try:
             for event in worker.stream(request, stop):
-                events.put((role, event))
+                events.put((index, event))
         except Exception as error:  # a broken worker must not hang the comparison
-            events.put((role, Failed(f"{type(error).__name__}: {error}")))
+            events.put((index, Failed(f"{type(error).__name__}: {error}")))
         finally:
-            events.put((role, None))
+            events.put((index, None))
 
-    def _score_side(self, comparison: Comparison, role: str) -> None:
-        side = comparison.side(role)
+    def _score(self, prompt: str, side: SideState) -> None:
         if self.scorer is None or side.error is not None:
             return
-        side.apply_scores(self.scorer.score([(comparison.prompt, side.text)])[0].as_fields())
+        side.apply_scores(self.scorer.score([(prompt, side.text)])[0].as_fields())
 
 
 def paced(
-    snapshots: Iterator[Comparison], min_interval: float, clock: Callable[[], float] = time.monotonic
-) -> Iterator[Comparison]:
-    """At most one snapshot per `min_interval` seconds for a screen: the page re-renders both
-    sides for every snapshot, and a snapshot per token (~170 a second for the two models) costs
-    the server — on the cores the models decode on — far more than a reader can see.
+    snapshots: Iterator[Snapshot], min_interval: float, clock: Callable[[], float] = time.monotonic
+) -> Iterator[Snapshot]:
+    """At most one snapshot per `min_interval` seconds for a screen: the page re-renders every
+    side for every snapshot, and a snapshot per token (~170 a second for two models) costs the
+    server — on the cores the models decode on — far more than a reader can see.
 
     A snapshot where a side has just finished, failed or been scored, or the last one, is never
-    held back; skipped ones are folded into the next (a snapshot is the comparison so far).
+    held back; skipped ones are folded into the next (a snapshot is the run so far). A
+    comparison's preference needs no key of its own: it is set in the snapshot where the last
+    side is done.
     """
     last_shown, shown_state, pending = None, None, None
     try:
         for snapshot in snapshots:
-            state = tuple(
-                (side.done, side.error, side.reward, side.stop_reason) for side in (snapshot.base, snapshot.aligned)
-            ) + (snapshot.error, snapshot.p_aligned_preferred)
+            state = tuple((side.done, side.error, side.reward, side.stop_reason) for side in snapshot.sides) + (
+                snapshot.error,
+            )
             now = clock()
             if state != shown_state or last_shown is None or now - last_shown >= min_interval:
                 last_shown, shown_state, pending = now, state, None

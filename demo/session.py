@@ -81,6 +81,11 @@ class Comparison:
         return self.side(self.positions[position])
 
     @property
+    def sides(self) -> tuple[SideState, SideState]:
+        """Both sides in role order (base, aligned), not screen order."""
+        return self.base, self.aligned
+
+    @property
     def done(self) -> bool:
         return self.base.done and self.aligned.done
 
