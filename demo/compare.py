@@ -1,9 +1,10 @@
-"""One prompt through both models at once, each answer scored: the product's single path.
+"""One prompt through several models at once, each answer scored: the product's single path.
 
 `Comparator.stream` validates the prompt, clamps the settings to the server's limits, runs the
 base and aligned workers concurrently, scores each answer as it finishes, and yields a
 `Comparison` snapshot after every change. The UI renders snapshots; the CLI, the API and the
-benchmark take the last one (`Comparator.run`) and its `to_json()`.
+benchmark take the last one (`Comparator.run`) and its `to_json()`. `Comparator.stream_stages`
+does the same for the 2–4 models of the stages view, through the same N-side core.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .config import ROLES, AppConfig, Limits
 from .generation.formatting import BaseMode, clean_user_text
 from .generation.runner import Failed, Finished, GenerationRequest, Started, TextDelta
 from .scoring.scorer import AnswerScorer, preference
-from .session import Comparison, SideState
+from .session import Comparison, SideState, StagesRun
 from .settings import SamplingSettings, clamp_settings
 
 
@@ -37,7 +38,7 @@ def validate_prompt(prompt: str | None, limits: Limits) -> str:
 
 
 class _Snapshot(Protocol):
-    """What the N-side core fills in and `paced` reads (a `Comparison`)."""
+    """What the N-side core fills in and `paced` reads: a `Comparison` or a `StagesRun`."""
 
     prompt: str
     error: str | None
@@ -119,6 +120,23 @@ class Comparator:
                         self.config.scoring.tie_tolerance,
                     )
                 yield comparison
+
+    def stream_stages(
+        self,
+        prompt: str,
+        settings: SamplingSettings,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[StagesRun]:
+        """The models of `stages:` on one prompt at once, a side each in stage order, each answer
+        scored; a `StagesRun` snapshot after every change. A base model gets the prompt raw, as a
+        document to continue (the model as pretraining left it); a chat model applies its own
+        chat template, whatever the base mode says."""
+        stages = self.config.stages
+        if stages is None:
+            raise ValueError("this config has no `stages:` section (the stages view is off)")
+        run = StagesRun(prompt=prompt, sides=[self._new_side(model_id) for model_id in stages.models])
+        modes: list[BaseMode] = ["raw"] * len(run.sides)
+        yield from self._stream_sides(run, modes, settings, should_stop)
 
     def _stream_sides(
         self,

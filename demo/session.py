@@ -1,8 +1,10 @@
-"""A comparison and its sides: the state a run builds up, whatever shows it.
+"""A comparison and its sides, and a stages run and its sides: the state a run builds up,
+whatever shows it.
 
-A side is keyed by its role in the pair (`base`, `aligned`) and names its model; `positions`
-says which role is shown where, so a view can put the sides in any order (or hide who is who,
-as a blind vote does). `to_json()` is the contract of `/compare` and `compare --json`.
+In a comparison a side is keyed by its role in the pair (`base`, `aligned`) and names its model;
+`positions` says which role is shown where, so a view can put the sides in any order (or hide who
+is who, as a blind vote does). `to_json()` is the contract of `/compare` and `compare --json`.
+A stages run holds one side per model of `stages:` in models.yaml, in stage order.
 """
 
 from __future__ import annotations
@@ -99,6 +101,19 @@ class Comparison:
             "p_aligned_preferred": self.p_aligned_preferred,
             "error": self.error,
         }
+
+
+@dataclass
+class StagesRun:
+    """One prompt through the stages view's models: a side per model, in stage order."""
+
+    prompt: str
+    sides: list[SideState]
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return all(side.done for side in self.sides)
 
 
 assert set(SCORE_FIELDS) <= {f.name for f in fields(SideState)}

@@ -50,6 +50,20 @@ def tiny_config_file(tmp_path_factory, tiny_llama_dir, tiny_gemma_dir) -> Path:
     return tiny_models.write_tiny_config(folder / "models.yaml", tiny_llama_dir, tiny_gemma_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_stages_config_file(tmp_path_factory, tiny_llama_dir, tiny_gemma_dir) -> Path:
+    """The tiny models.yaml plus a third model and a `stages:` section (base → SFT → aligned)."""
+    folder = tmp_path_factory.mktemp("config-stages")
+    return tiny_models.write_tiny_config(folder / "models.yaml", tiny_llama_dir, tiny_gemma_dir, stages=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_stages_config(tiny_stages_config_file):
+    from demo.config import load_config
+
+    return load_config(tiny_stages_config_file)
+
+
 @pytest.fixture
 def tiny_models_yaml(tiny_config_file, tmp_path, monkeypatch) -> Path:
     """The tiny models.yaml, with DEMO_CACHE_DIR set to this test's own temporary folder."""

@@ -12,7 +12,7 @@ from demo.compare import Comparator, InvalidPrompt, paced, validate_prompt
 from demo.config import Limits
 from demo.generation.workers import InProcessWorker
 from demo.scoring.scorer import AnswerScorer, preference
-from demo.session import Comparison, SideState
+from demo.session import Comparison, SideState, StagesRun
 from demo.settings import SamplingSettings, clamp_settings
 
 SETTINGS = SamplingSettings(max_new_tokens=16, temperature=0.7, top_p=0.95, repetition_penalty=1.1, seed=42)
@@ -345,6 +345,99 @@ def test_without_a_scorer_answers_still_stream(tiny_config, tiny_workers):
     assert result.base.new_tokens >= 1 and result.aligned.new_tokens >= 1
     assert result.base.reward is None and result.base.toxicity is None
     assert result.preferred == "tie" and result.p_aligned_preferred is None
+
+
+# --- the stages view: N models at once ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage_workers(tiny_stages_config):
+    """A worker per stages model, by model id (loaded one after the other, as above)."""
+    workers = {}
+    for model_id in tiny_stages_config.stages.models:
+        spec = tiny_stages_config.models[model_id]
+        workers[model_id] = InProcessWorker(model_id, spec, tiny_stages_config.base_prompted, None).start()
+        assert workers[model_id].wait_ready(60), workers[model_id].error
+    return workers
+
+
+def stages_comparator(config, workers, toxicity, reward=None):
+    scorer = AnswerScorer(config.scoring, toxicity, reward if reward is not None else LengthRewardTestDouble())
+    return Comparator(config, workers, scorer)
+
+
+def last_of(stream):
+    last = None
+    for last in stream:
+        pass
+    return last
+
+
+def test_stages_fill_and_score_every_side_in_stage_order(tiny_stages_config, stage_workers, toxicity):
+    reward = LengthRewardTestDouble()
+    comparator = stages_comparator(tiny_stages_config, stage_workers, toxicity, reward)
+    snapshots = [(s.done, [side.text for side in s.sides]) for s in comparator.stream_stages(PROMPT, SETTINGS)]
+    assert len(snapshots) > 3 and snapshots[0][0] is False and snapshots[-1][0] is True
+    run = last_of(comparator.stream_stages(PROMPT, SETTINGS))
+    assert isinstance(run, StagesRun) and run.done and run.error is None
+    models = tiny_stages_config.stages.models
+    assert [side.model_id for side in run.sides] == list(models)
+    assert [side.model for side in run.sides] == [tiny_stages_config.models[m].name for m in models]
+    threshold = tiny_stages_config.scoring.toxicity_threshold
+    for side in run.sides:
+        assert side.error is None, side.error
+        assert side.text and 1 <= side.new_tokens <= SETTINGS.max_new_tokens
+        assert side.stop_reason in {"eos", "max_new_tokens"}
+        assert side.reward == float(len(side.text))
+        assert 0.0 <= side.toxicity <= 1.0 and side.toxic == (side.toxicity >= threshold)
+    # Each answer was scored once, with its own prompt.
+    assert sorted(pair for call in reward.calls[-3:] for pair in call) == sorted((PROMPT, s.text) for s in run.sides)
+    # The pretrained model gets the prompt raw; the chat models their own template.
+    base, sft, aligned = run.sides
+    assert tiny_stages_config.models[base.model_id].stage == "pretrained"
+    assert base.input_text == PROMPT
+    for side in (sft, aligned):
+        assert side.input_text.endswith("<|im_start|>assistant\n") and PROMPT in side.input_text
+
+
+@pytest.mark.parametrize("prompt", ["", "  \n", None])
+def test_stages_refuse_an_empty_prompt_without_generating(tiny_stages_config, stage_workers, toxicity, prompt):
+    spies = {model_id: SpyWorker(worker) for model_id, worker in stage_workers.items()}
+    snapshots = list(stages_comparator(tiny_stages_config, spies, toxicity).stream_stages(prompt, SETTINGS))
+    assert len(snapshots) == 1
+    (run,) = snapshots
+    assert run.error and "empty" in run.error
+    assert run.done and all(side.text == "" and side.reward is None for side in run.sides)
+    assert all(spy.requests == [] for spy in spies.values())
+
+
+def test_stages_stop_flag_cancels_every_side(tiny_stages_config, stage_workers, toxicity):
+    comparator = stages_comparator(tiny_stages_config, stage_workers, toxicity)
+    run = last_of(comparator.stream_stages(PROMPT, SamplingSettings(max_new_tokens=200), should_stop=lambda: True))
+    assert run.done and len(run.sides) == 3
+    for side in run.sides:
+        assert side.stop_reason == "cancelled" and side.new_tokens == 1
+
+
+def test_stages_apply_the_token_cap_and_the_time_limit(tiny_stages_config, stage_workers, toxicity):
+    config = with_limits(tiny_stages_config, max_new_tokens=3)
+    spies = {model_id: SpyWorker(worker) for model_id, worker in stage_workers.items()}
+    run = last_of(
+        stages_comparator(config, spies, toxicity).stream_stages(PROMPT, SamplingSettings(max_new_tokens=999))
+    )
+    for side in run.sides:
+        assert spies[side.model_id].requests[0].sampling.max_new_tokens == 3
+        assert spies[side.model_id].requests[0].base_mode == "raw"
+        assert side.new_tokens <= 3
+    config = with_limits(tiny_stages_config, request_timeout_seconds=0.001)
+    run = last_of(stages_comparator(config, stage_workers, toxicity).stream_stages(PROMPT, SamplingSettings()))
+    for side in run.sides:
+        assert side.stop_reason == "cancelled" and side.error and "time limit" in side.error
+
+
+def test_stages_without_a_stages_section_is_an_error(tiny_config, tiny_workers, toxicity):
+    with pytest.raises(ValueError, match="stages"):
+        next(make_comparator(tiny_config, tiny_workers, toxicity).stream_stages(PROMPT, SETTINGS))
 
 
 # --- AnswerScorer and preference ---------------------------------------------------------------

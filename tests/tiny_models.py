@@ -6,7 +6,9 @@
 - `make_gemma_base_checkpoint(dir)`: a 2-layer Gemma 3 text model (sliding + full attention)
   with a SentencePiece-style BPE tokenizer (byte fallback, `▁` for spaces) whose post-processor
   prepends `<bos>`, image placeholder special tokens and no chat template; plays the *base* model.
-- `write_tiny_config(...)`: a models.yaml with the structure of the repo's, pointing at both.
+- `write_tiny_config(...)`: a models.yaml with the structure of the repo's, pointing at both;
+  with `stages=True` also a third model (the chat checkpoint again, as the "SFT" stage) and a
+  `stages:` section naming the three.
 
 The weights are random (seeded), so the "answers" are gibberish; tests check mechanics
 (determinism, limits, streaming, formatting), never quality.
@@ -214,12 +216,16 @@ def make_gemma_base_checkpoint(directory: str | Path, seed: int = 1) -> Path:
     return directory
 
 
+TINY_SFT_ID = "tiny-sft"
+
+
 def tiny_config_dict(
     llama_dir: str | Path,
     gemma_dir: str | Path,
     *,
     reward_head: str | Path | None = None,
     max_new_tokens: int = 24,
+    stages: bool = False,
 ) -> dict:
     """The repo's models.yaml with both models swapped for the tiny local checkpoints."""
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
@@ -248,6 +254,15 @@ def tiny_config_dict(
     missing = Path(reward_head) if reward_head else Path(llama_dir).parent / "missing_reward_head.safetensors"
     reward["head_path"] = str(missing)
     reward["card_path"] = str(missing.with_suffix(".md"))
+    if stages:
+        raw["models"][TINY_SFT_ID] = dict(
+            copy.deepcopy(aligned), name="Tiny Llama (test, SFT)", stage="sft", training="test weights"
+        )
+        raw["stages"] = {
+            "label": "Tiny: pretrained → SFT → preference-tuned",
+            "note": "Random test weights: the answers are gibberish.",
+            "models": [pair["base"], TINY_SFT_ID, pair["aligned"]],
+        }
     return raw
 
 
