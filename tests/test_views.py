@@ -286,3 +286,35 @@ def test_preference_html_says_how_often_the_judge_is_right_on_independent_pairs(
 
 def test_legend_says_what_each_toxicity_signal_is_blind_to():
     assert "Wording is blind to" in views.LEGEND and "Meaning is blind to" in views.LEGEND
+
+
+# --- the stages view ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_side_html_escapes_the_answer_and_shows_stats_and_scores(text):
+    markup = views.side_html(scored(text=text, new_tokens=7, seconds=0.5, stop_reason="eos"), 0.5, streaming=False)
+    assert not RAW_TAGS.search(markup)
+    assert inner_text(markup, "demo-answer") == text
+    assert "7 tokens" in markup and "ended by the model" in markup
+    assert "Reward: <b>+1.25</b>" in markup and "not flagged" in markup
+
+
+def test_side_html_while_streaming_and_after_a_failure():
+    assert "demo-waiting" in views.side_html(side(), 0.5, streaming=True)
+    assert "demo-waiting" not in views.side_html(side(done=True), 0.5, streaming=True)
+    failed = views.side_html(side(error="<b>unavailable</b>", done=True), 0.5, streaming=True)
+    assert "&lt;b&gt;unavailable" in failed and "Reward" not in failed
+
+
+def test_stage_header_names_the_model_and_its_stage(default_config):
+    header = views.stage_header(default_config.pair_models()["base"])
+    assert header.startswith("### Gemma 3 270M (base)\nStage: **pretrained**")
+
+
+def test_stages_intro_escapes_the_label_and_note():
+    from demo.config import StagesSpec
+
+    intro = views.stages_intro(StagesSpec(label="A → <b>B</b>", note="<script>x</script>", models=("a", "b")))
+    assert intro.startswith("### A → &lt;b&gt;B&lt;/b&gt;") and "&lt;script&gt;" in intro and "<script>" not in intro
+    assert "Note" not in views.stages_intro(StagesSpec(label="L", models=("a", "b")))

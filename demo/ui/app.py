@@ -1,7 +1,7 @@
 """The Gradio page: a header with the loading status, then one tab per module in `TABS`.
 
 A new tab is a module under demo/ui/tabs/ with `TITLE` and `build(context)`, and one line in
-`TABS`. The logic lives outside the UI (compare.py, session.py, views.py), so tests need no browser.
+`TABS`; a tab that only some configs offer also has `shown(config)`. The logic lives outside the UI (compare.py, session.py, views.py), so tests need no browser.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from ..compare import Comparator, start_comparator
 from ..config import AppConfig, load_config
 from . import views
 from .context import UIContext
-from .tabs import arena, compare, evaluate, leaderboard
+from .tabs import arena, compare, evaluate, leaderboard, stages
 
 # The page's tabs, in order.
-TABS = [compare, evaluate, arena, leaderboard]
+TABS = [compare, stages, evaluate, arena, leaderboard]
 
 CSS = """
 .demo-answer { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 1rem; line-height: 1.5; }
@@ -57,11 +57,12 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
         note = views.storage_note(storage_is_persistent())
         if note:
             gr.HTML(note, elem_id="storage-note")
-        if len(TABS) == 1:
-            TABS[0].build(context)
+        tabs = shown_tabs(config)
+        if len(tabs) == 1:
+            tabs[0].build(context)
         else:
             with gr.Tabs():
-                for tab in TABS:
+                for tab in tabs:
                     with gr.Tab(tab.TITLE, elem_id=f"tab-{tab.TITLE.lower().replace(' ', '-')}"):
                         tab.build(context)
 
@@ -76,6 +77,11 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
     demo.queue(max_size=limits.max_queue_size, default_concurrency_limit=limits.concurrency_limit)
     accept_short_api_calls(demo, {"compare"})
     return demo
+
+
+def shown_tabs(config: AppConfig) -> list:
+    """The tabs of `TABS` this config offers: all, except those whose `shown(config)` says no."""
+    return [tab for tab in TABS if not hasattr(tab, "shown") or tab.shown(config)]
 
 
 def accept_short_api_calls(demo: gr.Blocks, api_names: set[str]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, TrainedHeadReward
+from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, StagesSpec, TrainedHeadReward
 from ..scoring.toxicity_head import BLIND_SPOTS
 from ..session import Comparison, SideState
 
@@ -102,6 +102,16 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
     return f'<div class="demo-scores"><div>Reward: {reward}</div>{toxicity_line}{rates_line}</div>'
 
 
+def side_html(side: SideState, threshold: float, calibration: dict | None = None, *, streaming: bool) -> str:
+    """One side as a single block: the answer, its progress line, then its scores."""
+    stats = stats_text(side)
+    return (
+        answer_html(side, streaming=streaming and not side.done)
+        + (f'<div class="demo-muted">{escape(stats)}</div>' if stats else "")
+        + scores_html(side, threshold, calibration)
+    )
+
+
 def preference_html(comparison: Comparison, calibration: dict | None = None) -> str:
     p = comparison.p_aligned_preferred
     if not comparison.done or p is None:
@@ -134,6 +144,21 @@ def _judge_accuracy_note(calibration: dict | None) -> str:
 
 def model_header(role: str, spec: ModelSpec) -> str:
     return f"### {ROLE_LABELS[role]}: {spec.name}\n{spec.parameters} parameters · {spec.training}"
+
+
+def stage_header(spec: ModelSpec) -> str:
+    """A stages column's heading: the model, then its stage."""
+    return f"### {spec.name}\nStage: **{spec.stage}** · {spec.parameters} parameters · {spec.training}"
+
+
+def stages_intro(stages: StagesSpec) -> str:
+    """The stages tab's heading: its label, its note, and how to read the scores."""
+    note = f"\n\n**Note:** {escape(stages.note)}" if stages.note else ""
+    return (
+        f"### {escape(stages.label)}{note}\n\nThe same prompt goes to every model at once; each answer is "
+        "scored by the same reward model and toxicity flag as in the Compare tab. Rewards mean something "
+        "only next to each other, for the same prompt."
+    )
 
 
 def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = None) -> str:

@@ -1,0 +1,95 @@
+"""The "Three stages" tab: one prompt through the models of `stages:` in models.yaml (typically
+one family pretrained → SFT → RLHF) at once, a column each, every answer streamed and scored.
+
+Lays out and wires only: the run is `Comparator.stream_stages`, the markup comes from views.py,
+the settings are the configured defaults. Built only where the config has a `stages:` section.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from ...compare import InvalidPrompt, paced, validate_prompt
+from ...config import AppConfig
+from ...settings import settings_from_values
+from .. import views
+from ..context import UIContext
+
+TITLE = "Three stages"
+
+# The page shows at most 20 snapshots a second (see compare.paced).
+SCREEN_INTERVAL_SECONDS = 0.05
+
+
+def shown(config: AppConfig) -> bool:
+    return config.stages is not None
+
+
+def build(context: UIContext) -> None:
+    config, comparator = context.config, context.comparator
+    stages = config.stages
+    assert stages is not None, "app.py builds this tab only when shown(config)"
+    limits = config.limits
+    threshold = config.scoring.toxicity_threshold
+    calibration = comparator.scorer.calibration() if comparator.scorer is not None else {}
+
+    gr.Markdown(views.stages_intro(stages), elem_id="stages-intro")
+    prompt = gr.Textbox(
+        label="Prompt",
+        placeholder="Type an instruction; every stage answers it",
+        lines=3,
+        max_lines=12,
+        max_length=limits.max_prompt_chars,
+        elem_id="stages-prompt",
+    )
+    with gr.Row(equal_height=True):
+        run_btn = gr.Button("Run all ▶", variant="primary", elem_id="stages-run", scale=2, min_width=90)
+        stop_btn = gr.Button("Stop ■", variant="stop", elem_id="stages-stop", min_width=60)
+    message = gr.HTML(elem_id="stages-message")
+    answers = []
+    with gr.Row(equal_height=False):
+        for index, model_id in enumerate(stages.models):
+            with gr.Column(min_width=260, elem_classes="demo-side", elem_id=f"stages-side-{index}"):
+                gr.Markdown(views.stage_header(config.models[model_id]))
+                answers.append(gr.HTML(elem_id=f"stages-answer-{index}"))
+    skip_answers = [gr.skip()] * len(answers)
+
+    def run(prompt_text, request: gr.Request):
+        try:
+            validate_prompt(prompt_text, limits)
+        except InvalidPrompt as error:
+            gr.Warning(str(error))
+            yield [f'<div class="demo-error" role="alert">{views.escape(str(error))}</div>', *skip_answers]
+            return
+        settings = settings_from_values({}, config.generation, limits)
+        flag = context.stops.fresh(request.session_hash or "anonymous")
+        workers = [comparator.workers[model_id] for model_id in stages.models]
+        while any(w.state == "loading" for w in workers) and not flag.is_set():
+            yield [views.loading_status(comparator)[0], *skip_answers]
+            time.sleep(1.0)
+        snapshots = comparator.stream_stages(prompt_text, settings, should_stop=flag.is_set)
+        for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
+            yield [
+                views.escape(snapshot.error or ""),
+                *(views.side_html(side, threshold, calibration, streaming=True) for side in snapshot.sides),
+            ]
+
+    def stop(request: gr.Request):
+        context.stops.stop(request.session_hash or "anonymous")
+
+    # One concurrency group with the Compare tab and the blind vote: they decode on the same cores.
+    run_args: dict[str, Any] = dict(  # gradio's per-keyword types can't be checked through **
+        fn=run,
+        inputs=[prompt],
+        outputs=[message, *answers],
+        show_progress="minimal",
+        concurrency_limit=limits.concurrency_limit,
+        concurrency_id="compare",
+        api_visibility="private",
+    )
+    run_btn.click(**run_args)
+    prompt.submit(**run_args)
+    stop_btn.click(stop, None, None, queue=False, api_visibility="private")
