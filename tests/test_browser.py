@@ -1,7 +1,7 @@
 """The page in a real browser (Playwright + Debian's chromium) against the tiny-model app.
 
 Run, example click, Stop mid-stream, HTML/JS payloads in the prompt and in the answers, a
-390-px phone viewport and dark mode. Screenshots go to artifacts/browser-*.png.
+390-px phone viewport, dark mode, and the "Three stages" tab (on the tiny config with stages:). Screenshots go to artifacts/browser-*.png.
 Skipped (with the reason) where Playwright or chromium is not installed.
 """
 
@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from app_server import app_fixture, artifacts_dir, scripted_answers
+from app_server import app_fixture, artifacts_dir, running_app, scripted_answers
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -42,6 +42,12 @@ slow_app = app_fixture(
     generation={"max_new_tokens": SLOW_MAX_TOKENS, "temperature": 1.0},
     seconds_per_token=0.04,
 )
+
+
+@pytest.fixture(scope="module")
+def stages_app(tiny_stages_config_file):
+    with running_app(tiny_stages_config_file) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +258,27 @@ def test_dark_mode_renders_readably(app, open_page):
         assert found is not None, f"{selector} not on the page"
         assert found["ratio"] >= 4.5, f"{selector}: contrast {found['ratio']:.2f} < 4.5 ({found})"
     shot(page, "browser-dark.png")
+
+
+def test_stages_tab_answers_with_every_model_and_scores_each(stages_app, open_page):
+    config = stages_app.config
+    page = open_page(stages_app.url)
+    page.get_by_role("tab", name="Three stages").click()
+    expect(page.locator("#stages-intro")).to_contain_text(config.stages.label, timeout=TIMEOUT_MS)
+    for index, model_id in enumerate(config.stages.models):
+        spec = config.models[model_id]
+        expect(page.locator(f"#stages-side-{index}")).to_contain_text(spec.name)
+        expect(page.locator(f"#stages-side-{index}")).to_contain_text(f"Stage: {spec.stage}")
+    assert page.locator(f"#stages-side-{len(config.stages.models)}").count() == 0
+    page.fill("#stages-prompt textarea", "Name three primary colours.")
+    page.click("#stages-run")
+    for index in range(len(config.stages.models)):
+        answer = page.locator(f"#stages-answer-{index}")
+        expect(answer).to_contain_text(DONE, timeout=TIMEOUT_MS)
+        expect(answer).to_contain_text("Reward:", timeout=TIMEOUT_MS)
+        expect(answer).to_contain_text("Toxicity:")
+        expect(answer.locator(".demo-flag")).to_have_count(1)
+        assert answer.locator(".demo-answer").inner_text().strip()
+    assert page.inner_text("#stages-message").strip() == ""
+    assert page.locator("#base-stats").inner_text().strip() == ""  # the Compare tab did not run
+    shot(page, "browser-stages.png")
