@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     align.add_argument("step", choices=("sft", "reward", "rl", "all"))
     align.add_argument("--resume", action="store_true", help="continue from the step's last checkpoint")
+    align.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="N",
+        help="sft: stop after optimiser step N as an interruption would (checkpoint kept for --resume)",
+    )
     _add_config(align)
 
     serve = commands.add_parser("serve", help="serve the web UI (same as python app.py)")
@@ -337,7 +343,7 @@ def run_serve(args) -> int:
 def run_align(args) -> int:
     from .training.align.pipeline import main as align_main
 
-    return align_main(args.step, args.resume, args.config)
+    return align_main(args.step, args.resume, args.config, stop_after=args.stop_after)
 
 
 COMMANDS = {
