@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ROLES, AppConfig
 from ..generation.formatting import BaseMode
@@ -38,12 +39,20 @@ from .results import (
 from .suites import SuiteRow, load_suites
 from .summary import SUMMARY_FILE, summarize
 
+if TYPE_CHECKING:
+    from ..compare import Comparator
+    from ..generation.workers import Worker
+
 # Comparisons per round: each model gets up to this many prompts, in batches of its back end.
 # DEMO_EVAL_CHUNK overrides it (the resume test writes rows early with small rounds).
 CHUNK = int(os.environ.get("DEMO_EVAL_CHUNK", "32"))
 RUNS_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "runs"
 
 Progress = Callable[[int, int, float | None], None]  # (done, total, eta seconds)
+# Identities of one generated answer: the aligned one is shared by the base formats.
+AlignedKey = tuple[str, int, int, str | None]  # (suite, row, sample, instruction)
+BaseKey = tuple[str, int, BaseMode, int, str | None]  # (suite, row, base format, sample, instruction)
+SideKey = tuple[str, tuple]  # (role, that role's answer key: a BaseKey or an AlignedKey)
 
 
 @dataclass(frozen=True)
@@ -72,10 +81,10 @@ class _Item:
     def text(self) -> str:
         return instructed_prompt(self.row.prompt, self.instruction) if self.instruction else self.row.prompt
 
-    def aligned_key(self) -> tuple:
+    def aligned_key(self) -> AlignedKey:
         return (self.row.suite, self.row.row, self.sample, self.instruction)
 
-    def base_key(self) -> tuple:
+    def base_key(self) -> BaseKey:
         return (self.row.suite, self.row.row, self.base_format, self.sample, self.instruction)
 
 
@@ -92,7 +101,7 @@ class EvaluationResult:
 
 def plan_rows(options: EvaluationOptions) -> list[SuiteRow]:
     """The suite rows an evaluation covers (`max_prompts` of each suite, `spread_rows`)."""
-    rows = []
+    rows: list[SuiteRow] = []
     for suite in options.suites:
         loaded = load_suites([suite])
         rows.extend(loaded if options.max_prompts is None else spread_rows(loaded, options.max_prompts))
@@ -116,9 +125,9 @@ def spread_rows(rows: Sequence[SuiteRow], n: int) -> list[SuiteRow]:
 
 
 def plan_items(rows: Sequence[SuiteRow], options: EvaluationOptions) -> list[_Item]:
-    items = []
+    items: list[_Item] = []
     for row in rows:
-        instructions = list(TOXICITY_INSTRUCTIONS) if row.kind == "toxicity" else [None]
+        instructions: list[str | None] = list(TOXICITY_INSTRUCTIONS) if row.kind == "toxicity" else [None]
         for base_format in options.base_formats:
             for sample in range(options.samples):
                 for instruction in instructions:
@@ -157,7 +166,7 @@ def count_work(options: EvaluationOptions) -> int:
 
 def run_evaluation(
     config: AppConfig,
-    comparator,
+    comparator: Comparator,
     options: EvaluationOptions,
     out_dir: str | Path,
     *,
@@ -172,7 +181,7 @@ def run_evaluation(
     store = ResultsStore(out_dir)
     pair = config.pair(options.pair)
     workers = comparator.pair_workers(pair.id)
-    model_ids = {role: getattr(pair, role) for role in ROLES}
+    model_ids: dict[str, str] = {role: getattr(pair, role) for role in ROLES}
     hashes = model_hashes(config, options)
     pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
     sampling = run_sampling(config, options)
@@ -205,7 +214,7 @@ def run_evaluation(
         )
     ]
     # Aligned answers already stored (under another base format) are reused, not regenerated.
-    aligned_done = {
+    aligned_done: dict[AlignedKey, dict] = {
         (r["suite"], r["row"], r["sample"], r.get("instruction")): r["aligned"]
         for r in store.comparisons()
         if r.get("config_hash") == pair_hash
@@ -247,8 +256,8 @@ def run_evaluation(
             base_answers = dict(zip([i.base_key() for i in base_items], base_future.result()))
             new_aligned = dict(zip([i.aligned_key() for i in aligned_items], aligned_future.result()))
 
-            sides: dict[tuple, dict] = {}
-            to_score = []
+            sides: dict[SideKey, SideState] = {}
+            to_score: list[tuple[SideKey, SideState]] = []
             for role, answers in (("base", base_answers), ("aligned", new_aligned)):
                 for key, answer in answers.items():
                     side = _side(config.models[model_ids[role]].name, model_ids[role], answer)
@@ -256,15 +265,15 @@ def run_evaluation(
                     if side.error is None:
                         to_score.append(((role, key), side))
             if scorer is not None and to_score:
-                prompt_of = {("base", i.base_key()): i.text for i in base_items} | {
+                prompt_of: dict[SideKey, str] = {("base", i.base_key()): i.text for i in base_items} | {
                     ("aligned", i.aligned_key()): i.text for i in aligned_items
                 }
                 scores = scorer.score([(prompt_of[k], side.text) for k, side in to_score])
                 for (_, side), score in zip(to_score, scores):
                     side.apply_scores(score.as_fields())
-            for key, side in list(sides.items()):
-                if key[0] == "aligned":
-                    aligned_done[key[1]] = side.to_json()
+            for side_key, side in list(sides.items()):
+                if side_key[0] == "aligned":
+                    aligned_done[side_key[1]] = side.to_json()
             for item in chunk:
                 base = sides[("base", item.base_key())].to_json()
                 aligned = aligned_done[item.aligned_key()]
@@ -297,10 +306,10 @@ def run_evaluation(
         for row, base_format in mc_pending:
             if should_stop():
                 break
-            answers = list(row.correct) + list(row.incorrect)
+            choices = list(row.correct) + list(row.incorrect)
             futures = {
                 role: pool.submit(
-                    workers[role].call, "answer_logprobs", row.prompt, answers, base_format if role == "base" else "raw"
+                    workers[role].call, "answer_logprobs", row.prompt, choices, base_format if role == "base" else "raw"
                 )
                 for role in ROLES
             }
@@ -352,7 +361,7 @@ def run_evaluation(
     )
 
 
-def _generate(worker, requests: list[GenerationRequest]) -> list[Finished | Failed]:
+def _generate(worker: Worker, requests: list[GenerationRequest]) -> list[Finished | Failed]:
     if not requests:
         return []
     try:

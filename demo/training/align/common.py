@@ -6,9 +6,15 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from ...cache import cache_dir
 from ...config import REPO_ROOT
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+T = TypeVar("T")
 
 ALIGN_DATA = REPO_ROOT / "data" / "align"
 BASE_MODEL_ID = "gemma-3-270m"
@@ -44,7 +50,7 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def seeded_split(items: list, fraction: float, seed: int) -> tuple[list, list]:
+def seeded_split(items: list[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
     """(train, held_out): a seeded shuffle, the first `fraction` held out."""
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
@@ -54,7 +60,7 @@ def seeded_split(items: list, fraction: float, seed: int) -> tuple[list, list]:
     return [items[i] for i in train], [items[i] for i in held]
 
 
-def chat_tokenizer(path: Path | str):
+def chat_tokenizer(path: Path | str) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer with Gemma's chat template and <end_of_turn> as a stop token."""
     from transformers import AutoTokenizer
 
@@ -63,7 +69,7 @@ def chat_tokenizer(path: Path | str):
     return tokenizer
 
 
-def stop_token_ids(tokenizer) -> list[int]:
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """<eos> and <end_of_turn>: the tuned model ends its turn with the latter."""
     ids = [tokenizer.eos_token_id]
     end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
@@ -72,7 +78,7 @@ def stop_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def set_stop_tokens(model, tokenizer) -> None:
+def set_stop_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
     """Make generation (transformers, and the ONNX build that reads these configs) stop at the
     end of the model's turn."""
     ids = stop_token_ids(tokenizer)
@@ -80,12 +86,16 @@ def set_stop_tokens(model, tokenizer) -> None:
     model.config.eos_token_id = ids
 
 
-def load_causal_lm(path: Path | str, device: str | None = None):
+def load_causal_lm(path: Path | str, device: str | None = None) -> PreTrainedModel:
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-    return model.to(device or default_device())
+    # Called through nn.Module's signature (the same method at run time): transformers overrides
+    # .to() under functools.wraps, which the stubs read as taking the model as its first argument.
+    # Module.to returns the module itself, so the cast only restores the model's own type.
+    module: torch.nn.Module = model
+    return cast("PreTrainedModel", module.to(device or default_device()))
 
 
 def default_device() -> str:

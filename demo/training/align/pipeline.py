@@ -8,13 +8,14 @@ checkpoints go to $DEMO_CACHE_DIR/align/<step>/ and make `--resume` continue a s
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from ...config import AppConfig, MergedAdapterSource, load_config
+from ...config import AppConfig, MergedAdapterSource, WeightsSource, load_config
 from ...weights import resolve_checkpoint
 from .common import ALIGN_DATA, BASE_MODEL_ID, checkpoints_dir
 from .reward_model import HEAD_FILE, RewardSettings, SFTRewardModel, train_reward_model
-from .rl import RLSettings, train_rl
+from .rl import Judge, RLSettings, train_rl
 from .sft import SFTSettings, train_sft
 
 STEPS = ("sft", "reward", "rl")
@@ -45,7 +46,7 @@ REWARD_RUN = RewardSettings(
 RL_RUN = RLSettings(rounds=2, prompts_per_round=32, samples_per_prompt=4, learning_rate=1e-4)
 
 
-def base_source(config: AppConfig):
+def base_source(config: AppConfig) -> WeightsSource:
     return config.models[BASE_MODEL_ID].source
 
 
@@ -93,13 +94,13 @@ def run(
     return reports
 
 
-def _judge(config: AppConfig):
+def _judge(config: AppConfig) -> Judge:
     """The app's own, independent reward model, on the same answers (None where unavailable)."""
     from ...scoring.scorer import AnswerScorer
 
     scorer = AnswerScorer.from_config(config)
 
-    def judge(pairs):
+    def judge(pairs: Sequence[tuple[str, str]]) -> list[float | None]:
         return [scores.reward for scores in scorer.score(list(pairs))]
 
     return judge

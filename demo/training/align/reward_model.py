@@ -17,16 +17,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from ...config import REPO_ROOT
 from ...preferences import load_written, split_pairs
-from ..reward import HeadConfig, fit_head, pair_accuracy, save_head
-from .common import END_OF_TURN, chat_tokenizer, read_jsonl
+from ..reward import HeadConfig, RewardHead, fit_head, pair_accuracy, save_head
+from .common import END_OF_TURN, chat_tokenizer, load_causal_lm, read_jsonl
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 INDEPENDENT = REPO_ROOT / "data" / "preferences" / "independent" / "heldout.jsonl"
 HEAD_FILE = "reward_head.safetensors"
+# (chosen, rejected) features of the same pairs, row for row: two [pairs, hidden] tensors.
+PairTensors = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class RewardSettings:
     max_tokens: int = 320
     tokens_per_batch: int = 2048
     folds: int = 5
-    head_kind: str = "mlp"
+    head_kind: Literal["linear", "mlp"] = "mlp"
     head_hidden: int = 64
     epochs: int = 200
     # > 0: a seeded subset of that many pairs (the CPU budget); 0 uses them all.
@@ -48,16 +54,20 @@ class RewardSettings:
 class SFTRewardModel:
     """r(prompt, answer): a BT head on one block of the (merged) SFT model, answer-mean pooled."""
 
-    def __init__(self, model, tokenizer, *, max_tokens: int = 320):
+    # The causal LM: its trunk (.model.layers, .norm) is reached by attribute, which torch's stubs
+    # type as Tensor | Module.
+    model: Any
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, max_tokens: int = 320):
         self.model, self.tokenizer, self.max_tokens = model.eval(), tokenizer, max_tokens
-        self.head = None
+        self.head: RewardHead | None = None
         self.layer: int | None = None
 
     @classmethod
-    def load(cls, checkpoint: Path, head_file: Path | None = None, *, max_tokens: int = 320, device: str = "cpu"):
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32).to(device)
+    def load(
+        cls, checkpoint: Path, head_file: Path | None = None, *, max_tokens: int = 320, device: str = "cpu"
+    ) -> SFTRewardModel:
+        model = load_causal_lm(checkpoint, device)  # fp32, moved to `device`
         scorer = cls(model, chat_tokenizer(checkpoint), max_tokens=max_tokens)
         if head_file is not None:
             from ..reward import load_head
@@ -103,6 +113,8 @@ class SFTRewardModel:
         hidden_size = self.model.config.hidden_size
         out = {layer: torch.zeros((len(encoded), hidden_size)) for layer in layers}
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        batches: list[list[int]]
+        batch: list[int]
         batches, batch, longest = [], [], 0
         for index in order:
             longest = max(longest, len(encoded[index][0]))
@@ -160,7 +172,7 @@ def cross_validated_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, setti
     generator = torch.Generator().manual_seed(settings.seed)
     order = torch.randperm(len(chosen), generator=generator)
     folds = order.chunk(settings.folds)
-    correct = 0
+    correct: float = 0
     for k, held in enumerate(folds):
         train = torch.cat([f for j, f in enumerate(folds) if j != k])
         fit = fit_head(chosen[train], rejected[train], _head_config(settings), seed=settings.seed)
@@ -198,7 +210,7 @@ def train_reward_model(
     scorer = SFTRewardModel.load(sft_checkpoint, max_tokens=settings.max_tokens)
     layers = [layer for layer in settings.candidate_layers if layer <= scorer.model.config.num_hidden_layers]
     scorer.truncate(max(layers))
-    features: dict[str, dict] = {}
+    features: dict[str, dict[int, PairTensors]] = {}
     cache.mkdir(parents=True, exist_ok=True)
     for name, triples in groups.items():
         if not triples:
@@ -255,9 +267,9 @@ def train_reward_model(
     return report
 
 
-def _accuracy_by(head, pair: tuple[torch.Tensor, torch.Tensor], labels: list[str]) -> dict[str, float]:
+def _accuracy_by(head: RewardHead, pair: PairTensors, labels: list[str]) -> dict[str, float]:
     chosen, rejected = pair
-    out = {}
+    out: dict[str, float] = {}
     for label in sorted(set(labels)):
         rows = [i for i, x in enumerate(labels) if x == label]
         out[label] = pair_accuracy(head, chosen[rows], rejected[rows])

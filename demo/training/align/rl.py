@@ -18,14 +18,31 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import torch
 
 from ...config import REPO_ROOT
 from .common import chat_tokenizer, read_jsonl, set_stop_tokens, stop_token_ids
 
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 RL_PROMPTS = REPO_ROOT / "data" / "rl" / "prompts.jsonl"
 Scorer = Callable[[Sequence[tuple[str, str]]], list[float]]
+# The independent judge may fail to score an answer: None there, left out of its mean.
+Judge = Callable[[Sequence[tuple[str, str]]], Sequence[float | None]]
+
+
+class Sample(TypedDict):
+    """One sampled answer: `ids` are its tokens up to and including the first stop token,
+    `answer` their text without the stop tokens, `prompt_ids` the chat-formatted prompt's tokens."""
+
+    prompt: str
+    answer: str
+    ids: list[int]
+    prompt_ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -49,12 +66,14 @@ def rl_prompts(path: Path = RL_PROMPTS) -> list[str]:
 
 
 @torch.inference_mode()
-def sample_answers(model, tokenizer, prompts: Sequence[str], settings: RLSettings, seed: int) -> list[dict]:
+def sample_answers(
+    model: PeftModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], settings: RLSettings, seed: int
+) -> list[Sample]:
     """k samples per prompt: {"prompt", "answer", "ids", "prompt_ids"}, seeded."""
     torch.manual_seed(seed)
     tokenizer.padding_side = "left"
     stops = stop_token_ids(tokenizer)
-    out: list[dict] = []
+    out: list[Sample] = []
     jobs = [p for p in prompts for _ in range(settings.samples_per_prompt)]
     device = next(model.parameters()).device
     for start in range(0, len(jobs), settings.sample_batch_size):
@@ -80,13 +99,14 @@ def sample_answers(model, tokenizer, prompts: Sequence[str], settings: RLSetting
             cut = next((i + 1 for i, t in enumerate(ids) if t in stops), len(ids))
             ids = ids[:cut]
             prompt_ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
-            answer = tokenizer.decode([t for t in ids if t not in stops], skip_special_tokens=True).strip()
+            # One sequence of ids decodes to one str (the stub's list[str] is for a batch).
+            answer = cast(str, tokenizer.decode([t for t in ids if t not in stops], skip_special_tokens=True)).strip()
             out.append({"prompt": prompt, "answer": answer, "ids": ids, "prompt_ids": prompt_ids})
     return out
 
 
 @torch.inference_mode()
-def sequence_logprobs(model, samples: Sequence[dict]) -> list[float]:
+def sequence_logprobs(model: torch.nn.Module, samples: Sequence[Sample]) -> list[float]:
     """Σ_t log p(y_t | prompt, y_<t) of each sampled answer under `model`."""
     device = next(model.parameters()).device
     values = []
@@ -101,7 +121,7 @@ def sequence_logprobs(model, samples: Sequence[dict]) -> list[float]:
     return values
 
 
-def ranked_pairs(samples: Sequence[dict], rewards: Sequence[float], min_gap: float = 1e-3) -> list[dict]:
+def ranked_pairs(samples: Sequence[Sample], rewards: Sequence[float], min_gap: float = 1e-3) -> list[dict]:
     """Per prompt, the best vs the worst sampled answer by reward (ties and empty answers skipped)."""
     by_prompt: dict[str, list[tuple[float, str]]] = {}
     for sample, reward in zip(samples, rewards):
@@ -122,8 +142,15 @@ def ranked_pairs(samples: Sequence[dict], rewards: Sequence[float], min_gap: flo
 
 
 def measure(
-    policy, reference, tokenizer, prompts, settings, seed, reward: Scorer, judge: Scorer | None
-) -> tuple[dict, list[dict], list[float]]:
+    policy: PeftModel,
+    reference: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    settings: RLSettings,
+    seed: int,
+    reward: Scorer,
+    judge: Judge | None,
+) -> tuple[dict[str, Any], list[Sample], list[float]]:
     samples = sample_answers(policy, tokenizer, prompts, settings, seed)
     texts = [(s["prompt"], s["answer"]) for s in samples]
     rewards = reward(texts)
@@ -147,7 +174,7 @@ def train_rl(
     output: Path,
     checkpoints: Path,
     reward: Scorer,
-    judge: Scorer | None = None,
+    judge: Judge | None = None,
     settings: RLSettings = RLSettings(),
     *,
     resume: bool = False,
@@ -220,7 +247,8 @@ def train_rl(
         trainer.train(resume_from_checkpoint=_last_checkpoint(folder / "trainer") if resume else None)
         row["pairs"] = len(pairs)
         row["dpo_loss"] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-        trainer.model.save_pretrained(str(folder / "adapter"))
+        # DPOTrainer trains the PeftModel it was given; its .model is typed as any module.
+        cast("PeftModel", trainer.model).save_pretrained(str(folder / "adapter"))
         (folder / "samples.jsonl").write_text(
             "\n".join(
                 json.dumps({"prompt": s["prompt"], "answer": s["answer"], "reward": r}, ensure_ascii=False)
@@ -238,8 +266,9 @@ def train_rl(
     )
     final.save_pretrained(str(output))
     tokenizer.save_pretrained(str(output))
-    set_stop_tokens(final.base_model.model, tokenizer)
-    final.base_model.model.generation_config.save_pretrained(str(output))
+    served = cast("PreTrainedModel", final.base_model.model)  # the causal LM inside the LoRA wrapper
+    set_stop_tokens(served, tokenizer)
+    served.generation_config.save_pretrained(str(output))
     report = {
         "step": "rl",
         "method": "iterative reward-ranked DPO",

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from ...config import REPO_ROOT
 from .common import chat_tokenizer, read_jsonl, seeded_split, set_stop_tokens
+
+if TYPE_CHECKING:
+    from peft import LoraConfig, PeftModel
+    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 DEMONSTRATIONS = sorted((REPO_ROOT / "data" / "demonstrations").glob("part_*.jsonl"))
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -45,7 +51,7 @@ class SFTSettings:
     extra: dict = field(default_factory=dict)
 
 
-def demonstration_rows(files=DEMONSTRATIONS) -> list[dict]:
+def demonstration_rows(files: Sequence[Path | str] = DEMONSTRATIONS) -> list[dict]:
     rows = [row for path in files for row in read_jsonl(Path(path))]
     return [
         {
@@ -57,7 +63,7 @@ def demonstration_rows(files=DEMONSTRATIONS) -> list[dict]:
     ]
 
 
-def lora_config(settings):
+def lora_config(settings: SFTSettings) -> LoraConfig:
     from peft import LoraConfig
 
     return LoraConfig(
@@ -126,7 +132,7 @@ def train_sft(
         fp16=False,
         use_cpu=not torch.cuda.is_available(),
     )
-    callbacks = [_StopAfter(stop_after)] if stop_after else []
+    callbacks = [_stop_after(stop_after)] if stop_after else []
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -146,7 +152,8 @@ def train_sft(
     eval_after = trainer.evaluate()["eval_loss"]
 
     output.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(str(output))
+    # Given peft_config, SFTTrainer trains a PeftModel; its .model is typed as any module.
+    cast("PeftModel", trainer.model).save_pretrained(str(output))
     tokenizer.save_pretrained(str(output))
     set_stop_tokens(model, tokenizer)  # the merged, served model stops at <end_of_turn>
     model.generation_config.save_pretrained(str(output))
@@ -168,20 +175,20 @@ def train_sft(
     return report
 
 
-class _StopAfter:
+def _stop_after(steps: int) -> TrainerCallback:
     """A TrainerCallback that stops training after `steps` steps (after saving a checkpoint)."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, steps):
-        from transformers import TrainerCallback
+    class StopAfter(TrainerCallback):
+        def on_step_end(
+            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+        ) -> TrainerControl:
+            if state.global_step >= steps:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
 
-        class StopAfter(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step >= steps:
-                    control.should_save = True
-                    control.should_training_stop = True
-                return control
-
-        return StopAfter()
+    return StopAfter()
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -190,7 +197,7 @@ def _last_checkpoint(folder: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
-def _versions() -> dict:
+def _versions() -> dict[str, str]:
     import peft
     import torch
     import transformers
