@@ -6,6 +6,8 @@
     python data/reward/study.py cv                # choices by grouped CV on the training pairs only
     python data/reward/study.py final             # the candidates on the independent set, once
     python data/reward/study.py committed         # the committed head on the independent set
+    python data/reward/study.py retrain           # the CV choice, trained as train-reward would
+    python data/reward/study.py card              # the Candidates section of data/reward/MODEL_CARD.md
 
 Features go to $STUDY_DIR (default /tmp/reward-study), one .npz per backbone: every block's
 residual stream pooled two ways for every distinct (prompt, answer) of the written parts, their
@@ -441,10 +443,13 @@ def final() -> None:
     from demo.training.reward import HeadConfig, evaluate_rewards, fit_head
 
     results = json.loads((STUDY_DIR / "cv.json").read_text())
-    written = _load_written_by_part()
-    independent = load_independent()
     backbones = {name for r in results.values() for name, _, _ in r["candidate"]["features"]}
     features = {n: Features(n) for n in backbones}
+    # As in `cv`: only pairs every backbone has read (a partial extraction is a random sample).
+    written = {
+        k: [p for p in v if all(f.has(p) for f in features.values())] for k, v in _load_written_by_part().items()
+    }
+    independent = load_independent()
     chosen_name = os.environ.get("CHOSEN") or max(results, key=lambda k: results[k]["cv_score"])
     rows = []
     for name, r in results.items():
@@ -453,7 +458,7 @@ def final() -> None:
         lp = [(layer, pooling) for _, layer, pooling in c["features"]]
         train = [p for part in c["parts"] for p in written[part]]
         if c.get("plain"):
-            train += [v for v in map(plain_variant, train) if v is not None]
+            train += [v for v in map(plain_variant, train) if v is not None and all(f.has(v) for f in feats)]
         head = fit_head(
             *pair_arrays(feats, train, lp), HeadConfig(**c.get("head", {})), seed=0, lengths=_lengths(train)
         ).head
@@ -468,10 +473,133 @@ def final() -> None:
                 "independent": ev.overall.accuracy,
                 **{a: g.accuracy for a, g in ev.by_aspect.items()},
                 "longer_wins": ev.overall.longer_wins,
+                "train_pairs": len(train),
             }
         )
         print(f"{r['cv_score']:.3f}  independent {ev.overall.accuracy:.3f}  {name}", flush=True)
     (REPO / "data" / "reward" / "candidates.json").write_text(json.dumps({"candidates": rows}, indent=1) + "\n")
+
+
+class StudyFeatures:
+    """The served backbone with its block-20 answer-mean features answered from the study's
+    extraction (the same int8 graph, one forward pass per text); texts the study did not read
+    go to the backbone itself. Lets `ship` train without a second ~40-minute pass."""
+
+    def __init__(self, backbone, features: Features, layer: int = 20, pooling: str = "answer_mean"):
+        self.backbone, self.study, self.layer_pooling = backbone, features, (layer, pooling)
+        self.layer, self.max_tokens = backbone.layer, backbone.max_tokens
+        self.identity, self.dtype = backbone.identity, backbone.dtype
+        self.from_study = 0
+
+    def features(self, texts, kind):
+        assert (self.layer, kind) == self.layer_pooling, "the study holds block 20, answer mean"
+        known = [t for t in texts if t in self.study.row]
+        self.from_study += len(known)
+        out = np.zeros((len(texts), self.backbone.hidden_size), np.float32)
+        rows = {t: i for i, t in enumerate(texts)}
+        if known:
+            out[[rows[t] for t in known]] = self.study.get(known, *self.layer_pooling)
+        missing = [t for t in texts if t not in self.study.row]
+        if missing:
+            out[[rows[t] for t in missing]] = self.backbone.features(missing, kind)
+        return out
+
+
+RETRAINED = STUDY_DIR / "retrained"
+
+
+def retrain() -> None:
+    """The CV choice (block 20, answer mean, 1,080 pairs + plain variants) trained exactly as
+    `python -m demo train-reward` trains (features from the study), into $STUDY_DIR/retrained/:
+    a candidate to test against the sanity pairs, never written over the shipped head."""
+    import logging
+
+    from demo.config import load_config
+    from demo.scoring.reward_backbone import OnnxBackbone
+    from demo.training.reward import HeadConfig, train_reward_head
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = load_config()
+    spec = config.scoring.reward
+    head_config = HeadConfig(plain_variants=True)
+    backbone = StudyFeatures(OnnxBackbone.from_config(config, spec, layer=head_config.layer), Features("smollm2"))
+    report = train_reward_head(config, head_config=head_config, backbone=backbone, out_dir=RETRAINED)
+    print(f"features from the study: {backbone.from_study}; independent {report.independent_accuracy:.4f}")
+    (RETRAINED / "report.json").write_text(json.dumps({"independent_accuracy": report.independent_accuracy}))
+
+
+def card() -> None:
+    """Replace the model card's Candidates section with the study's table and outcome."""
+    path = REPO / "data" / "reward" / "MODEL_CARD.md"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("## Candidates")
+    end = text.index("\n## ", start + 1) + 1
+    retrained = json.loads((RETRAINED / "report.json").read_text())["independent_accuracy"]
+    path.write_text(text[:start] + candidates_section(retrained).lstrip("\n") + "\n" + text[end:], encoding="utf-8")
+
+
+def candidates_section(retrained_independent: float) -> str:
+    """The model card's "Candidates" section, from data/reward/candidates.json (`final`)."""
+    rows = json.loads((REPO / "data" / "reward" / "candidates.json").read_text())["candidates"]
+    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+    lines = [
+        "| candidate | CV score | CV | CV, chosen shorter | CV, plain | independent | helpful | honest | harmless |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: -r["cv_score"]):
+        name = f"{r['name']} (CV choice)" if r["chosen"] else r["name"]
+        name = f"**{name} (shipped)**" if r["name"].startswith("today's head (block 20") else name
+        lines.append(
+            f"| {name} | {r['cv_score']:.3f} | {pct(r['cv'])} | {pct(r['cv_chosen_shorter'])} | {pct(r['cv_plain'])} "
+            f"| {pct(r['independent'])} | {pct(r['helpful'])} | {pct(r['honest'])} | {pct(r['harmless'])} |"
+        )
+    best = max(rows, key=lambda r: r["cv_score"])
+    chosen = next(r for r in rows if r["chosen"])
+    shipped = next(r for r in rows if r["name"].startswith("today's head (block 20"))
+    texts = len(json.loads((STUDY_DIR / "smollm2.json").read_text())["texts"])
+    return f"""
+## Candidates, and what was chosen
+
+`data/reward/study.py` (commands in its docstring) read every distinct (prompt, answer) of the
+study — {texts} texts: the written parts, their markdown-stripped variants, the same-writer test
+split, unseen.jsonl and the independent set — through the served int8 graph once, keeping the
+residual stream after blocks 6–20 pooled two ways. Every candidate was scored by 5-fold
+cross-validation grouped by prompt on the **train split only** (917 pairs): the CV score is the
+mean of CV accuracy on all held-out-fold pairs, on those whose chosen answer is the shorter one,
+and on markdown-stripped variants (part D's markdown shortcut). The independent set was read once
+per candidate, after the CV scores were fixed, and chose nothing.
+
+**The rule.** The best CV score was {best["cv_score"]:.3f} ({best["name"]}); with ~900 pairs one standard
+error is about 0.01, so every candidate within 0.01 of it is as good as the data can tell. Among
+those, the cheapest to serve reads block 20 averaged over the answer (the feature the toxicity
+head already reads: one backbone pass for both heads, the same 37k-parameter MLP), and of those
+the single MLP with the highest CV score is **{chosen["name"]}**.
+
+**The gate it failed.** Retrained as `train-reward` trains (`study.py retrain`), it measured
+{pct(retrained_independent)} on the independent set (the study's own fit: {pct(chosen["independent"])}; same data and seed,
+another order of pairs under dropout — about a point of the spread below is training noise),
+against {pct(shipped["independent"])} for the shipped head: no measurable gain. And it failed
+`tests/test_reward.py::test_real_head_prefers_the_obvious_answer`: it scores "What is the
+capital of Germany? What is the capital of Spain? …" (the base model's way of continuing a
+prompt) above "The capital of France is Paris." On the shipped default evaluation's answers
+(the same 120 rows, re-scored) it turned the aligned model's win rate over the raw base from 75%
+to 58%, and over the prompted base from 75% to 42%. Written pairs, whoever writes them, hold
+few answers that look like a base model's continuations; the page's main job is exactly that
+comparison. **So the shipped head stays** (the row marked "shipped"), and the next candidates
+should be scored on base-model continuations too (the blind votes will supply labelled ones).
+`python -m demo train-reward` trains on today's 917-pair split, so it does not reproduce the
+shipped head (trained on the 660 pairs of parts a–c before part D existed); the row "today's head
+…, 660 pairs" is that recipe on today's split of parts a–c, and measures what the shipped head does.
+
+| candidate | CV score | CV | CV, chosen shorter | CV, plain | independent | helpful | honest | harmless |
+|---|---|---|---|---|---|---|---|---|
+{chr(10).join(lines[2:])}
+
+Not tried: the base Gemma 3 270M's hidden states (`study.py extract gemma` exists, untested: a
+Gemma pass over the study's texts did not fit this round's CPU budget) and concatenations of two
+backbones. Sentence encoders that ship in packages (all-MiniLM-L6-v2, all-mpnet-base-v2) were
+measured outside this project and did worse than SmolLM2's states.
+"""
 
 
 if __name__ == "__main__":
@@ -479,4 +607,4 @@ if __name__ == "__main__":
     if command == "extract":
         extract_gemma() if sys.argv[2] == "gemma" else extract(sys.argv[2])
     else:
-        {"cv": run_cv, "final": final, "committed": evaluate_committed_head}[command]()
+        {"cv": run_cv, "final": final, "committed": evaluate_committed_head, "retrain": retrain, "card": card}[command]()
