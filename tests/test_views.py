@@ -318,3 +318,15 @@ def test_stages_intro_escapes_the_label_and_note():
     intro = views.stages_intro(StagesSpec(label="A → <b>B</b>", note="<script>x</script>", models=("a", "b")))
     assert intro.startswith("### A → &lt;b&gt;B&lt;/b&gt;") and "&lt;script&gt;" in intro and "<script>" not in intro
     assert "Note" not in views.stages_intro(StagesSpec(label="L", models=("a", "b")))
+
+
+def test_the_judges_card_note_reads_its_figures_from_the_head_file():
+    from demo.config import load_config
+    from demo.scoring.reward_head import read_head_file
+
+    reward = load_config().scoring.reward  # the shipped head in data/reward/
+    _, metadata = read_head_file(reward.head_path)
+    note = views.trained_head_note(reward)
+    assert f"{float(metadata['independent_accuracy']):.1%} right" in note
+    assert f"on {metadata['train_pairs']} hand-written preference pairs" in note
+    assert f"{float(metadata['heldout_accuracy']):.1%} on pairs by the same writers" in note

@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 
 from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, StagesSpec, TrainedHeadReward
+from ..scoring.reward_head import read_head_file
+from ..scoring.reward_inputs import RewardUnavailable
 from ..scoring.toxicity_head import BLIND_SPOTS
 from ..session import Comparison, SideState
 
@@ -161,6 +163,32 @@ def stages_intro(stages: StagesSpec) -> str:
     )
 
 
+def trained_head_note(reward: TrainedHeadReward) -> str:
+    """What the judge is and how far to trust it, with the figures its head file records."""
+    try:
+        _, metadata = read_head_file(reward.head_path)
+    except (RewardUnavailable, OSError):
+        metadata = {}
+
+    def share(key: str) -> str:
+        try:
+            return f"{float(metadata[key]):.1%}"
+        except (KeyError, ValueError):
+            return "?"
+
+    pairs = metadata.get("train_pairs", "?")
+    return (
+        f"**Reward model: {reward.name}** ({reward.license}). A small head trained by this project on "
+        f"{pairs} hand-written preference pairs, reading a middle block of SmolLM2-135M-Instruct averaged over "
+        f"the answer (run in onnxruntime, {reward.precision}); on {metadata.get('independent_pairs', '?')} pairs "
+        f"written independently of its training data it ranks {share('independent_accuracy')} right "
+        f'("the longer answer wins": 40%); {share("heldout_accuracy")} on pairs by the same writers, which '
+        "measures their style as much as quality. Demonstration scale: it reads SmolLM2's hidden states, so "
+        "where it compares SmolLM2-Instruct with another model it may favour SmolLM2's style; weakest on one "
+        "wrong fact in fluent text and one unsafe step in sensible advice (see its model card); English only."
+    )
+
+
 def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = None) -> str:
     """Model cards: family, size, format, how it runs here, license; then the scorers."""
     pair = config.pair(pair_id)
@@ -182,14 +210,7 @@ def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = N
     reward = config.scoring.reward
     toxicity = config.scoring.toxicity
     reward_note = (
-        f"**Reward model: {reward.name}** ({reward.license}). A small head trained by this project on "
-        "660 hand-written preference pairs, reading a middle block of SmolLM2-135M-Instruct averaged over "
-        f"the answer (run in onnxruntime, {reward.precision}); on 260 pairs written independently of its "
-        'training data it ranks 81% right ("the longer answer wins": 40%); 89% on pairs by the same '
-        "writers, which measures their style as much as quality. Demonstration scale: it reads "
-        "SmolLM2's hidden states, so where it compares SmolLM2-Instruct with another model it may "
-        "favour SmolLM2's style; weakest on one wrong fact in fluent text (65%) and one unsafe step "
-        "(72%); English only."
+        trained_head_note(reward)
         if isinstance(reward, TrainedHeadReward)
         else f"**Reward model: {reward.name}** ({reward.license})."
     )
