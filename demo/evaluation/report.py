@@ -148,6 +148,15 @@ def _preference_section(rows, image) -> list[str]:
         ],
         table,
     )
+    excluded = sum(r.get("n_excluded", 0) for r in rows if r["category"] == "all")
+    if excluded:
+        lines += [
+            f"**{excluded} comparison{'s are' if excluded != 1 else ' is'} left out of these figures**: the "
+            "reward model gave no score for "
+            "at least one of their answers (it failed to load, or an answer failed); see `reward_error` in "
+            "results.jsonl.",
+            "",
+        ]
     lines += [
         "Paper (labellers, 175B models): "
         + PAPER_NUMBERS["preference_vs_gpt3"]
