@@ -936,6 +936,10 @@ another brief), it picks the better answer {_pct(ind.overall.accuracy)} of the t
 "the more confident answer wins". That is the figure to expect on text this project did not write;
 the page shows it beside P(aligned ≻ base) (`independent_accuracy` in the head file's metadata).
 
+A measurement made outside the project, on 221 pairs from other sources, found 64% for an earlier
+head of this design (and chance, 51%, on its honesty pairs): expect less on text further from this
+project's briefs. The same-writer split further down says more still; it measures style.
+
 ## How often it is right on independent pairs
 
 `data/preferences/independent/heldout.jsonl`: pairs where the better answer is the shorter one,
