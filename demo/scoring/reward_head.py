@@ -56,8 +56,9 @@ def standardised_mlp(
     return x[:, 0]
 
 
-def read_head_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The fp32 tensors and the metadata of a `demo-reward-head/1` safetensors file."""
+def read_head_metadata(path: Path) -> dict[str, str]:
+    """The metadata of a `demo-reward-head/1` safetensors file, read from its header only (no
+    tensors): what the page says about the head."""
     from safetensors import safe_open
 
     if not Path(path).is_file():
@@ -66,13 +67,22 @@ def read_head_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         )
     with safe_open(str(path), framework="np") as handle:
         raw = handle.metadata() or {}
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     try:
         metadata = json.loads(raw.get(METADATA_KEY, "{}"))
     except json.JSONDecodeError:
         metadata = {}
     if metadata.get("format") != HEAD_FORMAT:
         raise RewardUnavailable(f"{path} is not a {HEAD_FORMAT} file; retrain it with `{TRAIN_COMMAND}`")
+    return metadata
+
+
+def read_head_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The fp32 tensors and the metadata of a `demo-reward-head/1` safetensors file."""
+    from safetensors import safe_open
+
+    metadata = read_head_metadata(path)
+    with safe_open(str(path), framework="np") as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     return tensors, metadata
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, StagesSpec, TrainedHeadReward
-from ..scoring.reward_head import read_head_file
+from ..scoring.reward_head import read_head_metadata
 from ..scoring.reward_inputs import RewardUnavailable
 from ..scoring.toxicity_head import BLIND_SPOTS
 from ..session import Comparison, SideState
@@ -166,7 +166,7 @@ def stages_intro(stages: StagesSpec) -> str:
 def trained_head_note(reward: TrainedHeadReward) -> str:
     """What the judge is and how far to trust it, with the figures its head file records."""
     try:
-        _, metadata = read_head_file(reward.head_path)
+        metadata = read_head_metadata(reward.head_path)
     except (RewardUnavailable, OSError):
         metadata = {}
 
