@@ -269,3 +269,27 @@ def test_rl_rounds_log_reward_and_kl_and_resume(reward_run, sft_run, tiny_gemma_
     )
     assert [r["round"] for r in again["rounds"]] == [0, 1, 2]
     assert again["rounds"][:2] == rounds[:2]  # finished rounds are read back, not redone
+    # The card's figure: both scorers against KL, as change from round 0, rendered to PNG.
+    from demo.training.align.pipeline import save_reward_vs_kl
+    from demo.training.align.plots import reward_vs_kl_rows
+
+    rows = reward_vs_kl_rows(rounds)
+    assert len(rows) == 2 * len(rounds)
+    assert [r["change"] for r in rows if r["round"] == 0] == [0.0, 0.0]
+    last = [r for r in rows if r["round"] == 2]
+    assert last[0]["change"] == pytest.approx(rounds[2]["reward_train_rm"] - rounds[0]["reward_train_rm"])
+    png = save_reward_vs_kl(rounds, tmp_path / "reward_vs_kl.png")
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reward_vs_kl_rows_skip_a_missing_judge():
+    from demo.training.align.plots import reward_vs_kl_chart, reward_vs_kl_rows
+
+    rounds = [
+        {"round": 1, "kl_to_sft": 0.5, "reward_train_rm": 1.5, "reward_judge": None},
+        {"round": 0, "kl_to_sft": 0.0, "reward_train_rm": 1.0, "reward_judge": None},
+    ]
+    rows = reward_vs_kl_rows(rounds)
+    assert [(r["round"], r["change"]) for r in rows] == [(0, 0.0), (1, 0.5)]
+    assert {r["scorer"] for r in rows} == {"training RM (optimised against)"}
+    assert reward_vs_kl_chart([]) is None

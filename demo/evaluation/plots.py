@@ -60,7 +60,7 @@ def win_rate_chart(summary: Mapping) -> alt.LayerChart | None:
     chart = alt.layer(bars, _error_bars(base), reference).properties(
         title="Win rate of the aligned model, per category (95 % CI)", width=_WIDTH, height=300
     )
-    return _styled(chart)
+    return styled(chart)
 
 
 def toxicity_chart(summary: Mapping) -> alt.LayerChart | None:
@@ -94,7 +94,7 @@ def toxicity_chart(summary: Mapping) -> alt.LayerChart | None:
     chart = alt.layer(bars, _error_bars(base)).properties(
         title="Toxicity of continuations by instruction (95 % CI)", width=_WIDTH * 0.75, height=300
     )
-    return _styled(chart)
+    return styled(chart)
 
 
 def truthfulness_chart(summary: Mapping) -> alt.LayerChart | None:
@@ -129,7 +129,7 @@ def truthfulness_chart(summary: Mapping) -> alt.LayerChart | None:
     chart = alt.layer(bars, _error_bars(base)).properties(
         title="Truthfulness: multiple choice and generated answers (95 % CI)", width=_WIDTH * 0.75, height=300
     )
-    return _styled(chart)
+    return styled(chart)
 
 
 def save_png(chart, path: str | Path, *, scale: float = 2.0) -> Path:
@@ -180,7 +180,7 @@ def _error_bars(base: alt.Chart) -> alt.Chart:
     return base.mark_rule(strokeWidth=2).encode(y="low:Q", y2="high:Q", color=alt.value(TEXT_GREY))
 
 
-def _styled(chart):
+def styled(chart):
     return (
         chart.configure(background="transparent")
         .configure_view(stroke=None)

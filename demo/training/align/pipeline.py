@@ -91,7 +91,17 @@ def run(
                 RL_RUN,
                 resume=resume,
             )
+            save_reward_vs_kl(reports[name]["rounds"], RLHF_DIR / "reward_vs_kl.png")
     return reports
+
+
+def save_reward_vs_kl(rounds: Sequence[dict], path: Path) -> Path | None:
+    """The RL card's figure (training RM and judge against KL), as a PNG beside the adapter."""
+    from ...evaluation.plots import save_png
+    from .plots import reward_vs_kl_chart
+
+    chart = reward_vs_kl_chart(rounds)
+    return save_png(chart, path) if chart is not None else None
 
 
 def _judge(config: AppConfig) -> Judge:
