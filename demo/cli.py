@@ -147,8 +147,8 @@ def run_compare(args) -> int:
 
     config = load_config(args.config)
     settings = settings_from_args(args, config)
-    config.pair(args.pair)  # an unknown pair is an error before any model loads
-    comparator = start_comparator(config)
+    pair = config.pair(args.pair)  # an unknown pair is an error before any model loads
+    comparator = start_comparator(config, model_ids=(pair.base, pair.aligned))
     try:
         comparator.wait_ready()
         if comparator.scoring_error:
@@ -224,7 +224,7 @@ def run_evaluate(args) -> int:
     from .evaluation.runner import EvaluationOptions, default_out_dir, plan_rows, run_evaluation
 
     config = load_config(args.config)
-    config.pair(args.pair)  # an unknown pair is an error before any model loads
+    pair = config.pair(args.pair)  # an unknown pair is an error before any model loads
     options = EvaluationOptions(
         suites=tuple(args.suite or ("instructions", "truthfulness", "toxicity")),
         pair=args.pair,
@@ -236,7 +236,7 @@ def run_evaluate(args) -> int:
     )
     plan_rows(options)  # a bad suite file is one clear error, before any model loads
     out_dir = args.out or default_out_dir(config, options)
-    comparator = start_comparator(config)
+    comparator = start_comparator(config, model_ids=(pair.base, pair.aligned))
     bar = None
     try:
         from tqdm import tqdm

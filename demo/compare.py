@@ -277,8 +277,15 @@ def _apply(side: SideState, event) -> None:
         side.error = event.message
 
 
-def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_scorer: bool = True) -> Comparator:
+def start_comparator(
+    config: AppConfig,
+    *,
+    worker_mode: str = "auto",
+    with_scorer: bool = True,
+    model_ids: Sequence[str] | None = None,
+) -> Comparator:
     """Start a worker for every model a pair uses (loading in the background), load the scorers.
+    `model_ids` limits it to those models (the command line's one pair: no other model loads).
 
     `auto` runs each model in its own process on a CPU host (true parallelism, one thread each)
     and on threads of this process on a GPU host (one process owns the device).
@@ -293,7 +300,7 @@ def start_comparator(config: AppConfig, *, worker_mode: str = "auto", with_score
     )
     workers = {
         model_id: start_worker(model_id, config.models[model_id], config.base_prompted, mode=mode, device=device)
-        for model_id in config.served_model_ids()
+        for model_id in (config.served_model_ids() if model_ids is None else dict.fromkeys(model_ids))
     }
     scorer, error = None, None
     if with_scorer:

@@ -647,3 +647,20 @@ def test_a_missing_meaning_head_leaves_the_word_flag_and_says_why(tiny_config, t
     row = scorer.score([("q", "You absolute idiot, shut up.")])[0]
     assert row["toxic"] is True and row["toxicity_meaning"] is None
     assert "wording only" in row["toxic_reason"] and "no head" in row["toxic_reason"]
+
+
+def test_start_comparator_can_load_only_one_pairs_models(tiny_stages_config):
+    """The command line runs one pair: only its two models load (a model of another pair that
+    cannot load, e.g. an adapter not trained yet, does not stop `compare` or `evaluate`)."""
+    from demo.compare import start_comparator
+
+    pair = tiny_stages_config.default_pair
+    assert len(tiny_stages_config.served_model_ids()) == 3
+    comparator = start_comparator(
+        tiny_stages_config, worker_mode="thread", with_scorer=False, model_ids=(pair.base, pair.aligned)
+    )
+    try:
+        assert set(comparator.workers) == {pair.base, pair.aligned}
+        assert comparator.wait_ready(120) == {pair.base: True, pair.aligned: True}
+    finally:
+        comparator.close()

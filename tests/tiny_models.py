@@ -227,11 +227,17 @@ def tiny_config_dict(
     max_new_tokens: int = 24,
     stages: bool = False,
 ) -> dict:
-    """The repo's models.yaml with both models swapped for the tiny local checkpoints."""
+    """The repo's models.yaml cut down to one pair, the one whose aligned side is the judge's
+    backbone (Gemma base vs SmolLM2 Instruct), with both models swapped for the tiny local
+    checkpoints; no other model or pair (so no test starts a real model), no stages unless asked."""
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
     raw = copy.deepcopy(raw)
     runtime = {"backend": "transformers", "precision": "fp32"}
-    pair = raw["pairs"][0]
+    backbone = raw["scoring"]["reward"]["backbone"]
+    pair = next(p for p in raw["pairs"] if p["aligned"] == backbone)
+    raw["pairs"] = [pair]
+    raw["models"] = {key: raw["models"][key] for key in (pair["base"], pair["aligned"])}
+    raw.pop("stages", None)
     base = raw["models"][pair["base"]]
     base.update(
         name="Tiny Gemma (test, base)",
