@@ -184,3 +184,16 @@ def test_report_writes_markdown_and_pngs(stored):
         assert f"plots/{name}.png" in text
         assert (stored / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert (stored / "summary.json").exists()
+
+
+def test_report_caveat_names_the_pair_and_tells_one_family_from_two():
+    from demo.evaluation.report import caveat
+
+    def side(name, family):
+        return {"id": name.lower(), "name": name, "family": family, "stage": "pretrained"}
+
+    same = [{"pair": "p", "base": side("Gemma", "Gemma 3"), "aligned": side("Gemma RLHF", "Gemma 3")}]
+    two = [{"pair": "q", "base": side("Gemma", "Gemma 3"), "aligned": side("SmolLM2", "SmolLM2")}]
+    assert "Gemma RLHF vs Gemma, one family" in caveat(same) and "different families" not in caveat(same)
+    assert "SmolLM2 vs Gemma, which come from different families" in caveat(two)
+    assert "one family" not in caveat(same + two) and "may come from different families" in caveat()

@@ -162,6 +162,10 @@ def test_a_killed_run_resumes_without_losing_or_repeating_rows(tmp_path, tiny_co
     assert after[: len(before)] == before  # the finished rows are kept as they were, not redone
     summary = json.loads(done.stdout)
     assert {"preference", "truthfulness", "toxicity"} <= set(summary)
+    # The report's caveat reads which models were compared (id, name, family, stage of each side).
+    [pair] = summary["pairs"]
+    assert set(pair) == {"pair", "base", "aligned"} and set(pair["base"]) == {"id", "name", "family", "stage"}
+    assert pair["base"]["name"] in (out / "report.md").read_text()
     assert (out / "report.md").is_file() and (out / "summary.json").is_file()
     likelihoods = [json.loads(line) for line in _lines(out / "likelihoods.jsonl")]
     assert len(likelihoods) == 2 * 2  # one truthfulness row × 2 models × 2 base formats

@@ -5,7 +5,7 @@ the charts as PNGs in `plots/`. The comparison with the paper is labelled for wh
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import plots
@@ -26,15 +26,30 @@ PAPER_NUMBERS: dict[str, str] = {
     ),
 }
 
-CAVEAT = (
-    "**Read these numbers as a demonstration, not a replication.** The paper's judges are trained "
-    "human labellers; ours is a small reward model (a proxy for labellers, trained on a few hundred "
-    "pairs, sharing a backbone with the aligned model). The paper's models have 1.3B–175B parameters; "
-    "ours are about 100× smaller, and our base and aligned models come from different families. The "
-    "suites are a few dozen to a hundred prompts written for this project, not the paper's API "
-    "prompts, TruthfulQA or RealToxicityPrompts, and toxicity is scored by a small classifier, not "
-    "the Perspective API."
-)
+
+def caveat(pairs: Sequence[Mapping] = ()) -> str:
+    """How far to trust the report; `pairs` (summary.json's `pairs`) says which models were compared,
+    so the family sentence is true of them (unknown pairs: the cautious wording)."""
+    names = [f"{p['aligned']['name']} vs {p['base']['name']}" for p in pairs]
+    one_family = bool(pairs) and all(p["base"]["family"] == p["aligned"]["family"] for p in pairs)
+    if one_family:
+        family = (
+            f"Compared here: {'; '.join(names)}, one family: the same base model before and after "
+            "training, so what differs is what the training did, at demonstration scale."
+        )
+    elif pairs:
+        family = f"Compared here: {'; '.join(names)}, which come from different families."
+    else:
+        family = "Base and aligned models may come from different families."
+    return (
+        "**Read these numbers as a demonstration, not a replication.** The paper's judges are trained "
+        "human labellers; ours is a small reward model (a proxy for labellers, trained on a few hundred "
+        "pairs; see its card for its accuracy on independent pairs and what backbone it reads). The "
+        f"paper's models have 1.3B–175B parameters; ours are about 100× smaller. {family} The suites are "
+        "a few dozen to a hundred prompts written for this project, not the paper's API prompts, "
+        "TruthfulQA or RealToxicityPrompts, and toxicity is scored by a small classifier, not the "
+        "Perspective API."
+    )
 
 
 def write_report(out_dir: str | Path, summary: Mapping | None = None) -> Path:
@@ -63,7 +78,7 @@ def write_report(out_dir: str | Path, summary: Mapping | None = None) -> Path:
 def render_report(summary: Mapping, images: Mapping[str, str] | None = None) -> str:
     """The report's Markdown; `images` maps a chart name to its path relative to the report."""
     images = images or {}
-    lines = ["# Base vs aligned: evaluation report", "", CAVEAT, ""]
+    lines = ["# Base vs aligned: evaluation report", "", caveat(summary.get("pairs", ())), ""]
     lines += _preference_section(summary.get("preference", []), images.get("win_rate"))
     lines += _truthfulness_section(summary.get("truthfulness", []), images.get("truthfulness"))
     lines += _toxicity_section(summary.get("toxicity", []), images.get("toxicity"))

@@ -99,6 +99,16 @@ class EvaluationResult:
     seconds: float
 
 
+def pair_facts(config: AppConfig, pair_id: str) -> dict:
+    """What the report says about the models compared: id, name, family and stage of each side."""
+    pair = config.pair(pair_id)
+    sides = {}
+    for role, model_id in (("base", pair.base), ("aligned", pair.aligned)):
+        spec = config.models[model_id]
+        sides[role] = {"id": model_id, "name": spec.name, "family": spec.family, "stage": spec.stage}
+    return {"pair": pair.id, **sides}
+
+
 def plan_rows(options: EvaluationOptions) -> list[SuiteRow]:
     """The suite rows an evaluation covers (`max_prompts` of each suite, `spread_rows`)."""
     rows: list[SuiteRow] = []
@@ -347,6 +357,7 @@ def run_evaluation(
         [r for r in store.likelihoods() if r["key"] in planned_mc],
         seed=options.seed,
     )
+    summary["pairs"] = [pair_facts(config, config.pair(options.pair).id)]
     summary_path = out_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     report_path = write_report(out_dir, summary)
