@@ -267,8 +267,11 @@ def test_rl_rounds_log_reward_and_kl_and_resume(reward_run, sft_run, tiny_gemma_
         prompts=prompts,
         resume=True,
     )
-    assert [r["round"] for r in again["rounds"]] == [0, 1, 2]
-    assert again["rounds"][:2] == rounds[:2]  # finished rounds are read back, not redone
+    assert again["rounds"] == rounds  # finished rounds (the last measurement too) are read back, not redone
+    # The kept policy is the round the training RM scored highest (the judge plays no part).
+    from demo.training.align.rl import select_round
+
+    assert report["selected_round"] == again["selected_round"] == select_round(rounds)
     # The card's figure: both scorers against KL, as change from round 0, rendered to PNG.
     from demo.training.align.pipeline import save_reward_vs_kl
     from demo.training.align.plots import reward_vs_kl_rows
@@ -293,3 +296,13 @@ def test_reward_vs_kl_rows_skip_a_missing_judge():
     assert [(r["round"], r["change"]) for r in rows] == [(0, 0.0), (1, 0.5)]
     assert {r["scorer"] for r in rows} == {"training RM (optimised against)"}
     assert reward_vs_kl_chart([]) is None
+
+
+def test_select_round_keeps_the_best_training_rm_round_earliest_on_ties():
+    from demo.training.align.rl import select_round
+
+    def row(i, rm, judge):
+        return {"round": i, "reward_train_rm": rm, "reward_judge": judge, "kl_to_sft": float(i)}
+
+    assert select_round([row(0, -1.4, -2.3), row(1, -1.0, -9.0), row(2, -1.4, 5.0)]) == 1  # not the judge's pick
+    assert select_round([row(0, 0.5, 0), row(1, 0.5, 0)]) == 0

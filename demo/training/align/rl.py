@@ -13,6 +13,11 @@ full 262k vocabulary this model's answers are word salad, and ranking word salad
 so the figure is the log-ratio on the answers users would see, a proxy of KL(π‖π_SFT), not the
 exact divergence of the untempered distributions.
 
+The policy kept is the round's policy that scored highest on the training reward model, each
+measured on a fresh chunk of prompts it was not trained on (round i samples the policy after
+round i-1's DPO; round 0 is the SFT model): early stopping on the optimised reward, so the judge
+stays out of every choice.
+
 Measured on the 2-core CPU (fp32 torch, SFT model): sampling 64 answers × 64 tokens in one batch
 took 120 s (16 × 96 in a batch of 16: 73 s; decoding reads the 262k-row output matrix each step,
 so wider batches are nearly free), one teacher-forced log-prob pass about 1.2 s an answer.
@@ -235,8 +240,10 @@ def train_rl(
         )
         for folder in done:
             rounds.append(json.loads((folder / "round.json").read_text()))
-        if done:
-            adapter, first = done[-1] / "adapter", len(done)
+        trained = [folder for folder in done if (folder / "adapter").is_dir()]
+        if trained:
+            adapter = trained[-1] / "adapter"
+        first = len(done)
 
     for index in range(first, settings.rounds + 1):
         done_here = index - first
@@ -253,6 +260,8 @@ def train_rl(
         )
         row["round"] = index
         if index == settings.rounds:  # the last measurement is of the final policy; no more training
+            (checkpoints / f"round-{index}").mkdir(parents=True, exist_ok=True)
+            (checkpoints / f"round-{index}" / "round.json").write_text(json.dumps(row, indent=2))
             rounds.append(row)
             break
         pairs = ranked_pairs(samples, rewards)
@@ -299,7 +308,16 @@ def train_rl(
         rounds.append(row)
         adapter = folder / "adapter"
 
+    # The policy kept: the one that scored highest on the training reward model, each measured on
+    # prompts it was not trained on (round i measures the policy after round i-1's DPO). The judge
+    # plays no part, so it stays an independent measurement.
+    selected = select_round(rounds)
+    adapter = sft_adapter if selected == 0 else checkpoints / f"round-{selected - 1}" / "adapter"
     output.mkdir(parents=True, exist_ok=True)
+    earlier = []
+    if resume and (output / "metrics.json").is_file():
+        previous = json.loads((output / "metrics.json").read_text())
+        earlier = previous.get("invocations", [{k: previous[k] for k in ("wall_seconds", "process_cpu_seconds")}])
     final = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32), str(adapter)
     )
@@ -313,11 +331,24 @@ def train_rl(
         "method": "iterative reward-ranked DPO",
         "settings": asdict(settings),
         "rounds": rounds,
+        "selected_round": selected,
+        "selection": "the round whose policy scored highest on the training RM, on prompts it was not trained on",
         "wall_seconds": round(time.perf_counter() - started, 1),
         "process_cpu_seconds": round(time.process_time() - cpu_started, 1),
     }
+    report["invocations"] = [
+        *earlier,
+        {"wall_seconds": report["wall_seconds"], "process_cpu_seconds": report["process_cpu_seconds"]},
+    ]
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def select_round(rounds: Sequence[dict]) -> int:
+    """The round (0 = the SFT policy) with the highest mean training-RM reward; ties: the earliest
+    (the policy closest to SFT)."""
+    best = max(rounds, key=lambda r: (r["reward_train_rm"], -r["round"]))
+    return int(best["round"])
 
 
 def _last_checkpoint(folder: Path) -> str | None:
