@@ -10,9 +10,11 @@ import yaml
 
 from demo.config import (
     DEFAULT_CONFIG_PATH,
+    REPO_ROOT,
     AppConfig,
     ConfigError,
     LocalSource,
+    MergedAdapterSource,
     TrainedHeadReward,
     config_path_from_env,
     load_config,
@@ -36,11 +38,19 @@ def mutated(change) -> dict:
 def test_repo_models_yaml_loads():
     config = load_config(DEFAULT_CONFIG_PATH)
     assert isinstance(config, AppConfig)
-    assert set(config.models) == {"gemma-3-270m", "smollm2-135m-instruct"}
-    assert [p.id for p in config.pairs][0] == "gemma-vs-smollm2"
+    assert set(config.models) == {"gemma-3-270m", "gemma-3-270m-sft", "gemma-3-270m-rlhf", "smollm2-135m-instruct"}
+    # The default pair is one family: the shipped base and the same model after our SFT and RL.
+    assert [p.id for p in config.pairs][0] == "gemma-base-vs-rlhf"
     assert config.pair_models()["base"].stage == "pretrained"
     assert config.pair_models()["base"].prompt_format == "base"
+    assert config.pair_models()["aligned"].stage == "preference-tuned"
     assert config.pair_models()["aligned"].prompt_format == "chat"
+    tuned = config.pair_models()["aligned"].source
+    assert isinstance(tuned, MergedAdapterSource) and tuned.adapter == REPO_ROOT / "data" / "align" / "rlhf"
+    assert tuned.base == config.models["gemma-3-270m"].source  # the YAML anchor: the same base weights
+    assert config.pair("gemma-vs-smollm2").aligned == "smollm2-135m-instruct"  # the two-family reference
+    assert config.stages is not None
+    assert config.stages.models == ("gemma-3-270m", "gemma-3-270m-sft", "gemma-3-270m-rlhf")
     assert "{prompt}" in config.base_prompted.template
     assert 0 < config.scoring.toxicity_threshold < 1
     assert config.limits.max_new_tokens >= config.generation.max_new_tokens
@@ -87,7 +97,7 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
             id="unknown-precision",
         ),
         pytest.param(
-            lambda r: r["models"][r["pairs"][0]["aligned"]].update(prompt_format="xyz"),
+            lambda r: r["models"]["smollm2-135m-instruct"].update(prompt_format="xyz"),
             "models.smollm2-135m-instruct.prompt_format",
             ["'base'", "'chat'"],
             id="unknown-prompt-format",
@@ -105,14 +115,14 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
             id="unknown-backend",
         ),
         pytest.param(
-            lambda r: r["models"][r["pairs"][0]["aligned"]].update(colour="red"),
+            lambda r: r["models"]["smollm2-135m-instruct"].update(colour="red"),
             "models.smollm2-135m-instruct.colour",
             ["Extra inputs are not permitted"],
             id="unknown-key",
         ),
         pytest.param(
             lambda r: r["models"].pop("smollm2-135m-instruct"),
-            "pairs[0].aligned",
+            "pairs[1].aligned",
             ["'smollm2-135m-instruct'", "'gemma-3-270m'"],
             id="pair-names-a-missing-model",
         ),
@@ -165,9 +175,9 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
             id="reward-backbone-names-a-missing-model",
         ),
         pytest.param(
-            lambda r: r.update(stages={"label": "s", "models": ["gemma-3-270m", "gemma-3-270m-rlhf"]}),
+            lambda r: r.update(stages={"label": "s", "models": ["gemma-3-270m", "gemma-3-270m-ppo"]}),
             "stages.models[1]",
-            ["unknown model 'gemma-3-270m-rlhf'", "'smollm2-135m-instruct'"],
+            ["unknown model 'gemma-3-270m-ppo'", "'smollm2-135m-instruct'"],
             id="stages-names-a-missing-model",
         ),
         pytest.param(
@@ -301,15 +311,15 @@ def test_every_shipped_config_loads():
 def test_pair_lookup_names_the_known_pairs():
     config = load_config(DEFAULT_CONFIG_PATH)
     assert config.pair(None) == config.pairs[0]
-    with pytest.raises(ValueError, match="gemma-vs-smollm2"):
+    with pytest.raises(ValueError, match="gemma-base-vs-rlhf"):
         config.pair("../etc/passwd")
 
 
 def test_stages_are_optional_and_their_models_are_served(tmp_path):
-    assert load_config(DEFAULT_CONFIG_PATH).stages is None
+    assert load_config(write(tmp_path, mutated(lambda r: r.pop("stages")), "no-stages.yaml")).stages is None
 
     def change(r):
-        r["models"]["gemma-3-270m-sft"] = dict(r["models"]["gemma-3-270m"], stage="sft", prompt_format="chat")
+        r["pairs"] = [p for p in r["pairs"] if p["id"] == "gemma-vs-smollm2"]
         r["stages"] = {
             "label": "Gemma 3 270M: pretrained → SFT → aligned",
             "note": "one family",

@@ -215,11 +215,11 @@ def _pinned_wheel_folders() -> list[str]:
     from demo.config import load_config
 
     config = load_config(REPO_ROOT / "models.yaml")
-    pins = [
-        *config.pair_models()["base"].source.requirements,
-        *config.pair_models()["aligned"].source.requirements,
-        *config.scoring.toxicity.requirements,
-    ]
+    pins = list(config.scoring.toxicity.requirements)
+    for model_id in config.served_model_ids():
+        source = config.models[model_id].source
+        source = getattr(source, "base", source)  # a merged adapter's weights come from its base
+        pins += [pin for pin in getattr(source, "requirements", ()) if pin not in pins]
     folders = []
     for text in pins:
         requirement = Requirement(text)

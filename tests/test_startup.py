@@ -41,7 +41,7 @@ def test_broken_yaml_stops_the_app_with_one_error_naming_the_field(tmp_path):
         timeout=100,
     )
     assert result.returncode == 2
-    assert "models.smollm2-135m-instruct.cpu" in result.stderr
+    assert "models.gemma-3-270m-rlhf.cpu" in result.stderr
     assert "Traceback" not in result.stderr
 
 

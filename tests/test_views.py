@@ -211,8 +211,8 @@ def default_config():
 
 
 def test_model_card_mentions_licenses_and_the_two_family_caveat(default_config):
-    card = views.model_card_markdown(default_config, {})
-    base, aligned = default_config.pair_models()["base"], default_config.pair_models()["aligned"]
+    card = views.model_card_markdown(default_config, {}, "gemma-vs-smollm2")
+    base, aligned = (default_config.pair_models("gemma-vs-smollm2")[role] for role in ("base", "aligned"))
     assert base.license in card and aligned.license in card
     assert "Gemma Terms of Use" in card and "Apache-2.0" in card
     assert f"({base.license_url})" in card and f"({aligned.license_url})" in card
@@ -239,6 +239,11 @@ def test_model_card_for_one_family(default_config):
     config = default_config.model_copy(update={"models": {pair.base: base, pair.aligned: aligned}})
     card = views.model_card_markdown(config, {})
     assert "Two different families" not in card and "One family" in card
+    # The shipped default pair is one family (Gemma before and after our SFT + RL), with its note.
+    card = views.model_card_markdown(default_config, {})
+    assert "Two different families" not in card
+    assert "**One family** (Gemma 3 (Google)): the same model at two training stages (pretrained → preference-tuned)" in card
+    assert "**Note:** One model before and after" in card
 
 
 def test_model_header(default_config):

@@ -230,13 +230,13 @@ def model_card_markdown(config: AppConfig, loaded: dict, pair_id: str | None = N
             "block-20 features of the answer. On 300 held-out texts written by another hand: implicit-hate "
             "AUC 0.95 (the BiLSTM 0.69). The flag is raised when either signal reaches the threshold."
         )
-    caveat = (
-        (f"**Note:** {escape(pair.note)}\n\n" if pair.note else "")
-        + f"**Two different families.** {specs['base'].family} vs {specs['aligned'].family}: this is "
+    caveat = (f"**Note:** {escape(pair.note)}\n\n" if pair.note else "") + (
+        f"**Two different families.** {specs['base'].family} vs {specs['aligned'].family}: this is "
         "not a controlled same-family comparison. It mirrors the InstructGPT paper's headline: "
         "a much smaller aligned model (1.3B) was preferred over a much larger base model (175B)."
         if specs["base"].family != specs["aligned"].family
-        else "**One family:** the aligned model is the base model after instruction and preference tuning."
+        else f"**One family** ({escape(specs['base'].family)}): the same model at two training stages "
+        f"({specs['base'].stage} → {specs['aligned'].stage}), so what differs is what training did."
     )
     return "\n".join(rows) + "\n\n" + caveat + "\n\n" + reward_note + "\n\n" + toxicity_note
 
