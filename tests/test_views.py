@@ -242,7 +242,10 @@ def test_model_card_for_one_family(default_config):
     # The shipped default pair is one family (Gemma before and after our SFT + RL), with its note.
     card = views.model_card_markdown(default_config, {})
     assert "Two different families" not in card
-    assert "**One family** (Gemma 3 (Google)): the same model at two training stages (pretrained → preference-tuned)" in card
+    assert (
+        "**One family** (Gemma 3 (Google)): the same model at two training stages (pretrained → preference-tuned)"
+        in card
+    )
     assert "**Note:** One model before and after" in card
 
 
