@@ -177,7 +177,12 @@ def test_report_writes_markdown_and_pngs(stored):
     path = write_report(stored)
     text = path.read_text()
     assert path.name == "report.md"
-    assert "85 ± 3 %" in text and "71 ± 4 %" in text and "100× smaller" in text and "proxy for labellers" in text
+    assert (
+        "85 ± 3 %" in text
+        and "71 ± 4 %" in text
+        and "hundreds of times smaller" in text
+        and "proxy for labellers" in text
+    )
     assert "| all |" in text and "Table-1-weighted" in text
     assert "**1 comparison is left out of these figures**" in text  # the stored run's unscored row
     for name in ("win_rate", "toxicity", "truthfulness"):

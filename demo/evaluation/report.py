@@ -45,8 +45,9 @@ def caveat(pairs: Sequence[Mapping] = ()) -> str:
         "**Read these numbers as a demonstration, not a replication.** The paper's judges are trained "
         "human labellers; ours is a small reward model (a proxy for labellers, trained on a few hundred "
         "pairs; see its card for its accuracy on independent pairs and what backbone it reads). The "
-        f"paper's models have 1.3B–175B parameters; ours are about 100× smaller. {family} The suites are "
-        "a few dozen to a hundred prompts written for this project, not the paper's API prompts, "
+        "paper's models have 1.3B–175B parameters; ours have 135M–270M, hundreds of times smaller "
+        f"than the 175B ones. {family} The suites are a few dozen to a hundred prompts written for "
+        "this project, not the paper's API prompts, "
         "TruthfulQA or RealToxicityPrompts, and toxicity is scored by a small classifier, not the "
         "Perspective API."
     )
