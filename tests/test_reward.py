@@ -142,7 +142,8 @@ def write_parts(root: Path, pairs: list[PreferencePair], unseen: list[Preference
 def local_config(llama_dir: Path, head_path: Path | None = None):
     """The repo's models.yaml with the reward backbone swapped for the tiny local checkpoint."""
     config = load_config()
-    aligned = config.pair_models()["aligned"].model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
+    backbone = config.models[config.scoring.reward.backbone]
+    aligned = backbone.model_copy(update={"source": LocalSource(type="local", path=llama_dir)})
     reward = config.scoring.reward.model_copy(
         update={"max_tokens": 128, "backbone": "aligned", **({"head_path": head_path} if head_path else {})}
     )
@@ -453,7 +454,7 @@ def test_scoring_does_not_import_torch(tmp_path, backbone, llama_dir):
     head = fit_head(data.chosen, data.rejected, HeadConfig(layer=1, epochs=5)).head
     save_head(head, tmp_path / "head.safetensors", {"input_dim": "64", "feature": "answer_mean", "layer": "1"})
     raw = yaml.safe_load((REPO_ROOT / "models.yaml").read_text(encoding="utf-8"))
-    raw["models"][raw["pairs"][0]["aligned"]]["source"] = {"type": "local", "path": str(llama_dir)}
+    raw["models"][raw["scoring"]["reward"]["backbone"]]["source"] = {"type": "local", "path": str(llama_dir)}
     raw["scoring"]["reward"].update(head_path=str(tmp_path / "head.safetensors"), max_tokens=128)
     config = tmp_path / "models.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")

