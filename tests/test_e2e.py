@@ -56,8 +56,9 @@ def test_compare_json_on_the_real_models_is_scored_and_reproducible():
         # Same prompt + same seed ⇒ the same answer.
         assert second[side]["text"] == answer["text"]
     assert first["base"]["input_text"] == prompt
-    assert first["aligned"]["input_text"].startswith("<|im_start|>system")
-    assert first["aligned"]["input_text"].endswith("<|im_start|>assistant\n")
+    # The default pair's aligned side is our RLHF Gemma: the chat template saved with its adapter.
+    assert first["aligned"]["model"] == "Gemma 3 270M RLHF (this project)"
+    assert first["aligned"]["input_text"] == f"<bos><start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
     assert first["preferred"] in ("base", "aligned", "tie")
     assert 0.0 < first["p_aligned_preferred"] < 1.0
 
