@@ -8,29 +8,16 @@ Skipped (with the reason) where Playwright or chromium is not installed.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from app_server import app_fixture, artifacts_dir, running_app, scripted_answers
+from browser_support import require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+sync_api = require_chromium()
 expect = sync_api.expect
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"chromium is not installed (looked for {CHROMIUM})", allow_module_level=True)
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 DONE = re.compile(r"\d+ tokens · .*(token limit|ended by the model|stop rule|stopped)")
 TIMEOUT_MS = 30_000
 SLOW_MAX_TOKENS = 256
@@ -48,14 +35,6 @@ slow_app = app_fixture(
 def stages_app(tiny_stages_config_file):
     with running_app(tiny_stages_config_file) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -7,34 +7,21 @@ of its results. Skipped (with the reason) where Playwright or chromium is not in
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
-from pathlib import Path
 
 import pytest
 from app_server import app_fixture, artifacts_dir
+from browser_support import require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+sync_api = require_chromium()
 expect = sync_api.expect
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"chromium is not installed (looked for {CHROMIUM})", allow_module_level=True)
 
 TIMEOUT_MS = 30_000
 CAP = 4  # comparisons a run may make: 2 instruction prompts × (raw + prompted base)
 
 app = app_fixture(limits={"max_evaluation_items": CAP}, generation={"max_new_tokens": 8})
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 def test_run_evaluation_from_the_page(app, browser, tmp_path):
