@@ -99,7 +99,7 @@ class EvaluationResult:
     seconds: float
 
 
-def pair_facts(config: AppConfig, pair_id: str) -> dict:
+def pair_facts(config: AppConfig, pair_id: str | None) -> dict:
     """What the report says about the models compared: id, name, family and stage of each side."""
     pair = config.pair(pair_id)
     sides = {}
@@ -357,7 +357,7 @@ def run_evaluation(
         [r for r in store.likelihoods() if r["key"] in planned_mc],
         seed=options.seed,
     )
-    summary["pairs"] = [pair_facts(config, config.pair(options.pair).id)]
+    summary["pairs"] = [pair_facts(config, options.pair)]
     summary_path = out_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     report_path = write_report(out_dir, summary)
