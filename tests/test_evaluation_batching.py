@@ -51,11 +51,14 @@ def test_a_prompt_over_the_limit_fails_alone(llama_runner):
     assert isinstance(fine, Finished)
 
 
-def test_a_batch_refuses_mixed_settings(llama_runner):
-    with pytest.raises(ValueError, match="share their sampling settings"):
-        llama_runner.generate_batch(
-            [GenerationRequest("a", GREEDY), GenerationRequest("b", dataclasses.replace(GREEDY, temperature=1.0))]
-        )
+def test_each_request_keeps_its_own_settings(llama_runner):
+    short = dataclasses.replace(GREEDY, max_new_tokens=3)
+    requests = [GenerationRequest("a b c", GREEDY), GenerationRequest("a b c", short), GenerationRequest("x", GREEDY)]
+    answers = llama_runner.generate_batch(requests)
+    for request, answer in zip(requests, answers):
+        alone = _single(llama_runner, request)
+        assert (answer.text, answer.new_tokens) == (alone.text, alone.new_tokens)
+    assert answers[1].new_tokens <= 3
 
 
 def test_sampled_batches_are_reproducible(llama_runner):
@@ -80,8 +83,12 @@ def test_batched_logprobs_equal_one_at_a_time(model, base_mode, llama_runner, ge
         assert total == pytest.approx(sum(alone), abs=1e-4)
 
 
-def test_equal_length_groups_never_mix_lengths():
-    prepared = [(i, None, [0] * n) for i, n in enumerate([3, 5, 3, 5, 3, 4])]
-    groups = _batch_groups(prepared, equal_lengths=True)
-    assert all(len({len(item[2]) for item in g}) == 1 for g in groups)
-    assert sorted(i for g in groups for i, _, _ in g) == list(range(6))
+def test_lockstep_groups_share_settings_and_keep_every_request():
+    settings = [GREEDY, dataclasses.replace(GREEDY, max_new_tokens=3), GREEDY, dataclasses.replace(GREEDY, seed=9)]
+    requests = [GenerationRequest("p", s) for s in settings * 3]
+    prepared = [(i, None, [0] * (1 + i % 5)) for i in range(len(requests))]
+    groups = _batch_groups(prepared, requests)
+    for group in groups:
+        assert len({dataclasses.replace(requests[i].sampling, seed=0) for i, _, _ in group}) == 1
+        assert len(group) <= 8
+    assert sorted(i for g in groups for i, _, _ in g) == list(range(len(requests)))

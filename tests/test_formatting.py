@@ -226,3 +226,14 @@ def test_chat_input_has_no_doubled_bos(llama_runner):
     assert ids == expected
     assert ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>")
     assert ids[1] != ids[0]
+
+
+def test_the_prompted_format_shares_its_few_shot_prefix(gemma_runner):
+    prefix = gemma_runner.shared_prefix("prompted")
+    assert len(prefix) > 16  # the few-shot examples
+    for prompt in ("Why is the sky blue?", "ok", "Écris un poème"):
+        ids = gemma_runner.encode(gemma_runner.format(prompt, "prompted"))
+        assert tuple(ids[: len(prefix)]) == prefix
+        assert gemma_runner.prefix_length(ids, "prompted") == len(prefix)
+    assert len(gemma_runner.shared_prefix("raw")) <= 1  # <bos> at most
+    assert gemma_runner.prefix_length(list(prefix), "prompted") == 0  # nothing left to prefill

@@ -10,6 +10,7 @@ end behaves the same.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -184,6 +185,7 @@ class ModelRunner:
         self._special_tokens = special_token_strings(tokenizer)
         self._eos_ids = _eos_ids(tokenizer, backend)
         self.suppress_ids = _token_ids(tokenizer, spec.suppress_tokens)  # never generated (models.yaml)
+        self._shared_prefixes: dict[str, tuple[int, ...]] = {}
 
     def format(self, prompt: str, base_mode: BaseMode):
         return format_prompt(
@@ -198,6 +200,19 @@ class ModelRunner:
 
     def encode(self, formatted) -> list[int]:
         return list(self.tokenizer(formatted.text, add_special_tokens=formatted.add_special_tokens)["input_ids"])
+
+    def shared_prefix(self, base_mode: BaseMode) -> tuple[int, ...]:
+        """The ids every prompt of this input format begins with (the few-shot examples, the chat
+        template's opening turns): what different probe prompts have in common."""
+        if base_mode not in self._shared_prefixes:
+            probes = [self.encode(self.format(text, base_mode)) for text in ("a", "Z 1", "? x")]
+            self._shared_prefixes[base_mode] = tuple(os.path.commonprefix(probes))
+        return self._shared_prefixes[base_mode]
+
+    def prefix_length(self, prompt_ids: Sequence[int], base_mode: BaseMode) -> int:
+        """How many of `prompt_ids` are the format's shared prefix (0 unless it is all there)."""
+        prefix = self.shared_prefix(base_mode)
+        return len(prefix) if len(prefix) < len(prompt_ids) and tuple(prompt_ids[: len(prefix)]) == prefix else 0
 
     def stream(self, request: GenerationRequest, should_stop=lambda: False) -> Iterator[GenerationEvent]:
         """Generate an answer; `should_stop()` is polled between tokens (the Stop button)."""
@@ -249,19 +264,12 @@ class ModelRunner:
     def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Finished | Failed]:
         """Answers to several prompts, in order, each ended by the same rules as `stream`
         (end of sequence, stop sequence, token budget), but decoded together where the back end
-        can (`generate_ids_batch`): several prompts per forward pass, for evaluations.
-
-        The requests must share their sampling settings except the seed; a batch draws from one
-        random stream seeded by its first request, so a sampled answer depends on the batch it
-        ran in (the same plan gives the same answers). Greedy answers do not, up to float noise.
-        A prompt over the token limit fails alone; the others still run.
+        can, for evaluations: `decode_batch` (continuous batching, any prompt lengths, each
+        answer with its own settings and random stream), or `generate_ids_batch` (padded
+        lockstep batches of requests that share their settings but the seed; a batch draws from
+        one random stream seeded by its first request). A prompt over the token limit fails
+        alone; the others still run.
         """
-        if not requests:
-            return []
-        first = requests[0].sampling
-        if any(dataclasses.replace(r.sampling, seed=first.seed) != first for r in requests):
-            raise ValueError("a batch's requests must share their sampling settings (the seed may differ)")
-        batched = getattr(self.backend, "generate_ids_batch", None)
         results: list[Finished | Failed | None] = [None] * len(requests)
         prepared = []
         for index, request in enumerate(requests):
@@ -272,14 +280,53 @@ class ModelRunner:
                     f"the prompt is {len(prompt_ids)} tokens for {self.spec.name}; "
                     f"the limit is {request.max_prompt_tokens} tokens"
                 )
-            elif batched is None:
-                results[index] = _last(self.stream(request))
             else:
                 prepared.append((index, formatted, prompt_ids))
-        for group in _batch_groups(prepared, getattr(self.backend, "batch_equal_lengths", False)):
-            for index, finished in zip([g[0] for g in group], self._decode_batch(group, first)):
-                results[index] = finished
+        results_of: dict[int, Finished | Failed]
+        if getattr(self.backend, "decode_batch", None) is not None:
+            results_of = dict(self._decode_continuous(prepared, requests))
+        elif getattr(self.backend, "generate_ids_batch", None) is not None:
+            results_of = {}
+            for group in _batch_groups(prepared, requests):
+                results_of.update(zip([g[0] for g in group], self._decode_batch(group, requests[group[0][0]].sampling)))
+        else:
+            results_of = {index: _last(self.stream(requests[index])) for index, _, _ in prepared}
+        for index, answer in results_of.items():
+            results[index] = answer
         return [r if r is not None else Failed("no answer was generated") for r in results]
+
+    def _decode_continuous(self, prepared, requests: Sequence[GenerationRequest]) -> dict[int, Finished]:
+        started = time.perf_counter()
+        order = [index for index, _, _ in prepared]
+        answers = []
+        for index, formatted, _ in prepared:
+            sampling = requests[index].sampling
+            eos_ids = () if sampling.ignore_eos else self._eos_ids
+            answers.append(_Answer(self.tokenizer, formatted, eos_ids, sampling.max_new_tokens))
+        first_token_at: dict[int, float] = {}
+
+        def on_token(job: int, token_id: int) -> bool:
+            first_token_at.setdefault(job, time.perf_counter() - started)
+            answers[job].push(token_id)
+            return answers[job].reason is not None
+
+        prompts = [ids for _, _, ids in prepared]
+        extra = {}
+        if getattr(self.backend, "reuses_prefixes", False):
+            extra["prefixes"] = [self.prefix_length(ids, requests[i].base_mode) for i, ids in zip(order, prompts)]
+        self.backend.decode_batch(
+            prompts,
+            [requests[index].sampling for index in order],
+            suppress_ids=self.suppress_ids,
+            on_token=on_token,
+            **extra,
+        )
+        seconds = time.perf_counter() - started
+        finished = {}
+        for job, (index, answer) in enumerate(zip(order, answers)):
+            answer.flush()
+            finished[index] = answer.finished(seconds, first_token_at.get(job))
+        return finished
 
     def _decode_batch(self, group, sampling: SamplingSettings) -> list[Finished]:
         started = time.perf_counter()
@@ -317,7 +364,9 @@ class ModelRunner:
             list(self.tokenizer(lead + answer.strip(), add_special_tokens=False)["input_ids"]) for answer in answers
         ]
         batched = getattr(self.backend, "continuation_logprobs_batch", None)
-        if batched is not None:
+        if batched is not None and getattr(self.backend, "reuses_prefixes", False):
+            logprobs = batched(prompt_ids, continuations, self.prefix_length(prompt_ids, base_mode))
+        elif batched is not None:
             logprobs = batched(prompt_ids, continuations)
         else:
             logprobs = [self.backend.continuation_logprobs(prompt_ids, ids) for ids in continuations]
@@ -332,24 +381,25 @@ def _last(events) -> Finished | Failed:
     return last
 
 
-# Prompts per forward pass: beyond ~8 a 2-core CPU gains little and a long prompt's padding
-# costs the others.
+# Prompts per padded lockstep batch: beyond ~8 a 2-core CPU gains little and a long prompt's
+# padding costs the others.
 MAX_BATCH = 8
 
 
-def _batch_groups(prepared: list, equal_lengths: bool) -> list[list]:
-    """Split prepared prompts into batches; a back end that cannot pad (`batch_equal_lengths`)
-    gets only prompts of the same token length together. Order within the input is kept."""
-    if not equal_lengths:
-        ordered = sorted(prepared, key=lambda item: len(item[2]))  # similar lengths: less padding
-    else:
-        ordered = sorted(prepared, key=lambda item: (len(item[2]), item[0]))
+def _batch_groups(prepared: list, requests: Sequence[GenerationRequest]) -> list[list]:
+    """Lockstep batches: requests with the same settings but the seed, similar prompt lengths
+    together (less padding), at most MAX_BATCH each."""
+
+    def settings(item) -> SamplingSettings:
+        return dataclasses.replace(requests[item[0]].sampling, seed=0)
+
     groups: list[list] = []
-    for item in ordered:
-        if groups and len(groups[-1]) < MAX_BATCH and (not equal_lengths or len(groups[-1][0][2]) == len(item[2])):
-            groups[-1].append(item)
-        else:
+    for item in sorted(prepared, key=lambda item: len(item[2])):
+        target = next((g for g in groups if len(g) < MAX_BATCH and settings(g[0]) == settings(item)), None)
+        if target is None:
             groups.append([item])
+        else:
+            target.append(item)
     return groups
 
 

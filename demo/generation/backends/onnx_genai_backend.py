@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ import onnxruntime_genai as og
 
 from ...cache import cache_dir, cached_build, run_isolated
 from ...settings import SamplingSettings
+from .onnx_batch import BatchDecoder, OnToken
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +236,7 @@ def threads_from_env() -> int:
 class OnnxGenaiGenerator:
     """`TokenGenerator` over an onnxruntime-genai model folder."""
 
-    # Batches hold prompts of one token length only. Left-padded batches (pad id set, the
-    # runtime masking it) changed SmolLM2's greedy answers from the first token on (0.18, CPU,
-    # 2 of 4 prompts), while unpadded rows of a batch equal their single runs exactly.
-    batch_equal_lengths = True
+    reuses_prefixes = True  # decode_batch and continuation_logprobs_batch take prefix lengths
 
     def __init__(self, model_dir: Path, device: ExecutionProvider = "cpu", threads: int | None = None):
         self.model_dir = Path(model_dir)
@@ -259,6 +258,8 @@ class OnnxGenaiGenerator:
         self.capacity = int(genai["search"]["max_length"])
         window = genai["model"]["decoder"].get("sliding_window") or {}
         self._min_length = int(window.get("window_size", 0))
+        self._batch_decoder: BatchDecoder | None = None  # made on the first batch (evaluations)
+        self._batch_lock = threading.Lock()
 
     @classmethod
     def load(cls, checkpoint: Path, precision: str, device: str, trust_remote_code: bool = False, options=None):
@@ -277,7 +278,7 @@ class OnnxGenaiGenerator:
         )
         return cls(model_dir, cast(ExecutionProvider, device))  # device checked above
 
-    def _params(self, prompt_length: int, sampling: SamplingSettings, batch_size: int = 1) -> og.GeneratorParams:
+    def _params(self, prompt_length: int, sampling: SamplingSettings) -> og.GeneratorParams:
         needed = prompt_length + sampling.max_new_tokens
         if needed > self.capacity:
             raise ValueError(
@@ -298,8 +299,6 @@ class OnnxGenaiGenerator:
         else:
             # top_k 0 disables the runtime's default top-k of 50, so sampling matches transformers.
             options.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        if batch_size > 1:
-            options["batch_size"] = batch_size
         params = og.GeneratorParams(self.model)
         params.set_search_options(**options)
         return params
@@ -335,75 +334,43 @@ class OnnxGenaiGenerator:
         finally:
             del generator  # frees its KV cache now, not at the next garbage collection
 
-    def generate_ids_batch(
+    def batch_decoder(self) -> BatchDecoder:
+        """The continuous-batching decoder over this model's graph (onnx_batch.py), loaded on the
+        first batch: the page's one-at-a-time answers never pay for its session."""
+        with self._batch_lock:
+            if self._batch_decoder is None:
+                self._batch_decoder = BatchDecoder(self.model_dir)
+            return self._batch_decoder
+
+    def decode_batch(
         self,
         prompts: Sequence[Sequence[int]],
-        sampling: SamplingSettings,
+        samplings: Sequence[SamplingSettings],
         *,
-        eos_ids: Sequence[int],
         suppress_ids: Sequence[int],
-    ) -> Iterator[list[int]]:
-        """Prompts of one token length decoded together (`batch_equal_lengths`): one token per
-        prompt per step until every prompt has ended or the budget is spent."""
-        lengths = {len(p) for p in prompts}
-        if len(lengths) != 1 or 0 in lengths:
-            raise ValueError("onnxruntime-genai batches need non-empty prompts of one token length")
-        params = self._params(lengths.pop(), sampling, batch_size=len(prompts))
-        stop = set(eos_ids)
-        banned = sorted({i for i in suppress_ids if 0 <= i < self.vocab_size})
-        suppress = np.array(banned, dtype=np.int64)
-        generator = og.Generator(self.model, params)
-        done = [False] * len(prompts)
-        try:
-            generator.append_tokens(np.asarray([list(p) for p in prompts], dtype=np.int32))
-            for _ in range(sampling.max_new_tokens):
-                if suppress.size:
-                    logits = generator.get_logits()
-                    logits[..., suppress] = -np.inf
-                    generator.set_logits(logits)
-                generator.generate_next_token()
-                tokens = [int(t) for t in generator.get_next_tokens()]
-                yield tokens
-                done = [d or t in stop for d, t in zip(done, tokens)]
-                if all(done) or generator.is_done():
-                    return
-        finally:
-            del generator
+        on_token: OnToken,
+        prefixes: Sequence[int] | None = None,
+    ) -> None:
+        """Several prompts, any lengths, decoded together (continuous batching) on the CPU; one
+        after another on a GPU, where onnxruntime-genai's own decoding is used. `prefixes`: per
+        prompt, the length of its format's shared prefix, computed once (onnx_batch.py)."""
+        if self.device != "cpu":
+            for job, (prompt, sampling) in enumerate(zip(prompts, samplings)):
+                for token in self.generate_ids(prompt, sampling, eos_ids=(), suppress_ids=suppress_ids):
+                    if on_token(job, token):
+                        break  # the generator is closed (and its KV cache freed) as it is dropped
+            return
+        banned = [i for i in suppress_ids if 0 <= i < self.vocab_size]
+        self.batch_decoder().decode(prompts, samplings, suppress_ids=banned, on_token=on_token, prefixes=prefixes)
 
     def continuation_logprobs_batch(
-        self, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+        self, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]], prefix: int = 0
     ) -> list[list[float]]:
-        """`continuation_logprobs` of several continuations of one prompt, teacher-forced
-        together: the rows share the prompt (one length, no padding). The runtime takes tokens
-        only once per batch (0.18), so each next token is forced through the logits (all others
-        masked, greedy search) after the real logits are read; a shorter continuation repeats
-        its last token, whose logits are never read."""
-        if len(continuations) <= 1:
+        """`continuation_logprobs` of several continuations of one prompt: the prompt is
+        prefilled once and each continuation teacher-forced in a row of one batch (CPU)."""
+        if self.device != "cpu":
             return [self.continuation_logprobs(prompt_ids, c) for c in continuations]
-        steps = max(len(c) for c in continuations)
-        plain = SamplingSettings(max_new_tokens=max(steps, 1), temperature=0.0, repetition_penalty=1.0)
-        generator = og.Generator(self.model, self._params(len(prompt_ids), plain, batch_size=len(continuations)))
-        padded = [list(c) + [c[-1] if c else 0] * (steps - len(c)) for c in continuations]
-        result: list[list[float]] = [[] for _ in continuations]
-        rows = np.arange(len(continuations))
-        try:
-            generator.append_tokens(np.asarray([list(prompt_ids)] * len(continuations), dtype=np.int32))
-            for step in range(steps):
-                raw = generator.get_logits()
-                logits = np.asarray(raw, dtype=np.float64).reshape(len(continuations), -1, raw.shape[-1])[:, -1]
-                top = logits.max(axis=1, keepdims=True)
-                logz = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-                for row, continuation in enumerate(continuations):
-                    if step < len(continuation):
-                        result[row].append(float(logits[row, continuation[step]] - logz[row]))
-                if step + 1 < steps:
-                    forced = np.full(raw.shape, -np.inf, dtype=raw.dtype)
-                    forced.reshape(len(continuations), -1, raw.shape[-1])[rows, -1, [r[step] for r in padded]] = 0.0
-                    generator.set_logits(forced)
-                    generator.generate_next_token()
-            return result
-        finally:
-            del generator
+        return self.batch_decoder().continuation_logprobs(prompt_ids, continuations, prefix)
 
     def continuation_logprobs(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> list[float]:
         """Log-probability of each continuation token given everything before it (teacher
