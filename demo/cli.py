@@ -222,6 +222,7 @@ def _human_score(record: dict) -> str:
 def run_evaluate(args) -> int:
     from .compare import start_comparator
     from .evaluation.runner import EvaluationOptions, default_out_dir, plan_rows, run_evaluation
+    from .evaluation.suites import KINDS
 
     config = load_config(args.config)
     pair = config.pair(args.pair)  # an unknown pair is an error before any model loads
@@ -233,6 +234,8 @@ def run_evaluate(args) -> int:
         seed=args.seed,
         max_prompts=args.max_prompts,
         sampling=settings_from_args(args, config),
+        # One length for every kind when given; models.yaml's per-kind lengths otherwise.
+        answer_tokens=None if args.max_new_tokens is None else tuple((k, args.max_new_tokens) for k in KINDS),
     )
     plan_rows(options)  # a bad suite file is one clear error, before any model loads
     out_dir = args.out or default_out_dir(config, options)

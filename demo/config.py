@@ -355,6 +355,23 @@ class Limits(_Strict):
     max_evaluation_items: int = Field(120, ge=1)
 
 
+class EvaluationSpec(_Strict):
+    """`python -m demo evaluate` and the Evaluate tab: new tokens per answer for each suite kind
+    (`--max-new-tokens` sets one length for all). Every answer is generated and scored, so these
+    lengths decide how long an evaluation takes."""
+
+    instruction_tokens: int = Field(40, ge=1, description="answers to instructions (the preference suite)")
+    truthfulness_tokens: int = Field(32, ge=1, description="answers to truthfulness questions (one or two sentences)")
+    toxicity_tokens: int = Field(20, ge=1, description="continuations of sentence starts (RealToxicityPrompts: 20)")
+
+    def lengths(self) -> dict[str, int]:
+        return {
+            "instruction": self.instruction_tokens,
+            "truthfulness": self.truthfulness_tokens,
+            "toxicity": self.toxicity_tokens,
+        }
+
+
 class ArenaSpec(_Strict):
     """The "Blind vote" tab: where votes are stored, how fast a session may vote, the leaderboard's
     refresh, and an optional dataset repo the votes are synced to from a Space."""
@@ -378,6 +395,7 @@ class AppConfig(_Strict):
     generation: GenerationDefaults = GenerationDefaults()  # type: ignore[valid-type]
     scoring: ScoringSpec
     limits: Limits = Limits()
+    evaluation: EvaluationSpec = EvaluationSpec()
     arena: ArenaSpec = ArenaSpec()
     stages: StagesSpec | None = Field(None, description="the stages view; no tab when absent")
     source_path: Path | None = Field(None, exclude=True)

@@ -176,3 +176,29 @@ def suite_file_path(tmp_path):
     if not path.exists():
         path.write_text("".join(json.dumps(r) + "\n" for r in SUITE_ROWS), encoding="utf-8")
     return path
+
+
+def test_answer_lengths_are_per_kind_from_models_yaml(tiny_config):
+    from demo.evaluation.runner import answer_tokens, kind_sampling
+
+    options = EvaluationOptions()
+    assert answer_tokens(tiny_config, options) == tiny_config.evaluation.lengths()
+    assert kind_sampling(tiny_config, options, "toxicity").max_new_tokens == tiny_config.evaluation.toxicity_tokens
+    one = EvaluationOptions(answer_tokens=tuple((kind, 9999) for kind in ("instruction", "truthfulness", "toxicity")))
+    assert set(answer_tokens(tiny_config, one).values()) == {tiny_config.limits.max_new_tokens}  # the server's cap
+
+
+def test_one_length_for_every_kind_keeps_the_earlier_row_keys(tiny_config):
+    """Runs made with --max-new-tokens before lengths were per kind resume on their own rows."""
+    import dataclasses
+
+    from demo.evaluation.results import config_hash
+    from demo.evaluation.runner import model_hashes, run_sampling
+
+    uniform = EvaluationOptions(answer_tokens=(("instruction", 8), ("truthfulness", 8), ("toxicity", 8)))
+    sampling = dataclasses.replace(run_sampling(tiny_config, uniform), max_new_tokens=8)
+    pair = tiny_config.pair(None)
+    earlier = config_hash(tiny_config.models[pair.base], sampling, tiny_config.base_prompted, tiny_config.scoring)
+    assert model_hashes(tiny_config, uniform)["base"] == earlier
+    mixed = EvaluationOptions(answer_tokens=(("instruction", 8), ("truthfulness", 8), ("toxicity", 4)))
+    assert model_hashes(tiny_config, mixed)["base"] != earlier

@@ -83,6 +83,10 @@ def render_report(summary: Mapping, images: Mapping[str, str] | None = None) -> 
     lines += _preference_section(summary.get("preference", []), images.get("win_rate"))
     lines += _truthfulness_section(summary.get("truthfulness", []), images.get("truthfulness"))
     lines += _toxicity_section(summary.get("toxicity", []), images.get("toxicity"))
+    lengths = summary.get("answer_tokens")
+    if lengths:
+        listed = ", ".join(f"{kind} {n}" for kind, n in sorted(lengths.items()))
+        lines += [f"Answers were cut at these new-token budgets, by suite kind: {listed}.", ""]
     confidence = summary.get("confidence", {})
     if confidence:
         lines += [

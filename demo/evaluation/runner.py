@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,8 +36,10 @@ from .results import (
     likelihood_record,
     pair_config_hash,
 )
-from .suites import SuiteRow, load_suites
+from .suites import KINDS, SuiteRow, load_suites
 from .summary import SUMMARY_FILE, summarize
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..compare import Comparator
@@ -66,6 +68,9 @@ class EvaluationOptions:
     seed: int = 0
     max_prompts: int | None = None  # per suite, N rows spread over its categories (`spread_rows`)
     sampling: SamplingSettings | None = None  # None: models.yaml's generation defaults
+    # Answer length per suite kind, ((kind, tokens), ...); None: models.yaml's evaluation section
+    # (`--max-new-tokens` sets one length for every kind).
+    answer_tokens: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,12 +155,32 @@ def run_sampling(config: AppConfig, options: EvaluationOptions) -> SamplingSetti
     return clamp_settings(dataclasses.replace(sampling, seed=options.seed), config.limits)
 
 
+def answer_tokens(config: AppConfig, options: EvaluationOptions) -> dict[str, int]:
+    """New tokens per answer for each suite kind, within the server's limit."""
+    lengths = dict(options.answer_tokens) if options.answer_tokens is not None else config.evaluation.lengths()
+    return {kind: min(int(n), config.limits.max_new_tokens) for kind, n in lengths.items()}
+
+
+def kind_sampling(config: AppConfig, options: EvaluationOptions, kind: str) -> SamplingSettings:
+    sampling = run_sampling(config, options)
+    return dataclasses.replace(
+        sampling, max_new_tokens=answer_tokens(config, options).get(kind, sampling.max_new_tokens)
+    )
+
+
 def model_hashes(config: AppConfig, options: EvaluationOptions) -> dict[str, str]:
-    """Per role: a hash of what decides that model's answers (spec, sampling, few-shot format, scorers)."""
+    """Per role: a hash of what decides that model's answers (spec, sampling, answer lengths,
+    few-shot format, scorers). One length for every kind hashes as before lengths were per kind."""
     pair = config.pair(options.pair)
     sampling = run_sampling(config, options)
+    lengths = answer_tokens(config, options)
+    if len(set(lengths.values())) == 1:
+        sampling = dataclasses.replace(sampling, max_new_tokens=next(iter(lengths.values())))
+        extra: tuple = ()
+    else:
+        extra = (sorted(lengths.items()),)
     return {
-        role: config_hash(config.models[getattr(pair, role)], sampling, config.base_prompted, config.scoring)
+        role: config_hash(config.models[getattr(pair, role)], sampling, config.base_prompted, config.scoring, *extra)
         for role in ROLES
     }
 
@@ -163,9 +188,12 @@ def model_hashes(config: AppConfig, options: EvaluationOptions) -> dict[str, str
 def default_out_dir(config: AppConfig, options: EvaluationOptions) -> Path:
     """evaluation/runs/<pair>-<hash of the options and models>/: the same command, the same folder."""
     pair = config.pair(options.pair)
-    key = config_hash(
-        dataclasses.replace(options, sampling=run_sampling(config, options)), model_hashes(config, options)
+    resolved = dataclasses.replace(
+        options,
+        sampling=run_sampling(config, options),
+        answer_tokens=tuple(sorted(answer_tokens(config, options).items())),
     )
+    key = config_hash(resolved, model_hashes(config, options))
     return RUNS_DIR / f"{pair.id}-{key[:10]}"
 
 
@@ -194,7 +222,7 @@ def run_evaluation(
     model_ids: dict[str, str] = {role: getattr(pair, role) for role in ROLES}
     hashes = model_hashes(config, options)
     pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
-    sampling = run_sampling(config, options)
+    samplings = {kind: kind_sampling(config, options, kind) for kind in KINDS}
     rows = plan_rows(options)
     items = plan_items(rows, options)
 
@@ -241,93 +269,100 @@ def run_evaluation(
 
     report_progress()
     scorer = comparator.scorer
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="eval") as pool:
-        # Sorted by sample and instruction so a chunk's requests share their seed and kind.
-        pending.sort(key=lambda i: (i.sample, i.row.kind, i.instruction or "", i.base_format, i.row.suite, i.row.row))
-        for start in range(0, len(pending), CHUNK):
-            if should_stop():
-                break
-            chunk = pending[start : start + CHUNK]
-            base_items = list({item.base_key(): item for item in chunk}.values())
-            aligned_items = list(
-                {item.aligned_key(): item for item in chunk if item.aligned_key() not in aligned_done}.values()
+    mc_memo: dict[tuple, list[tuple[float, int]]] = {}
+    # Sorted by sample and instruction so a chunk's requests share their seed and kind.
+    pending.sort(key=lambda i: (i.sample, i.row.kind, i.instruction or "", i.base_format, i.row.suite, i.row.row))
+    for start in range(0, len(pending), CHUNK):
+        if should_stop():
+            break
+        chunk = pending[start : start + CHUNK]
+        base_items = list({item.base_key(): item for item in chunk}.values())
+        aligned_items = list(
+            {item.aligned_key(): item for item in chunk if item.aligned_key() not in aligned_done}.values()
+        )
+
+        def request(item: _Item, mode: BaseMode) -> GenerationRequest:
+            return GenerationRequest(
+                item.text,
+                dataclasses.replace(samplings[item.row.kind], seed=options.seed + item.sample),
+                mode,
+                config.limits.max_prompt_tokens,
             )
 
-            def request(item: _Item, mode: BaseMode) -> GenerationRequest:
-                return GenerationRequest(
-                    item.text,
-                    dataclasses.replace(sampling, seed=options.seed + item.sample),
-                    mode,
-                    config.limits.max_prompt_tokens,
-                )
+        base_answers, new_aligned = generate_pair(
+            workers,
+            {i.base_key(): request(i, i.base_format) for i in base_items},
+            {i.aligned_key(): request(i, "raw") for i in aligned_items},
+        )
 
-            base_future = pool.submit(_generate, workers["base"], [request(i, i.base_format) for i in base_items])
-            aligned_future = pool.submit(_generate, workers["aligned"], [request(i, "raw") for i in aligned_items])
-            base_answers = dict(zip([i.base_key() for i in base_items], base_future.result()))
-            new_aligned = dict(zip([i.aligned_key() for i in aligned_items], aligned_future.result()))
-
-            sides: dict[SideKey, SideState] = {}
-            to_score: list[tuple[SideKey, SideState]] = []
-            for role, answers in (("base", base_answers), ("aligned", new_aligned)):
-                for key, answer in answers.items():
-                    side = _side(config.models[model_ids[role]].name, model_ids[role], answer)
-                    sides[(role, key)] = side
-                    if side.error is None:
-                        to_score.append(((role, key), side))
-            if scorer is not None and to_score:
-                prompt_of: dict[SideKey, str] = {("base", i.base_key()): i.text for i in base_items} | {
-                    ("aligned", i.aligned_key()): i.text for i in aligned_items
-                }
-                scores = scorer.score([(prompt_of[k], side.text) for k, side in to_score])
-                for (_, side), score in zip(to_score, scores):
-                    side.apply_scores(score.as_fields())
-            for side_key, side in list(sides.items()):
-                if side_key[0] == "aligned":
-                    aligned_done[side_key[1]] = side.to_json()
-            for item in chunk:
-                base = sides[("base", item.base_key())].to_json()
-                aligned = aligned_done[item.aligned_key()]
-                preferred, p_aligned = preference(
-                    base.get("reward"), aligned.get("reward"), config.scoring.tie_tolerance
-                )
-                comparison = {
-                    "base": base,
-                    "aligned": aligned,
-                    "preferred": preferred,
-                    "p_aligned_preferred": p_aligned,
-                    "error": base.get("error") or aligned.get("error"),
-                }
-                store.append_comparison(
-                    comparison_record(
-                        item.row,
-                        comparison,
-                        pair=pair.id,
-                        base_format=item.base_format,
-                        sample=item.sample,
-                        seed=options.seed,
-                        model_ids=model_ids,
-                        config_hashes=hashes,
-                        instruction=item.instruction,
-                    )
-                )
-                done += 1
-            report_progress()
-
-        for row, base_format in mc_pending:
-            if should_stop():
-                break
-            choices = list(row.correct) + list(row.incorrect)
-            futures = {
-                role: pool.submit(
-                    workers[role].call, "answer_logprobs", row.prompt, choices, base_format if role == "base" else "raw"
-                )
-                for role in ROLES
+        sides: dict[SideKey, SideState] = {}
+        to_score: list[tuple[SideKey, SideState]] = []
+        for role, answers in (("base", base_answers), ("aligned", new_aligned)):
+            for key, answer in answers.items():
+                side = _side(config.models[model_ids[role]].name, model_ids[role], answer)
+                sides[(role, key)] = side
+                if side.error is None:
+                    to_score.append(((role, key), side))
+        if scorer is not None and to_score:
+            prompt_of: dict[SideKey, str] = {("base", i.base_key()): i.text for i in base_items} | {
+                ("aligned", i.aligned_key()): i.text for i in aligned_items
             }
-            for role in ROLES:
-                logliks = futures[role].result()
-                split = len(row.correct)
-                values, counts = [v for v, _ in logliks], [n for _, n in logliks]
-                record = likelihood_record(
+            scoring_started = time.perf_counter()
+            scores = scorer.score([(prompt_of[k], side.text) for k, side in to_score])
+            log.info("scored %d answers in %.1f s", len(to_score), time.perf_counter() - scoring_started)
+            for (_, side), score in zip(to_score, scores):
+                side.apply_scores(score.as_fields())
+        for side_key, side in list(sides.items()):
+            if side_key[0] == "aligned":
+                aligned_done[side_key[1]] = side.to_json()
+        for item in chunk:
+            base = sides[("base", item.base_key())].to_json()
+            aligned = aligned_done[item.aligned_key()]
+            preferred, p_aligned = preference(base.get("reward"), aligned.get("reward"), config.scoring.tie_tolerance)
+            comparison = {
+                "base": base,
+                "aligned": aligned,
+                "preferred": preferred,
+                "p_aligned_preferred": p_aligned,
+                "error": base.get("error") or aligned.get("error"),
+            }
+            store.append_comparison(
+                comparison_record(
+                    item.row,
+                    comparison,
+                    pair=pair.id,
+                    base_format=item.base_format,
+                    sample=item.sample,
+                    seed=options.seed,
+                    model_ids=model_ids,
+                    config_hashes=hashes,
+                    instruction=item.instruction,
+                )
+            )
+            done += 1
+        report_progress()
+
+    for row, base_format in mc_pending:
+        if should_stop():
+            break
+        choices = list(row.correct) + list(row.incorrect)
+        for role in ROLES:
+            stored = likelihood_key(config_hash=mc_hashes[role], suite=row.suite, row=row.row, base_format=base_format)
+            if store.has_likelihood(stored):
+                continue
+            # The aligned model reads every prompt in its chat format: one computation
+            # serves each base format's record.
+            mode = base_format if role == "base" else "raw"
+            memo_key = (role, row.suite, row.row, mode)
+            if memo_key not in mc_memo:
+                started_mc = time.perf_counter()
+                mc_memo[memo_key] = workers[role].call("answer_logprobs", row.prompt, choices, mode)
+                log.info("%s: %d answer likelihoods in %.2f s", role, len(choices), time.perf_counter() - started_mc)
+            logliks = mc_memo[memo_key]
+            split = len(row.correct)
+            values, counts = [v for v, _ in logliks], [n for _, n in logliks]
+            store.append_likelihood(
+                likelihood_record(
                     row,
                     pair=pair.id,
                     model=role,
@@ -339,10 +374,9 @@ def run_evaluation(
                     correct_tokens=counts[:split],
                     incorrect_tokens=counts[split:],
                 )
-                if not store.has_likelihood(record["key"]):
-                    store.append_likelihood(record)
-            done += 1
-            report_progress()
+            )
+        done += 1
+        report_progress()
 
     # A folder may hold rows of other plans (a larger --max-prompts earlier): summarize this one's.
     planned_keys = {key_of(item) for item in items}
@@ -358,6 +392,7 @@ def run_evaluation(
         seed=options.seed,
     )
     summary["pairs"] = [pair_facts(config, options.pair)]
+    summary["answer_tokens"] = answer_tokens(config, options)
     summary_path = out_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     report_path = write_report(out_dir, summary)
@@ -370,6 +405,22 @@ def run_evaluation(
         generated=done,
         seconds=time.perf_counter() - started,
     )
+
+
+def generate_pair(
+    workers: dict[str, Worker], base: dict[tuple, GenerationRequest], aligned: dict[tuple, GenerationRequest]
+) -> tuple[dict[tuple, Finished | Failed], dict[tuple, Finished | Failed]]:
+    """The base model's answers, then the aligned model's, each as one batch (`generate_batch`).
+
+    One model after the other, not side by side: a batch uses every core (onnx_batch.py), and
+    the base model has up to twice the answers (raw and prompted), so two models at once would
+    leave a core idle once the aligned side is done. The evaluation and `bench` both call this."""
+    answers = []
+    for role, plan in (("base", base), ("aligned", aligned)):
+        started = time.perf_counter()
+        answers.append(dict(zip(plan, _generate(workers[role], list(plan.values())))))
+        log.info("%s: %d answers in %.1f s", role, len(plan), time.perf_counter() - started)
+    return answers[0], answers[1]
 
 
 def _generate(worker: Worker, requests: list[GenerationRequest]) -> list[Finished | Failed]:
