@@ -263,6 +263,10 @@ def test_bench_json_reports_the_issue_keys_on_the_tiny_models(tiny_config_file, 
     assert min(report["high_water_mark_sum_mib"], report["peak_rss_mib"], report["pss_mib"]) > 0
     assert report["side_by_side_new_tokens"] == {"base": 128, "aligned": 128}
     assert set(report["models"]) == {"base", "aligned"}
+    throughput = report["evaluation_throughput"]
+    assert throughput["answers"] == {"base": 2 * throughput["prompts"], "aligned": throughput["prompts"]}  # raw + prompted
+    for key in ("batched_equal_unbatched", "batched_equal_alone"):
+        assert all(0 <= throughput[key][role] <= throughput["answers"][role] for role in ("base", "aligned"))
     for figures in report["models"].values():
         assert BENCH_MODEL_KEYS <= set(figures)
         assert all(figures[key] > 0 for key in BENCH_MODEL_KEYS)
