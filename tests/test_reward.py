@@ -405,6 +405,18 @@ def test_onnx_backbone_features_equal_transformers(llama_dir, layer):
     assert np.corrcoef(quantized.ravel(), expected.ravel())[0, 1] > 0.99
 
 
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_the_opening_system_turn_is_computed_once_and_changes_nothing(llama_dir, precision):
+    from demo.scoring.reward_backbone import OnnxBackbone
+
+    onnx = OnnxBackbone.load(llama_dir, layer=1, precision=precision, max_tokens=128)
+    pairs = [("a prompt", "an answer"), ("", "bare text"), ("q?", "a much longer answer " * 6)]
+    assert onnx._shared_prefix() is not None  # the SmolLM2 template's system turn
+    reused = onnx.features(pairs)
+    onnx.reuse_prefix, onnx._last = False, None
+    assert np.array_equal(reused, onnx.features(pairs))  # bit for bit, at int8 as at fp32
+
+
 def test_numpy_head_equals_the_torch_head(tmp_path, backbone):
     """The app serves the head in numpy; it must give the trained torch head's rewards."""
     from demo.scoring.reward_head import load_head_weights

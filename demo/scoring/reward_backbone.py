@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -170,6 +172,13 @@ def resolve_backbone(config: AppConfig, spec: TrainedHeadReward | MeaningToxicit
     return checkpoint.path, identity
 
 
+@dataclass(frozen=True)
+class _Prefix:
+    ids: tuple[int, ...]
+    past: dict[str, np.ndarray]  # its keys and values, the past of what follows
+    states: np.ndarray  # [len(ids), hidden]
+
+
 class OnnxBackbone:
     """A frozen causal LM read for one hidden state per token, through onnxruntime.
 
@@ -213,6 +222,9 @@ class OnnxBackbone:
         self.specials = special_token_strings(tokenizer)
         self._last: tuple[tuple, np.ndarray] | None = None
         self._lock = threading.Lock()
+        self._presents = [o.name for o in self.session.get_outputs() if o.name.startswith("present.")]
+        self._prefix: _Prefix | None = None
+        self.reuse_prefix = True
 
     @classmethod
     def load(
@@ -268,13 +280,38 @@ class OnnxBackbone:
         return encode_conversation(self.tokenizer, self.layout, self.specials, prompt, answer, self.max_tokens)
 
     def hidden_states(self, ids: Sequence[int]) -> np.ndarray:
-        """[len(ids), hidden] states of one sequence (no padding, so no mask subtleties)."""
+        """[len(ids), hidden] states of one sequence (no padding, so no mask subtleties). The
+        chat template's opening turn, which every conversation starts with, is computed once:
+        its keys and values are fed as the past of the rest (`reuse_prefix`)."""
+        prefix = self._shared_prefix() if self.reuse_prefix else None
+        if prefix is not None and len(ids) > len(prefix.ids) and tuple(ids[: len(prefix.ids)]) == prefix.ids:
+            rest = self._run(ids[len(prefix.ids) :], prefix.past, len(ids))[0]
+            return np.concatenate([prefix.states, rest])
+        return self._run(ids, self._empty_past, len(ids))[0]
+
+    def _run(self, ids: Sequence[int], past: dict[str, np.ndarray], total: int, presents: bool = False):
         feed = {
-            "input_ids": np.asarray([ids], dtype=np.int64),
-            "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
-            **self._empty_past,
+            "input_ids": np.asarray([list(ids)], dtype=np.int64),
+            "attention_mask": np.ones((1, total), dtype=np.int64),
+            **past,
         }
-        return self.session.run([self.output], feed)[0][0]
+        outputs = self.session.run([self.output, *(self._presents if presents else [])], feed)
+        return outputs[0][0], dict(zip(self._past_names(), outputs[1:]))
+
+    def _past_names(self) -> list[str]:
+        return [name.replace("present.", "past_key_values.", 1) for name in self._presents]
+
+    def _shared_prefix(self) -> _Prefix | None:
+        """What different conversations have in common at the start (the system turn)."""
+        if self._prefix is None:
+            probes = [self.conversation("a", "b").ids, self.conversation("Z 1", "? x").ids]
+            ids = tuple(os.path.commonprefix(probes))
+            if len(ids) < 8:
+                self._prefix = _Prefix((), {}, np.zeros((0, self.hidden_size), dtype=np.float32))
+            else:
+                states, past = self._run(ids, self._empty_past, len(ids), presents=True)
+                self._prefix = _Prefix(ids, past, states)
+        return self._prefix if self._prefix.ids else None
 
     def features(self, pairs: Sequence[Pair], kind: FeatureKind = "answer_mean") -> np.ndarray:
         """[len(pairs), hidden] fp32 features (see `pool_feature`), one forward pass each."""
