@@ -126,6 +126,9 @@ class BatchDecoder:
         self._ort = ort
         # Prefix ids -> their keys and values per past name, [kv heads, length, head size].
         self._prefixes: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
+        self._threads = options.intra_op_num_threads
+        self._filename = filename
+        self._scoring_session = None  # every position's logits, for teacher forcing (made on first use)
 
     # --- the forward pass ------------------------------------------------------------------
 
@@ -172,6 +175,22 @@ class BatchDecoder:
                 buffers.arrays[name][slot, :, :prefix] = cached
             return self._forward(buffers, slice(slot, slot + 1), np.asarray([prompt[prefix:]]), [prefix])[0]
         return self._forward(buffers, slice(slot, slot + 1), np.asarray([prompt]), [0])[0]
+
+    def _all_logits_session(self):
+        """A session of the same graph whose LM head reads every position, not just the last
+        (the build prunes it for generation): a continuation is then scored in one pass. The
+        variant graph is written once beside the model and shares its weights file."""
+        if self._scoring_session is None:
+            variant = self.model_dir / f"{Path(self._filename).stem}.all-logits.onnx"
+            if not variant.is_file():
+                write_all_logits_graph(self.model_dir / self._filename, variant)
+            options = self._ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.log_severity_level = 3
+            self._scoring_session = self._ort.InferenceSession(
+                str(variant), options, providers=["CPUExecutionProvider"]
+            )
+        return self._scoring_session
 
     def _capacity(self, needed: int) -> int:
         if needed > self.capacity:
@@ -262,35 +281,69 @@ class BatchDecoder:
     ) -> list[list[float]]:
         """Log-probability of each continuation token given the prompt and the tokens before it,
         teacher-forced: the prompt is prefilled once (its first `prefix` ids from the prefix
-        cache) and copied to one row per continuation, then every row is fed its own next token
-        in each pass."""
+        cache) and copied to one row per continuation; then one pass over each continuation's
+        tokens gives the logits of all its positions."""
         if not prompt_ids:
             raise ValueError("the prompt has no tokens; the model needs at least one to continue")
         if not continuations:
             return []
-        steps = max(len(c) for c in continuations)
-        capacity = self._capacity(len(prompt_ids) + steps + 1)
-        rows = max(_MIN_ROWS, len(continuations))
+        width = max(len(c) for c in continuations)
+        capacity = self._capacity(len(prompt_ids) + width + 1)
+        rows = len(continuations)
         buffers = self._buffers(rows, capacity)
         first = self._prefill(buffers, 0, list(prompt_ids), prefix)
+        results = [[_log_softmax_at(first, c[0])] if c else [] for c in continuations]
         buffers.copy_row(0, range(1, rows))
-        results: list[list[float]] = [[] for _ in continuations]
-        logits = np.repeat(first[None, :], rows, axis=0)
-        for step in range(steps):
-            logz = _log_normaliser(logits)
-            for index, continuation in enumerate(continuations):
-                if step < len(continuation):
-                    results[index].append(float(np.float64(logits[index, continuation[step]]) - logz[index]))
-            if step + 1 == steps:
-                break
-            # A finished row repeats its last token; its logits are never read again.
-            fed = [c[min(step, len(c) - 1)] if c else 0 for c in continuations] + [0] * (rows - len(continuations))
-            lengths = [len(prompt_ids) + step] * rows
-            logits = self._forward(buffers, slice(0, rows), np.asarray(fed).reshape(-1, 1), lengths)
+        for index, continuation in enumerate(continuations):
+            if len(continuation) > 1:
+                # One row per pass: the graph's attention takes several new tokens after a past
+                # for a batch of one only.
+                logits = self._forward_all(buffers, index, np.asarray([list(continuation[:-1])]), len(prompt_ids))
+                results[index] += [_log_softmax_at(logits[p], t) for p, t in enumerate(continuation[1:])]
         return results
 
+    def _forward_all(self, buffers: _Buffers, row: int, input_ids: np.ndarray, past: int) -> np.ndarray:
+        """Every position's logits [tokens, vocab] for `input_ids` [1, tokens] after the `past`
+        cached positions of `row`."""
+        session = self._all_logits_session()
+        binding = session.io_binding()
+        binding.bind_cpu_input(self.input_ids_name, np.ascontiguousarray(input_ids, dtype=np.int64))
+        binding.bind_cpu_input(self.mask_name, np.ones((1, past + input_ids.shape[1]), dtype=np.int64))
+        binding.bind_output(self.logits_name)
+        for name, present in self.past_to_present.items():
+            value = self._ort.OrtValue.ortvalue_from_numpy(buffers.arrays[name][row : row + 1])
+            binding.bind_ortvalue_input(name, value)
+            binding.bind_ortvalue_output(present, value)
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()[0]
 
-def _log_normaliser(logits: np.ndarray) -> np.ndarray:
+
+def write_all_logits_graph(source: Path, target: Path) -> None:
+    """Copy the graph with the LM head reading every position: the builder's prune step (a
+    Gather of the last position and an Unsqueeze before the LM head MatMul) is bypassed. The
+    weights stay in the source's external data file, which the copy names."""
+    import onnx
+
+    model = onnx.load(str(source), load_external_data=False)
+    nodes = list(model.graph.node)
+    prune = [n for n in nodes if n.name.startswith("/lm_head/prune/")]
+    gather = next((n for n in prune if n.op_type == "Gather"), None)
+    if gather is None:
+        raise ValueError(f"{source}: no pruned LM head to restore (was it built with prune_lm_head?)")
+    last = next(n for n in prune if n.op_type == "Unsqueeze").output[0]
+    for node in nodes:
+        node.input[:] = [gather.input[0] if name == last else name for name in node.input]
+    for node in prune:
+        model.graph.node.remove(node)
+    for output in model.graph.output:  # logits: [batch, positions, vocab], no longer [batch, 1, vocab]
+        if output.name == "logits":
+            output.type.tensor_type.shape.dim[1].dim_param = "sequence_length"
+    staging = target.with_suffix(".partial")
+    onnx.save(model, str(staging))
+    staging.replace(target)
+
+
+def _log_softmax_at(logits: np.ndarray, token: int) -> float:
     values = logits.astype(np.float64)
-    top = values.max(axis=1, keepdims=True)
-    return top[:, 0] + np.log(np.exp(values - top).sum(axis=1))
+    top = values.max()
+    return float(values[token] - top - np.log(np.exp(values - top).sum()))
