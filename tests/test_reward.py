@@ -406,13 +406,16 @@ def test_onnx_backbone_features_equal_transformers(llama_dir, layer):
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
-def test_the_opening_system_turn_is_computed_once_and_changes_nothing(llama_dir, precision):
+def test_the_system_and_prompt_turns_are_computed_once_and_change_nothing(llama_dir, precision):
     from demo.scoring.reward_backbone import OnnxBackbone
 
     onnx = OnnxBackbone.load(llama_dir, layer=1, precision=precision, max_tokens=128)
-    pairs = [("a prompt", "an answer"), ("", "bare text"), ("q?", "a much longer answer " * 6)]
+    pairs = [("a prompt", "an answer"), ("", "bare text"), ("q?", "a much longer answer " * 6), ("a prompt", "ok")]
     assert onnx._shared_prefix() is not None  # the SmolLM2 template's system turn
     reused = onnx.features(pairs)
+    assert (
+        tuple(onnx.conversation("a prompt", "x").ids[: onnx.conversation("a prompt", "x").answer_start]) in onnx._turns
+    )
     onnx.reuse_prefix, onnx._last = False, None
     assert np.array_equal(reused, onnx.features(pairs))  # bit for bit, at int8 as at fp32
 

@@ -270,8 +270,9 @@ def run_evaluation(
     report_progress()
     scorer = comparator.scorer
     mc_memo: dict[tuple, list[tuple[float, int]]] = {}
-    # Sorted by sample and instruction so a chunk's requests share their seed and kind.
-    pending.sort(key=lambda i: (i.sample, i.row.kind, i.instruction or "", i.base_format, i.row.suite, i.row.row))
+    # Sorted by sample and instruction so a chunk's requests share their seed and kind, and a
+    # row's base formats are neighbours: the judge reads their shared prompt turn once.
+    pending.sort(key=lambda i: (i.sample, i.row.kind, i.instruction or "", i.row.suite, i.row.row, i.base_format))
     for start in range(0, len(pending), CHUNK):
         if should_stop():
             break

@@ -48,6 +48,7 @@ _MARKER = "demo-reward-build.json"
 _RECIPE_VERSION = 1
 # Enough positions for any conversation the scorer reads (max_tokens is bounded by the config).
 _CONTEXT = 2048
+_TURNS_KEPT = 32  # prompt turns whose keys and values are kept for the next answers (~1.5 MB each)
 
 
 def _recipe(layer: int | None, precision: str) -> dict:
@@ -224,6 +225,7 @@ class OnnxBackbone:
         self._lock = threading.Lock()
         self._presents = [o.name for o in self.session.get_outputs() if o.name.startswith("present.")]
         self._prefix: _Prefix | None = None
+        self._turns: dict[tuple[int, ...], _Prefix] = {}  # recent prompt turns (LRU)
         self.reuse_prefix = True
 
     @classmethod
@@ -289,6 +291,30 @@ class OnnxBackbone:
             return np.concatenate([prefix.states, rest])
         return self._run(ids, self._empty_past, len(ids))[0]
 
+    def _conversation_states(self, conversation: Conversation) -> np.ndarray:
+        """`hidden_states` of a conversation, its prompt turn computed once for the answers that
+        share it (an evaluation scores the raw and prompted base answers and the aligned answer
+        to one prompt together): the turn's keys and values are the past of each answer."""
+        ids = conversation.ids
+        turn = tuple(ids[: conversation.answer_start])
+        system = self._shared_prefix() if self.reuse_prefix else None
+        if (
+            system is None
+            or len(ids) <= len(turn)
+            or len(turn) <= len(system.ids)
+            or turn[: len(system.ids)] != system.ids
+        ):
+            return self.hidden_states(ids)
+        cached = self._turns.pop(turn, None)
+        if cached is None:
+            states, past = self._run(turn[len(system.ids) :], system.past, len(turn), presents=True)
+            cached = _Prefix(turn, past, np.concatenate([system.states, states]))
+        self._turns[turn] = cached  # the most recent last
+        while len(self._turns) > _TURNS_KEPT:
+            self._turns.pop(next(iter(self._turns)))
+        answer = self._run(ids[len(turn) :], cached.past, len(ids))[0]
+        return np.concatenate([cached.states, answer])
+
     def _run(self, ids: Sequence[int], past: dict[str, np.ndarray], total: int, presents: bool = False):
         feed = {
             "input_ids": np.asarray([list(ids)], dtype=np.int64),
@@ -324,6 +350,6 @@ class OnnxBackbone:
             out = np.zeros((len(pairs), self.hidden_size), dtype=np.float32)
             for index, (prompt, answer) in enumerate(pairs):
                 conversation = self.conversation(prompt, answer)
-                out[index] = pool_feature(self.hidden_states(conversation.ids), conversation, kind)
+                out[index] = pool_feature(self._conversation_states(conversation), conversation, kind)
             self._last = (key, out)
             return out.copy()
