@@ -264,7 +264,10 @@ def test_bench_json_reports_the_issue_keys_on_the_tiny_models(tiny_config_file, 
     assert report["side_by_side_new_tokens"] == {"base": 128, "aligned": 128}
     assert set(report["models"]) == {"base", "aligned"}
     throughput = report["evaluation_throughput"]
-    assert throughput["answers"] == {"base": 2 * throughput["prompts"], "aligned": throughput["prompts"]}  # raw + prompted
+    assert throughput["answers"] == {
+        "base": 2 * throughput["prompts"],
+        "aligned": throughput["prompts"],
+    }  # raw + prompted
     for key in ("batched_equal_unbatched", "batched_equal_alone"):
         assert all(0 <= throughput[key][role] <= throughput["answers"][role] for role in ("base", "aligned"))
     for figures in report["models"].values():
