@@ -5,7 +5,7 @@ answers. This decoder runs the same `model.onnx` through plain onnxruntime inste
 key/value buffers, one row per answer:
 
 - A new answer's prompt is prefilled alone, straight into its row of the shared buffers, so its
-  first token is exactly the one-at-a-time first token.
+  first token is the one-at-a-time first token.
 - Each later step decodes one token for every active row in one forward pass. The rows have
   their own lengths: the graph's GroupQueryAttention reads each row's length from its attention
   mask (ones for the row's tokens, zeros after) and attends to that row's own positions only,
@@ -19,6 +19,10 @@ key/value buffers, one row per answer:
 - Every decode step runs at least two rows (a parked dummy row when one answer is left): the
   CPU's int4 kernel takes another code path for a single row, whose rounding differs, so with
   the floor every answer goes through the same kernels whatever batch it ran in.
+
+Multiple-choice likelihoods teacher-force each reference answer in one pass over a variant of the
+graph whose LM head reads every position (`write_all_logits_graph`; the build prunes it to the
+last position for generation).
 
 Token choice (repetition penalty, banned ids, greedy or top-p sampling) is demo/generation/
 sampling.py, with one random stream per answer seeded by its request: an answer depends on its
