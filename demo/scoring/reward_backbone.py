@@ -224,6 +224,7 @@ class OnnxBackbone:
         self._last: tuple[tuple, np.ndarray] | None = None
         self._lock = threading.Lock()
         self._presents = [o.name for o in self.session.get_outputs() if o.name.startswith("present.")]
+        self._pasts = [name.replace("present.", "past_key_values.", 1) for name in self._presents]
         self._prefix: _Prefix | None = None
         self._turns: dict[tuple[int, ...], _Prefix] = {}  # recent prompt turns (LRU)
         self.reuse_prefix = True
@@ -322,10 +323,7 @@ class OnnxBackbone:
             **past,
         }
         outputs = self.session.run([self.output, *(self._presents if presents else [])], feed)
-        return outputs[0][0], dict(zip(self._past_names(), outputs[1:]))
-
-    def _past_names(self) -> list[str]:
-        return [name.replace("present.", "past_key_values.", 1) for name in self._presents]
+        return outputs[0][0], dict(zip(self._pasts, outputs[1:]))
 
     def _shared_prefix(self) -> _Prefix | None:
         """What different conversations have in common at the start (the system turn)."""

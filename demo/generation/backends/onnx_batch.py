@@ -91,10 +91,6 @@ class _Buffers:
         for array in self.arrays.values():
             array[target] = array[source]
 
-    def copy_row(self, source: int, targets: range) -> None:
-        for array in self.arrays.values():
-            array[targets.start : targets.stop] = array[source]
-
 
 class BatchDecoder:
     """Continuous-batching decoder over an onnxruntime-genai model folder (CPU)."""
@@ -122,17 +118,19 @@ class BatchDecoder:
         self.mask_name = names["attention_mask"]
         self.logits_name = outputs["logits"]
         self.max_batch = max(1, max_batch)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or batch_threads_from_env()
-        options.log_severity_level = 3
-        filename = decoder.get("filename", "model.onnx")
-        self.session = ort.InferenceSession(str(self.model_dir / filename), options, providers=["CPUExecutionProvider"])
         self._ort = ort
+        self._threads = threads or batch_threads_from_env()
+        self._graph = self.model_dir / decoder.get("filename", "model.onnx")
+        self.session = self._open(self._graph)
         # Prefix ids -> their keys and values per past name, [kv heads, length, head size].
         self._prefixes: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
-        self._threads = options.intra_op_num_threads
-        self._filename = filename
         self._scoring_session = None  # every position's logits, for teacher forcing (made on first use)
+
+    def _open(self, graph: Path):
+        options = self._ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.log_severity_level = 3
+        return self._ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
     # --- the forward pass ------------------------------------------------------------------
 
@@ -145,21 +143,25 @@ class BatchDecoder:
         `lengths` cached positions; the keys and values are written in place. Last-position
         logits [rows, vocab]."""
         count, new = input_ids.shape
-        total = max(lengths) + new
-        mask = np.zeros((count, total), dtype=np.int64)
+        mask = np.zeros((count, max(lengths) + new), dtype=np.int64)
         for index, length in enumerate(lengths):
             mask[index, : length + new] = 1
-        binding = self.session.io_binding()
+        logits = self._run(self.session, buffers, rows, input_ids, mask)
+        return logits.reshape(count, -1, logits.shape[-1])[:, -1]
+
+    def _run(self, session, buffers: _Buffers, rows: slice, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Run `session` on `rows` of the buffers, which are bound as both the past and the present
+        (shared buffer: the new keys and values are written in place); its logits."""
+        binding = session.io_binding()
         binding.bind_cpu_input(self.input_ids_name, np.ascontiguousarray(input_ids, dtype=np.int64))
         binding.bind_cpu_input(self.mask_name, mask)
         binding.bind_output(self.logits_name)
         for past, present in self.past_to_present.items():
             value = self._ort.OrtValue.ortvalue_from_numpy(buffers.arrays[past][rows])
             binding.bind_ortvalue_input(past, value)
-            binding.bind_ortvalue_output(present, value)  # shared buffer: written in place
-        self.session.run_with_iobinding(binding)
-        logits = binding.get_outputs()[0].numpy()
-        return logits.reshape(count, -1, logits.shape[-1])[:, -1]
+            binding.bind_ortvalue_output(present, value)
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()
 
     def _prefix_cache(self, ids: tuple[int, ...]) -> dict[str, np.ndarray]:
         """The keys and values of a shared prefix, computed once and kept (a few formats)."""
@@ -185,15 +187,10 @@ class BatchDecoder:
         (the build prunes it for generation): a continuation is then scored in one pass. The
         variant graph is written once beside the model and shares its weights file."""
         if self._scoring_session is None:
-            variant = self.model_dir / f"{Path(self._filename).stem}.all-logits.onnx"
+            variant = self._graph.with_name(f"{self._graph.stem}.all-logits.onnx")
             if not variant.is_file():
-                write_all_logits_graph(self.model_dir / self._filename, variant)
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = self._threads
-            options.log_severity_level = 3
-            self._scoring_session = self._ort.InferenceSession(
-                str(variant), options, providers=["CPUExecutionProvider"]
-            )
+                write_all_logits_graph(self._graph, variant)
+            self._scoring_session = self._open(variant)
         return self._scoring_session
 
     def _capacity(self, needed: int) -> int:
@@ -285,41 +282,31 @@ class BatchDecoder:
     ) -> list[list[float]]:
         """Log-probability of each continuation token given the prompt and the tokens before it,
         teacher-forced: the prompt is prefilled once (its first `prefix` ids from the prefix
-        cache) and copied to one row per continuation; then one pass over each continuation's
-        tokens gives the logits of all its positions."""
+        cache); then one pass over each continuation's tokens after it gives the logits of all
+        its positions."""
         if not prompt_ids:
             raise ValueError("the prompt has no tokens; the model needs at least one to continue")
         if not continuations:
             return []
         width = max(len(c) for c in continuations)
-        capacity = self._capacity(len(prompt_ids) + width + 1)
-        rows = len(continuations)
-        buffers = self._buffers(rows, capacity)
+        buffers = self._buffers(1, self._capacity(len(prompt_ids) + width + 1))
         first = self._prefill(buffers, 0, list(prompt_ids), prefix)
         results = [[_log_softmax_at(first, c[0])] if c else [] for c in continuations]
-        buffers.copy_row(0, range(1, rows))
         for index, continuation in enumerate(continuations):
             if len(continuation) > 1:
-                # One row per pass: the graph's attention takes several new tokens after a past
-                # for a batch of one only.
-                logits = self._forward_all(buffers, index, np.asarray([list(continuation[:-1])]), len(prompt_ids))
+                # One pass per answer (the graph's attention takes several new tokens after a past
+                # for a batch of one only), all in one row: a pass writes its tokens' keys and
+                # values after the prompt before it reads them, so the previous answer's are
+                # overwritten, never seen.
+                logits = self._forward_all(buffers, np.asarray([list(continuation[:-1])]), len(prompt_ids))
                 results[index] += [_log_softmax_at(logits[p], t) for p, t in enumerate(continuation[1:])]
         return results
 
-    def _forward_all(self, buffers: _Buffers, row: int, input_ids: np.ndarray, past: int) -> np.ndarray:
+    def _forward_all(self, buffers: _Buffers, input_ids: np.ndarray, past: int) -> np.ndarray:
         """Every position's logits [tokens, vocab] for `input_ids` [1, tokens] after the `past`
-        cached positions of `row`."""
-        session = self._all_logits_session()
-        binding = session.io_binding()
-        binding.bind_cpu_input(self.input_ids_name, np.ascontiguousarray(input_ids, dtype=np.int64))
-        binding.bind_cpu_input(self.mask_name, np.ones((1, past + input_ids.shape[1]), dtype=np.int64))
-        binding.bind_output(self.logits_name)
-        for name, present in self.past_to_present.items():
-            value = self._ort.OrtValue.ortvalue_from_numpy(buffers.arrays[name][row : row + 1])
-            binding.bind_ortvalue_input(name, value)
-            binding.bind_ortvalue_output(present, value)
-        session.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()[0]
+        cached positions of row 0."""
+        mask = np.ones((1, past + input_ids.shape[1]), dtype=np.int64)
+        return self._run(self._all_logits_session(), buffers, slice(0, 1), input_ids, mask)[0]
 
 
 def write_all_logits_graph(source: Path, target: Path) -> None:
