@@ -23,7 +23,7 @@ from .compare import start_comparator
 from .config import ROLES, AppConfig, RuntimeSpec
 from .generation.formatting import BASE_MODES
 from .generation.loading import load_runner
-from .generation.runner import Finished, GenerationRequest, SamplingSettings, TextDelta
+from .generation.runner import Finished, GenerationRequest, SamplingSettings, TextDelta, final_event
 
 BENCH_PROMPTS = (
     "Explain why the sky is blue in two sentences.",
@@ -289,7 +289,7 @@ def evaluation_throughput(comparator, config: AppConfig) -> dict:
         return {key: _text(answer) for key, answer in answers.items()}
 
     def one_at_a_time(role: str) -> dict:
-        return {key: _last_text(workers[role].stream(r)) for key, r in plan[role].items()}
+        return {key: _text(final_event(workers[role].stream(r))) for key, r in plan[role].items()}
 
     def side_by_side() -> dict:
         results: dict = {}
@@ -324,11 +324,6 @@ def evaluation_throughput(comparator, config: AppConfig) -> dict:
         "batched_equal_unbatched": {r: sum(batch[r][k] == single[r][k] for k in plan[r]) for r in ROLES},
         "batched_equal_alone": {r: sum(batch[r][k] == alone[r][k] for k in plan[r]) for r in ROLES},
     }
-
-
-def _last_text(events) -> str | None:
-    finished = [e for e in events if isinstance(e, Finished)]
-    return finished[-1].text if finished else None
 
 
 def _text(answer) -> str | None:

@@ -290,7 +290,7 @@ class ModelRunner:
             for group in _batch_groups(prepared, requests):
                 results_of.update(zip([g[0] for g in group], self._decode_batch(group, requests[group[0][0]].sampling)))
         else:
-            results_of = {index: _last(self.stream(requests[index])) for index, _, _ in prepared}
+            results_of = {index: final_event(self.stream(requests[index])) for index, _, _ in prepared}
         for index, answer in results_of.items():
             results[index] = answer
         return [r if r is not None else Failed("no answer was generated") for r in results]
@@ -373,7 +373,8 @@ class ModelRunner:
         return [(float(sum(values)), len(values)) for values in logprobs]
 
 
-def _last(events) -> Finished | Failed:
+def final_event(events) -> Finished | Failed:
+    """The answer a stream of generation events ends with (Failed when it ends without one)."""
     last: Finished | Failed = Failed("generation ended without an answer")
     for event in events:
         if isinstance(event, (Finished, Failed)):
