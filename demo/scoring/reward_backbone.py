@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from ..cache import cache_dir, cached_build
+from ..cache import cache_dir, cached_build, run_isolated
 from ..config import AppConfig, MeaningToxicity, TrainedHeadReward
 from ..generation.formatting import special_token_strings
 from .reward_inputs import (
@@ -60,8 +60,6 @@ def _recipe(layer: int | None, precision: str) -> dict:
 def build_residual_model(checkpoint: Path, layer: int | None, precision: BackbonePrecision) -> Path:
     """The ONNX backbone folder for `checkpoint` cut at `layer` (None: every block, final norm),
     built on first use into the user cache and reused afterwards."""
-    from ..cache import run_isolated
-
     checkpoint = Path(checkpoint)
     cut = "final" if layer is None else f"block{layer}"
     target = cache_dir() / "reward" / f"{checkpoint.name}-{cut}-{precision}"
@@ -72,7 +70,8 @@ def build_residual_model(checkpoint: Path, layer: int | None, precision: Backbon
         run_isolated(_build_job, checkpoint=str(checkpoint), layer=layer, precision=precision, output=str(staging))
         log.info("built reward backbone %s in %.1f s", target.name, time.perf_counter() - started)
 
-    return cached_build(target, _recipe(layer, precision), build, marker=_MARKER)
+    label = f"the scorers' {checkpoint.name} {cut} {precision} backbone"
+    return cached_build(target, _recipe(layer, precision), build, marker=_MARKER, label=label)
 
 
 def _build_job(checkpoint: str | Path, layer: int | None, precision: str, output: str | Path) -> None:

@@ -125,7 +125,8 @@ def build_onnx_model(
         log.info("built %s in %.1f s", target.name, time.perf_counter() - started)
 
     recipe = _recipe(precision, execution_provider, trust_remote_code)
-    return cached_build(target, recipe, build, marker=_MARKER, note={"checkpoint": str(checkpoint)})
+    label = f"{checkpoint.name} {precision} ONNX model"
+    return cached_build(target, recipe, build, marker=_MARKER, label=label, note={"checkpoint": checkpoint.name})
 
 
 def _run_builder(
