@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Literal, Protocol, TypeVar, cast
 
 from .config import ROLES, AppConfig, Limits
+from .errors import UserFacingError, public_message
 from .generation.formatting import BaseMode, clean_user_text
 from .generation.runner import Failed, Finished, GenerationRequest, Started, TextDelta
 from .scoring.scorer import AnswerScorer, preference
@@ -24,7 +25,7 @@ from .session import Comparison, SideState, StagesRun
 from .settings import SamplingSettings, clamp_settings
 
 
-class InvalidPrompt(ValueError):
+class InvalidPrompt(UserFacingError, ValueError):
     """The prompt cannot be run as typed; the message says why and what the limit is."""
 
 
@@ -62,6 +63,23 @@ class Comparator:
         self.workers = workers
         self.scorer = scorer
         self.scoring_error = scoring_error
+        self.scorer_ready = threading.Event()
+        self.scorer_ready.set()
+
+    def load_scorer_in_background(self) -> None:
+        """Load the scorers on a thread (the page is served meanwhile); an answer that finishes
+        first waits for them (`_score`)."""
+        self.scorer_ready.clear()
+
+        def load() -> None:
+            self.scorer, self.scoring_error = load_scorer(self.config)
+            self.scorer_ready.set()
+
+        threading.Thread(target=load, name="load-scorers", daemon=True).start()
+
+    def calibration(self) -> dict:
+        """What the page says beside the scores (empty until the scorers have loaded)."""
+        return self.scorer.calibration() if self.scorer is not None else {}
 
     def wait_ready(self, timeout: float | None = None) -> dict[str, bool]:
         """Block until every worker has loaded or failed; which models are ready."""
@@ -218,11 +236,12 @@ class Comparator:
             for event in worker.stream(request, stop):
                 events.put((index, event))
         except Exception as error:  # a broken worker must not hang the comparison
-            events.put((index, Failed(f"{type(error).__name__}: {error}")))
+            events.put((index, Failed(public_message(error, "generating an answer"))))
         finally:
             events.put((index, None))
 
     def _score(self, prompt: str, side: SideState) -> None:
+        self.scorer_ready.wait(self.config.limits.request_timeout_seconds)
         if self.scorer is None or side.error is not None:
             return
         side.apply_scores(self.scorer.score([(prompt, side.text)])[0].as_fields())
@@ -282,12 +301,13 @@ def start_comparator(
     *,
     worker_mode: str = "auto",
     with_scorer: bool = True,
+    background_scorer: bool = False,
     model_ids: Sequence[str] | None = None,
 ) -> Comparator:
     """Start a worker for every model a pair uses (loading in the background), load the scorers.
     `model_ids` limits it to those models (the command line's one pair: no other model loads).
 
-    `auto` runs each model in its own process on a CPU host (true parallelism, one thread each)
+    `background_scorer` serves before the scorers have loaded (the app); `auto` runs each model in its own process on a CPU host (true parallelism, one thread each)
     and on threads of this process on a GPU host (one process owns the device).
     """
     from .generation.loading import detect_device
@@ -298,14 +318,28 @@ def start_comparator(
         Literal["process", "thread"],
         worker_mode if worker_mode != "auto" else ("thread" if device == "cuda" else "process"),
     )
-    workers = {
-        model_id: start_worker(model_id, config.models[model_id], config.base_prompted, mode=mode, device=device)
-        for model_id in (config.served_model_ids() if model_ids is None else dict.fromkeys(model_ids))
-    }
-    scorer, error = None, None
-    if with_scorer:
-        try:
-            scorer = AnswerScorer.from_config(config)
-        except Exception as exc:  # answers still stream; the page says why scores are missing
-            error = str(exc)
-    return Comparator(config, workers, scorer, error)
+    wanted = config.served_model_ids() if model_ids is None else list(dict.fromkeys(model_ids))
+    # The default pair loads first; the other models start once it has (on a first start each
+    # model's build takes most of a core, and the default pair is what a visitor meets first).
+    default_pair = config.pair(None)
+    first = [m for m in (default_pair.base, default_pair.aligned) if m in wanted] or wanted[:2]
+    workers: dict = {}
+    for model_id in [*first, *(m for m in wanted if m not in first)]:
+        after = [] if model_id in first else [workers[m] for m in first]
+        workers[model_id] = start_worker(
+            model_id, config.models[model_id], config.base_prompted, mode=mode, device=device, after=after
+        )
+    workers = {model_id: workers[model_id] for model_id in wanted}  # config order, for the page
+    scorer, error = load_scorer(config) if with_scorer and not background_scorer else (None, None)
+    comparator = Comparator(config, workers, scorer, error)
+    if with_scorer and background_scorer:
+        comparator.load_scorer_in_background()
+    return comparator
+
+
+def load_scorer(config: AppConfig) -> tuple[AnswerScorer | None, str | None]:
+    """The configured scorers, or None and why not (answers still stream; the page says why)."""
+    try:
+        return AnswerScorer.from_config(config), None
+    except Exception as exc:
+        return None, public_message(exc, "loading the scorers")

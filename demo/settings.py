@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .errors import UserFacingError
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -97,7 +99,7 @@ SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 assert set(SETTINGS_BY_NAME) <= {f.name for f in fields(SamplingSettings)}, "every setting is a SamplingSettings field"
 
 
-class InvalidSetting(ValueError):
+class InvalidSetting(UserFacingError, ValueError):
     """A setting sent by a client has the wrong type; the message names it and what is allowed."""
 
 

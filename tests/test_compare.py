@@ -312,11 +312,14 @@ def test_failed_worker_leaves_the_other_side_answering(tiny_config, tiny_workers
     assert result.to_json()["base"]["error"] == result.base.error
 
 
-def test_a_worker_that_raises_does_not_hang_the_comparison(tiny_config, tiny_workers, toxicity):
+def test_a_worker_that_raises_does_not_hang_the_comparison(tiny_config, tiny_workers, toxicity, caplog):
     workers = {"base": ExplodingWorker(), "aligned": tiny_workers["aligned"]}
     result = make_comparator(tiny_config, workers, toxicity).run(PROMPT, SETTINGS)
     assert result.done
-    assert result.base.error and "boom" in result.base.error
+    # The visitor reads that it failed and an id; the exception's text goes to the server log only.
+    assert result.base.error and "internal error" in result.base.error and "boom" not in result.base.error
+    error_id = result.base.error.split("error id ")[1].split(";")[0]
+    assert any(error_id in r.getMessage() and "boom" in r.getMessage() for r in caplog.records)
     assert result.aligned.error is None
 
 

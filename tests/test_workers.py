@@ -12,7 +12,7 @@ import pytest
 
 from demo.config import LocalSource
 from demo.generation.runner import Failed, Finished, GenerationRequest, Started, TextDelta
-from demo.generation.workers import InProcessWorker, ProcessWorker, start_worker
+from demo.generation.workers import LOAD_ATTEMPTS, InProcessWorker, ProcessWorker, start_worker
 from demo.settings import SamplingSettings
 
 LOAD_TIMEOUT = 60
@@ -90,9 +90,12 @@ def test_in_process_worker_with_bad_path_fails(aligned_spec, tiny_config, tmp_pa
     assert worker.wait_ready(LOAD_TIMEOUT) is False
     assert worker.state == "failed"
     assert "no-such-model" in worker.error
+    assert worker.attempt == LOAD_ATTEMPTS  # retried with pauses before giving up
+    assert str(tmp_path) not in worker.error  # no server path reaches a page
     events = collect(worker)
     assert len(events) == 1 and isinstance(events[0], Failed)
     assert spec.name in events[0].message and "no-such-model" in events[0].message
+    assert worker.state == "loading"  # the request that found it failed started a new round
 
 
 def test_start_worker_thread_mode(aligned_spec, tiny_config):
@@ -124,11 +127,13 @@ def test_process_worker_with_bad_path_fails(aligned_spec, tiny_config, tmp_path)
     assert bad.wait_ready(LOAD_TIMEOUT) is False
     assert bad.state == "failed"
     assert "no-such-model" in bad.error
+    assert bad.attempt == LOAD_ATTEMPTS and str(tmp_path) not in bad.error
     events = collect(bad)
     assert len(events) == 1 and isinstance(events[0], Failed)
     assert bad.spec.name in events[0].message
     assert "no-such-model" in events[0].message
     assert bad.restarts == 0  # a load failure is reported, not retried in a loop
+    assert bad.state == "loading"  # ... until a request asks for the model again
     bad.close()
 
 

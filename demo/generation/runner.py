@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ..config import ModelSpec, PromptedFormat
+from ..errors import UserFacingError
 from ..settings import SamplingSettings
 from .formatting import BaseMode, format_prompt, special_token_strings
 
@@ -99,7 +100,7 @@ class Failed:
 GenerationEvent = Started | TextDelta | Finished | Failed
 
 
-class PromptTooLong(ValueError):
+class PromptTooLong(UserFacingError, ValueError):
     pass
 
 

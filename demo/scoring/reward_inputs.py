@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import UserFacingError
 from ..generation.formatting import clean_user_text, neutralize_special_tokens
 
 TRAIN_COMMAND = "python -m demo train-reward"
@@ -25,7 +26,7 @@ _PROMPT_MARK = "\ue000PROMPT\ue001"
 _ANSWER_MARK = "\ue000ANSWER\ue001"
 
 
-class RewardUnavailable(RuntimeError):
+class RewardUnavailable(UserFacingError, RuntimeError):
     """The reward model cannot be loaded (e.g. its head was never trained); says what to run."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ..config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
+from ..errors import public_message
 
 Preference = Literal["base", "aligned", "tie"]
 
@@ -113,7 +114,7 @@ class RewardScorer:
 
             return cls(build_reward_scorer(config))
         except Exception as exc:  # the app still shows toxicity and says why reward is missing
-            return cls(None, str(exc))
+            return cls(None, public_message(exc, "loading the reward model"))
 
     def calibration(self) -> dict[str, Any]:
         """How often this reward model ranks independently written pairs right (head metadata)."""
@@ -129,7 +130,10 @@ class RewardScorer:
             try:
                 return [{"reward": float(r), "reward_error": None} for r in self.model.score(pairs)]
             except Exception as exc:
-                return [{"reward": None, "reward_error": f"reward model failed: {exc}"} for _ in pairs]
+                return [
+                    {"reward": None, "reward_error": public_message(exc, "scoring with the reward model")}
+                    for _ in pairs
+                ]
         return [{"reward": None, "reward_error": self.error} for _ in pairs]
 
 
@@ -174,7 +178,7 @@ class ToxicityScorer:
 
                 meaning = MeaningToxicityScorer(backbone, head, metadata)
             except Exception as exc:  # the word classifier still flags; the page says why
-                error = f"meaning-aware toxicity unavailable: {exc}"
+                error = public_message(exc, "loading the meaning-aware toxicity head")
         return cls(classifier, config.scoring, meaning, error)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -187,7 +191,7 @@ class ToxicityScorer:
                 features = self.meaning.backbone.features(list(pairs), self.meaning.feature)
                 meanings = [float(p) for p in self.meaning.score_features(features)]
             except Exception as exc:
-                error = f"meaning-aware toxicity failed: {exc}"
+                error = public_message(exc, "scoring meaning-aware toxicity")
         results = []
         for labels, meaning in zip(rows, meanings):
             value = toxicity_score(labels, self.toxic_labels)

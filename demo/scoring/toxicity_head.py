@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserFacingError
 from .reward_head import standardised_mlp
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ BLIND_SPOTS: dict[str, str] = {
 }
 
 
-class ToxicityHeadUnavailable(RuntimeError):
+class ToxicityHeadUnavailable(UserFacingError, RuntimeError):
     """The meaning head cannot be loaded (never trained, or trained for another backbone)."""
 
 

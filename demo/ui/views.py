@@ -279,20 +279,25 @@ def load_examples(folder: Path = EXAMPLES_DIR) -> list[ExampleGroup]:
 
 
 def loading_status(comparator) -> tuple[str, bool]:
-    """A status line while models load; True once nothing is loading any more."""
+    """A status line per model while models load; True once every model is ready (a failed one
+    is loaded again at its next request, so the line keeps being refreshed)."""
     parts, settled = [], True
     for worker in comparator.workers.values():
         name = escape(worker.spec.name)
         if worker.state == "loading":
             settled = False
-            parts.append(f"⏳ {name} is loading (the first start converts the weights once; later starts take seconds)")
+            parts.append(f"⏳ {name}: {escape(worker.loading_note)} …")
         elif worker.state == "failed":
-            parts.append(f"❌ {STAGE_LABELS.get(worker.spec.stage, name)} unavailable: {escape(worker.error)}")
+            settled = False
+            parts.append(f"❌ {name} unavailable: {escape(worker.error)}")
         else:
             parts.append(
                 f"✅ {name} ready ({worker.info.backend} {worker.info.precision}, loaded in {worker.info.load_seconds:.1f} s)"
             )
-    if comparator.scoring_error:
+    if not comparator.scorer_ready.is_set():
+        settled = False
+        parts.append("⏳ scorers (reward model, toxicity): loading …")
+    elif comparator.scoring_error:
         parts.append(f"❌ scores unavailable: {escape(comparator.scoring_error)}")
     elif comparator.scorer is not None and comparator.scorer.reward_error:
         parts.append(f"⚠️ reward unavailable: {escape(comparator.scorer.reward_error)}")

@@ -155,9 +155,8 @@ def build(context: UIContext) -> None:
     result_outputs = [message, preference] + [outputs[role][key] for role in ROLES for key in side_keys]
     skip_rest = [gr.skip()] * (len(result_outputs) - 1)
 
-    calibration = comparator.scorer.calibration() if comparator.scorer is not None else {}
-
     def render(comparison, streaming: bool, note: str = ""):
+        calibration = comparator.calibration()
         values = [note, views.preference_html(comparison, calibration)]
         for role in ROLES:
             side = comparison.side(role)

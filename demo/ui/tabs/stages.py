@@ -34,7 +34,6 @@ def build(context: UIContext) -> None:
     assert stages is not None, "app.py builds this tab only when shown(config)"
     limits = config.limits
     threshold = config.scoring.toxicity_threshold
-    calibration = comparator.scorer.calibration() if comparator.scorer is not None else {}
 
     gr.Markdown(views.stages_intro(stages), elem_id="stages-intro")
     prompt = gr.Textbox(
@@ -74,7 +73,10 @@ def build(context: UIContext) -> None:
         for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
             yield [
                 views.escape(snapshot.error or ""),
-                *(views.side_html(side, threshold, calibration, streaming=True) for side in snapshot.sides),
+                *(
+                    views.side_html(side, threshold, comparator.calibration(), streaming=True)
+                    for side in snapshot.sides
+                ),
             ]
 
     def stop(request: gr.Request):
