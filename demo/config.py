@@ -13,7 +13,17 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from .settings import SETTINGS, SamplingSettings
 
@@ -24,6 +34,30 @@ CONFIG_ENV_VAR = "DEMO_CONFIG"
 # The two sides of a comparison, as the JSON contract names them.
 Role = Literal["base", "aligned"]
 ROLES: tuple[Role, ...] = ("base", "aligned")
+
+
+def repo_relative(path: Path | str) -> str:
+    """A path as configuration identity: relative to the repository when inside it (POSIX form),
+    so hashes of a config do not change with the folder the repository is cloned into."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            return path.resolve().relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            return str(path)
+    return path.as_posix()
+
+
+def _dump_path(path: Path, info: SerializationInfo) -> str:
+    # Hashes made before 2026-12-07 read absolute paths; migrations recompute them with this context.
+    if info.context and info.context.get("absolute_paths"):
+        return str(path)
+    return repo_relative(path)
+
+
+# A path in the config: absolute in memory (resolved against the config's folder at load), and
+# repo-relative when dumped as JSON (what hashes read).
+ConfigPath = Annotated[Path, PlainSerializer(_dump_path, return_type=str, when_used="json")]
 
 
 class ConfigError(ValueError):
@@ -104,7 +138,7 @@ class LocalSource(_Strict):
     """A directory with a transformers checkpoint, or a single .gguf file."""
 
     type: Literal["local"]
-    path: Path
+    path: ConfigPath
 
 
 class HubSource(_Strict):
@@ -128,7 +162,7 @@ class MergedAdapterSource(_Strict):
 
     type: Literal["merged_adapter"]
     base: BaseWeightsSource = Field(description="where the base model's weights come from")
-    adapter: Path = Field(description="folder with adapter_config.json and adapter_model.safetensors")
+    adapter: ConfigPath = Field(description="folder with adapter_config.json and adapter_model.safetensors")
 
 
 WeightsSource = Annotated[
@@ -267,8 +301,8 @@ class TrainedHeadReward(_Strict):
 
     type: Literal["trained_head"]
     backbone: str = Field(description="id of the generating model whose weights the head reads")
-    head_path: Path
-    card_path: Path
+    head_path: ConfigPath
+    card_path: ConfigPath
     # The backbone runs in onnxruntime (demo/reward_backbone.py), for training and serving alike.
     precision: Literal["int8", "fp32"] = "int8"
     max_tokens: int = Field(512, ge=16, le=2048)
@@ -321,8 +355,8 @@ class MeaningToxicity(_Strict):
 
     type: Literal["backbone_head"]
     backbone: str = Field(description="id of the model whose hidden states the head reads")
-    head_path: Path
-    card_path: Path
+    head_path: ConfigPath
+    card_path: ConfigPath
     precision: Literal["int8", "fp32"] = "int8"
     max_tokens: int = Field(512, ge=16, le=2048)
     name: str
@@ -376,7 +410,9 @@ class ArenaSpec(_Strict):
     """The "Blind vote" tab: where votes are stored, how fast a session may vote, the leaderboard's
     refresh, and an optional dataset repo the votes are synced to from a Space."""
 
-    database: Path | None = Field(None, description="SQLite file of the votes; default <cache dir>/arena/votes.sqlite")
+    database: ConfigPath | None = Field(
+        None, description="SQLite file of the votes; default <cache dir>/arena/votes.sqlite"
+    )
     max_votes_per_minute: int = Field(10, ge=1, description="per browser session; more are refused")
     leaderboard_refresh_seconds: float = Field(30.0, gt=0, description="how often the leaderboard is recomputed")
     bootstrap_rounds: int = Field(200, ge=10, description="resamples for the ratings' 95% intervals")

@@ -55,7 +55,7 @@ def write_config_copy(
     """
     from demo.config import load_config
 
-    data = load_config(config_path).model_dump(mode="json", exclude={"source_path"})
+    data = load_config(config_path).model_dump(mode="json", exclude={"source_path"}, context={"absolute_paths": True})
     data.setdefault("limits", {}).update(limits or {})
     data.setdefault("generation", {}).update(generation or {})
     path = Path(folder) / "models.yaml"

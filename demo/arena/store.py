@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..cache import cache_dir
 from ..config import AppConfig
+from .systems import config_hash, systems_from_config
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: one row per vote, everything needed to re-read the battle without the app.
@@ -170,6 +171,27 @@ class VoteStore:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    def rename_config_hashes(self, renames: dict[str, str]) -> int:
+        """Replace stored system hashes (old -> new) in one transaction; how many cells changed.
+        Hashes once read absolute paths: votes of the same config from another checkout folder
+        get the folder-independent hash (see systems.config_hash)."""
+        renames = {old: new for old, new in renames.items() if old != new}
+        if not renames:
+            return 0
+        changed = 0
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for old, new in renames.items():
+                    for column in ("config_hash_a", "config_hash_b"):
+                        cursor = self._conn.execute(f"UPDATE votes SET {column}=? WHERE {column}=?", (new, old))
+                        changed += cursor.rowcount
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return changed
+
     def record(self, vote: VoteRecord) -> bool:
         """Store the vote in its own transaction; True once committed, False if that battle was
         already stored (never twice). StoreUnavailable when the database cannot be written."""
@@ -243,9 +265,19 @@ def _record(row, names: list[str]) -> VoteRecord:
     return VoteRecord(**{k: v for k, v in data.items() if k in VoteRecord.__dataclass_fields__})
 
 
+def legacy_hash_renames(config: AppConfig) -> dict[str, str]:
+    """{hash made with absolute paths in this checkout: folder-independent hash}, per system."""
+    return {
+        config_hash(config, s.model_id, s.format, absolute_paths=True): s.config_hash
+        for s in systems_from_config(config)
+    }
+
+
 def open_store(config: AppConfig) -> tuple[VoteStore | None, str | None]:
     """The configured store, or None and the reason voting is unavailable (the app still compares)."""
     try:
-        return VoteStore(default_database(config)), None
-    except StoreUnavailable as error:
+        store = VoteStore(default_database(config))
+        store.rename_config_hashes(legacy_hash_renames(config))
+        return store, None
+    except (StoreUnavailable, sqlite3.Error) as error:
         return None, str(error)

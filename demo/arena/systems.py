@@ -49,11 +49,13 @@ class System:
         return self.stage != "pretrained"
 
 
-def config_hash(config: AppConfig, model_id: str, system_format: SystemFormat) -> str:
-    """16 hex digits of sha256 over the model's spec (and the few-shot prefix when prompted)."""
-    data = {"model": config.models[model_id].model_dump(mode="json")}
+def config_hash(config: AppConfig, model_id: str, system_format: SystemFormat, *, absolute_paths: bool = False) -> str:
+    """16 hex digits of sha256 over the model's spec (and the few-shot prefix when prompted),
+    paths relative to the repository; `absolute_paths` gives the hashes made before that."""
+    context = {"absolute_paths": absolute_paths}
+    data = {"model": config.models[model_id].model_dump(mode="json", context=context)}
     if system_format == "prompted":
-        data["prompted"] = config.base_prompted.model_dump(mode="json")
+        data["prompted"] = config.base_prompted.model_dump(mode="json", context=context)
     blob = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 

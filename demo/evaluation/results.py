@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..config import repo_relative
 from .suites import SuiteRow
 
 COMPARISONS_FILE = "results.jsonl"
@@ -30,20 +31,26 @@ class ResultsError(ValueError):
     """A results file is damaged beyond a torn last line; the message names file and line."""
 
 
-def config_hash(*parts) -> str:
+def config_hash(*parts, absolute_paths: bool = False) -> str:
     """A short stable hash of everything that decides an answer (model spec, sampling settings,
-    scorer spec...): pydantic models, dataclasses, paths and plain JSON values are accepted."""
-    text = json.dumps(parts, sort_keys=True, default=_jsonable, separators=(",", ":"))
+    scorer spec...): pydantic models, dataclasses, paths and plain JSON values are accepted.
+    Paths count relative to the repository, so a clone elsewhere has the same hashes;
+    `absolute_paths` gives the hashes made before that (for migrating stored ones)."""
+
+    def jsonable(value):
+        return _jsonable(value, absolute_paths)
+
+    text = json.dumps(parts, sort_keys=True, default=jsonable, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _jsonable(value):
+def _jsonable(value, absolute_paths: bool):
     if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
+        return value.model_dump(mode="json", context={"absolute_paths": absolute_paths})
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, Path):
-        return str(value)
+        return str(value) if absolute_paths else repo_relative(value)
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
     raise TypeError(f"cannot hash a {type(value).__name__} into a config hash")
@@ -202,6 +209,25 @@ class ResultsStore:
     def append_likelihood(self, record: Mapping) -> None:
         self._append(self.likelihoods_path, record)
 
+    def rename_hashes(self, renames: Mapping[str, str]) -> int:
+        """Re-key stored rows whose config hashes are `renames`' keys (hashes once read absolute
+        paths, so a run made in another checkout folder was not resumed); each file is rewritten
+        to a temporary name and renamed. Returns how many rows changed."""
+        renames = {old: new for old, new in renames.items() if old != new}
+        changed = 0
+        for path, rows in self._rows.items():
+            renamed: dict[str, dict] = {}
+            for row in rows.values():
+                new_row = _renamed_row(row, renames)
+                changed += new_row != row
+                renamed.setdefault(new_row["key"], new_row)
+            if renamed != rows:
+                temporary = path.with_name(f".{path.name}.renaming")
+                temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in renamed.values()))
+                os.replace(temporary, path)
+                self._rows[path] = renamed
+        return changed
+
     def _append(self, path: Path, record: Mapping) -> None:
         if "key" not in record:
             raise ValueError("a stored row needs its key (build it with comparison_record / likelihood_record)")
@@ -211,6 +237,20 @@ class ResultsStore:
             file.flush()
             os.fsync(file.fileno())  # a row the run reports as done survives a crash or power cut
         self._rows[path][record["key"]] = dict(record)
+
+
+def _renamed_row(row: dict, renames: Mapping[str, str]) -> dict:
+    row = dict(row)
+    key = json.loads(row["key"])
+    if key and key[0] in renames:
+        row["key"] = json.dumps([renames[key[0]], *key[1:]])
+    if row.get("config_hash") in renames:
+        row["config_hash"] = renames[row["config_hash"]]
+    for role in ROLES:
+        side = row.get(role)
+        if isinstance(side, dict) and side.get("config_hash") in renames:
+            row[role] = {**side, "config_hash": renames[side["config_hash"]]}
+    return row
 
 
 def _load(path: Path) -> dict[str, dict]:

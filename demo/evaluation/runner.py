@@ -168,9 +168,10 @@ def kind_sampling(config: AppConfig, options: EvaluationOptions, kind: str) -> S
     )
 
 
-def model_hashes(config: AppConfig, options: EvaluationOptions) -> dict[str, str]:
+def model_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_paths: bool = False) -> dict[str, str]:
     """Per role: a hash of what decides that model's answers (spec, sampling, answer lengths,
-    few-shot format, scorers). One length for every kind hashes as before lengths were per kind."""
+    few-shot format, scorers). One length for every kind hashes as before lengths were per kind.
+    `absolute_paths`: as hashed before paths counted relative to the repository."""
     pair = config.pair(options.pair)
     sampling = run_sampling(config, options)
     lengths = answer_tokens(config, options)
@@ -180,9 +181,37 @@ def model_hashes(config: AppConfig, options: EvaluationOptions) -> dict[str, str
     else:
         extra = (sorted(lengths.items()),)
     return {
-        role: config_hash(config.models[getattr(pair, role)], sampling, config.base_prompted, config.scoring, *extra)
+        role: config_hash(
+            config.models[getattr(pair, role)],
+            sampling,
+            config.base_prompted,
+            config.scoring,
+            *extra,
+            absolute_paths=absolute_paths,
+        )
         for role in ROLES
     }
+
+
+def mc_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_paths: bool = False) -> dict[str, str]:
+    """Per role: a hash of what decides that model's MC log-likelihoods (spec, few-shot format)."""
+    pair = config.pair(options.pair)
+    return {
+        role: config_hash(config.models[getattr(pair, role)], config.base_prompted, absolute_paths=absolute_paths)
+        for role in ROLES
+    }
+
+
+def legacy_hash_renames(config: AppConfig, options: EvaluationOptions) -> dict[str, str]:
+    """{hash as made with absolute paths in this checkout: folder-independent hash} for every
+    hash a run of `options` stores, so a run made before the change resumes."""
+    renames = {}
+    for hashes in (model_hashes, mc_hashes):
+        old, new = hashes(config, options, absolute_paths=True), hashes(config, options)
+        renames.update({old[role]: new[role] for role in ROLES})
+        if hashes is model_hashes:
+            renames[pair_config_hash(old["base"], old["aligned"])] = pair_config_hash(new["base"], new["aligned"])
+    return renames
 
 
 def default_out_dir(config: AppConfig, options: EvaluationOptions) -> Path:
@@ -202,6 +231,43 @@ def count_work(options: EvaluationOptions) -> int:
     return len(plan_items(plan_rows(options), options))
 
 
+def _key(pair_hash: str, options: EvaluationOptions, item: _Item) -> str:
+    return comparison_key(
+        config_hash=pair_hash,
+        suite=item.row.suite,
+        row=item.row.row,
+        base_format=item.base_format,
+        sample=item.sample,
+        seed=options.seed,
+        instruction=item.instruction,
+    )
+
+
+def pending_work(
+    config: AppConfig, options: EvaluationOptions, store: ResultsStore
+) -> tuple[list[_Item], list[tuple[SuiteRow, BaseMode]]]:
+    """What `options` still needs in `store`: comparisons not stored under this configuration's
+    hashes, and truthfulness items whose likelihoods are missing for either model."""
+    hashes = model_hashes(config, options)
+    pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
+    rows = plan_rows(options)
+    pending = [item for item in plan_items(rows, options) if not store.has_comparison(_key(pair_hash, options, item))]
+    mc_hash = mc_hashes(config, options)
+    mc_pending = [
+        (row, base_format)
+        for row in rows
+        if row.kind == "truthfulness"
+        for base_format in options.base_formats
+        if not all(
+            store.has_likelihood(
+                likelihood_key(config_hash=mc_hash[r], suite=row.suite, row=row.row, base_format=base_format)
+            )
+            for r in ROLES
+        )
+    ]
+    return pending, mc_pending
+
+
 def run_evaluation(
     config: AppConfig,
     comparator: Comparator,
@@ -217,6 +283,7 @@ def run_evaluation(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     store = ResultsStore(out_dir)
+    store.rename_hashes(legacy_hash_renames(config, options))
     pair = config.pair(options.pair)
     workers = comparator.pair_workers(pair.id)
     model_ids: dict[str, str] = {role: getattr(pair, role) for role in ROLES}
@@ -225,32 +292,9 @@ def run_evaluation(
     samplings = {kind: kind_sampling(config, options, kind) for kind in KINDS}
     rows = plan_rows(options)
     items = plan_items(rows, options)
-
-    def key_of(item: _Item) -> str:
-        return comparison_key(
-            config_hash=pair_hash,
-            suite=item.row.suite,
-            row=item.row.row,
-            base_format=item.base_format,
-            sample=item.sample,
-            seed=options.seed,
-            instruction=item.instruction,
-        )
-
-    pending = [item for item in items if not store.has_comparison(key_of(item))]
     truthful = [row for row in rows if row.kind == "truthfulness"]
-    mc_hashes = {role: config_hash(config.models[model_ids[role]], config.base_prompted) for role in ROLES}
-    mc_pending = [
-        (row, base_format)
-        for row in truthful
-        for base_format in options.base_formats
-        if not all(
-            store.has_likelihood(
-                likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row, base_format=base_format)
-            )
-            for r in ROLES
-        )
-    ]
+    pending, mc_pending = pending_work(config, options, store)
+    mc_hash = mc_hashes(config, options)
     # Aligned answers already stored (under another base format) are reused, not regenerated.
     aligned_done: dict[AlignedKey, dict] = {
         (r["suite"], r["row"], r["sample"], r.get("instruction")): r["aligned"]
@@ -348,7 +392,7 @@ def run_evaluation(
             break
         choices = list(row.correct) + list(row.incorrect)
         for role in ROLES:
-            stored = likelihood_key(config_hash=mc_hashes[role], suite=row.suite, row=row.row, base_format=base_format)
+            stored = likelihood_key(config_hash=mc_hash[role], suite=row.suite, row=row.row, base_format=base_format)
             if store.has_likelihood(stored):
                 continue
             # The aligned model reads every prompt in its chat format: one computation
@@ -368,7 +412,7 @@ def run_evaluation(
                     pair=pair.id,
                     model=role,
                     model_id=model_ids[role],
-                    config_hash=mc_hashes[role],
+                    config_hash=mc_hash[role],
                     base_format=base_format,
                     correct_logliks=values[:split],
                     incorrect_logliks=values[split:],
@@ -380,9 +424,9 @@ def run_evaluation(
         report_progress()
 
     # A folder may hold rows of other plans (a larger --max-prompts earlier): summarize this one's.
-    planned_keys = {key_of(item) for item in items}
+    planned_keys = {_key(pair_hash, options, item) for item in items}
     planned_mc = {
-        likelihood_key(config_hash=mc_hashes[r], suite=row.suite, row=row.row, base_format=f)
+        likelihood_key(config_hash=mc_hash[r], suite=row.suite, row=row.row, base_format=f)
         for row in truthful
         for f in options.base_formats
         for r in ROLES
