@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|serve`.
+"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|prepare|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure load, latency, throughput and memory")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--skip-baseline", action="store_true", help="skip the naive fp32 baseline")
+    bench.add_argument(
+        "--start",
+        choices=("cold", "warm"),
+        help="instead: time `python app.py` from an empty cache (cold) or a filled one (warm) "
+        "to the page, the default pair answering and every pair answering",
+    )
+    bench.add_argument("--processes", type=_positive, default=1, help="--start: app processes started at once")
     _add_config(bench)
 
     align = commands.add_parser(
@@ -116,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sft: stop after optimiser step N as an interruption would (checkpoint kept for --resume)",
     )
     _add_config(align)
+
+    prepare = commands.add_parser(
+        "prepare", help="build every model and scorer into the cache ahead of time (a Space's or image's build step)"
+    )
+    _add_config(prepare)
 
     serve = commands.add_parser("serve", help="serve the web UI (same as python app.py)")
     _add_config(serve)
@@ -333,7 +345,22 @@ def run_votes(args) -> int:
 def run_bench(args) -> int:
     from .bench import run_benchmark
 
+    if args.start:
+        from .startup_bench import run_start_bench
+
+        print(
+            json.dumps(
+                run_start_bench(load_config(args.config), args.start, args.processes), indent=None if args.json else 2
+            )
+        )
+        return 0
     return run_benchmark(load_config(args.config), as_json=args.json, baseline=not args.skip_baseline)
+
+
+def run_prepare(args) -> int:
+    from .prepare import prepare
+
+    return prepare(load_config(args.config))
 
 
 def run_serve(args) -> int:
@@ -357,6 +384,7 @@ COMMANDS = {
     "train-reward": run_train_reward,
     "votes": run_votes,
     "bench": run_bench,
+    "prepare": run_prepare,
     "serve": run_serve,
 }
 

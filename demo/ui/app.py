@@ -7,12 +7,15 @@ A new tab is a module under demo/ui/tabs/ with `TITLE` and `build(context)`, and
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 import gradio as gr
 
 from ..cache import storage_is_persistent
 from ..compare import Comparator, start_comparator
 from ..config import AppConfig, load_config
+from ..prepare import follow_loading
 from . import views
 from .context import UIContext
 from .tabs import arena, compare, evaluate, leaderboard, stages
@@ -102,7 +105,11 @@ def accept_short_api_calls(demo: gr.Blocks, api_names: set[str]) -> None:
 def serve(config_path: str | None = None) -> None:
     """Start the workers, then serve on $GRADIO_SERVER_NAME:$GRADIO_SERVER_PORT (127.0.0.1:7860)."""
     config = load_config(config_path)
-    comparator = start_comparator(config)
+    comparator = start_comparator(config, background_scorer=True)
+    # The terminal follows the first start as the page does (which model is building what).
+    threading.Thread(
+        target=follow_loading, args=(comparator, lambda line: print(line, file=sys.stderr, flush=True)), daemon=True
+    ).start()
     demo = build_ui(config, comparator)
     try:
         demo.launch(
