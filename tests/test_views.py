@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -265,15 +266,24 @@ def test_loading_status_escapes_errors(default_config):
         ),
         "aligned": SimpleNamespace(spec=default_config.pair_models()["aligned"], state="ready", error=None, info=info),
     }
+    ready = threading.Event()
+    ready.set()
     comparator = SimpleNamespace(
-        workers=workers, scoring_error=None, scorer=SimpleNamespace(reward_error="<script>no</script>")
+        workers=workers,
+        scoring_error=None,
+        scorer=SimpleNamespace(reward_error="<script>no</script>"),
+        scorer_ready=ready,
     )
     text, settled = views.loading_status(comparator)
-    assert settled is True
+    assert settled is False  # a failed side is loaded again at its next request
     assert not RAW_TAGS.search(text)
-    assert "Base model unavailable" in text and "loaded in 2.5 s" in text
-    workers["base"].state = "loading"
-    assert views.loading_status(comparator)[1] is False
+    assert "unavailable" in text and "loaded in 2.5 s" in text
+    workers["base"].state = "ready"
+    workers["base"].info = info
+    assert views.loading_status(comparator)[1] is True
+    workers["base"].state, workers["base"].loading_note = "loading", "building a model"
+    text, settled = views.loading_status(comparator)
+    assert settled is False and "building a model" in text
 
 
 def test_scores_html_shows_both_toxicity_signals_the_rule_and_the_error_rates():

@@ -94,9 +94,7 @@ class _WorkerBase:
     def _unavailable(self) -> Failed:
         if self.state == "loading":
             return Failed(f"{self.spec.name} is still loading ({self.loading_note}); try again in a moment")
-        return Failed(
-            f"{self.spec.name} could not be loaded: {self.error} It is being loaded again; try again in a moment."
-        )
+        return Failed(f"{self.spec.name} is unavailable: {self.error} Loading it again; try again in a moment.")
 
 
 def _load_message(spec: ModelSpec, error: BaseException) -> str:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ...errors import UserFacingError
 from ...settings import SamplingSettings
 
 # Request fields this back end may send besides model/prompt/max_tokens/temperature/stream; a
@@ -26,6 +27,10 @@ from ...settings import SamplingSettings
 OptionalField = Literal["stream_options", "top_p", "seed", "repetition_penalty", "stop", "logit_bias", "ignore_eos"]
 
 _ERROR_BODY_CHARS = 500
+
+
+class ServerError(UserFacingError, RuntimeError):
+    """The inference server is misconfigured, unreachable or answered an error; says which."""
 
 
 class Options(BaseModel):
@@ -83,12 +88,12 @@ class OpenAICompletionsGenerator:
         # The checkpoint only gives the app its tokenizer; nothing is contacted until the first
         # answer, so a server that is down fails that side's answers, not the app's start-up.
         if not isinstance(options, Options):
-            raise RuntimeError("the 'openai' back end needs runtime options (base_url, model)")
+            raise ServerError("the 'openai' back end needs runtime options (base_url, model)")
         api_key = None
         if options.api_key_env:
             api_key = os.environ.get(options.api_key_env)
             if not api_key:
-                raise RuntimeError(
+                raise ServerError(
                     f"the API key for {options.completions_url} is read from ${options.api_key_env}, "
                     "which is not set; export it before starting the app"
                 )
@@ -144,11 +149,11 @@ class OpenAICompletionsGenerator:
         try:
             yield from _completion_pieces(response, url)
         except TimeoutError:
-            raise RuntimeError(
+            raise ServerError(
                 f"the server at {url} stopped sending for {self.options.timeout_seconds:g} s mid-answer"
             ) from None
         except (OSError, http.client.HTTPException) as error:
-            raise RuntimeError(f"the connection to {url} broke mid-answer ({_describe_os_error(error)})") from None
+            raise ServerError(f"the connection to {url} broke mid-answer ({_describe_os_error(error)})") from None
         finally:
             # Closing the socket is the cancel: vLLM and transformers serve abort a request whose
             # client went away, so a Stop frees the server's slot too.
@@ -168,21 +173,19 @@ class OpenAICompletionsGenerator:
             response = connection.getresponse()
         except TimeoutError:
             connection.close()
-            raise RuntimeError(
-                f"the server at {url} did not answer within {self.options.timeout_seconds:g} s"
-            ) from None
+            raise ServerError(f"the server at {url} did not answer within {self.options.timeout_seconds:g} s") from None
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            raise RuntimeError(f"cannot reach the server at {url} ({_describe_os_error(error)})") from None
+            raise ServerError(f"cannot reach the server at {url} ({_describe_os_error(error)})") from None
         if response.status >= 400:
             detail = _error_detail(response)
             connection.close()
             hint = "; check the API key" if response.status in (401, 403) else ""
-            raise RuntimeError(f"the server at {url} answered HTTP {response.status}: {detail}{hint}")
+            raise ServerError(f"the server at {url} answered HTTP {response.status}: {detail}{hint}")
         content_type = response.getheader("Content-Type", "")
         if "text/event-stream" not in content_type:
             connection.close()
-            raise RuntimeError(
+            raise ServerError(
                 f"the server at {url} did not stream (Content-Type {content_type or 'missing'!r}); "
                 "is it an OpenAI-compatible completions endpoint?"
             )
@@ -203,7 +206,7 @@ def _completion_pieces(response, url: str) -> Iterator[str]:
         if not raw:
             if finished:
                 break
-            raise RuntimeError(f"the server at {url} closed the stream before the answer finished")
+            raise ServerError(f"the server at {url} closed the stream before the answer finished")
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if not line.startswith("data:"):
             continue  # blank separators, `: keep-alive` comments, `event:`/`id:` fields
@@ -215,7 +218,7 @@ def _completion_pieces(response, url: str) -> Iterator[str]:
             if not isinstance(event, dict):
                 raise TypeError("not an object")
             if "error" in event or event.get("object") == "error":
-                raise RuntimeError(f"the server at {url} failed mid-answer: {_message_of(event)}")
+                raise ServerError(f"the server at {url} failed mid-answer: {_message_of(event)}")
             usage = event.get("usage") or {}
             if isinstance(usage.get("completion_tokens"), int):
                 generated = usage["completion_tokens"]
@@ -226,7 +229,7 @@ def _completion_pieces(response, url: str) -> Iterator[str]:
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-            raise RuntimeError(f"the server at {url} sent a malformed stream line ({error}): {data[:200]!r}") from None
+            raise ServerError(f"the server at {url} sent a malformed stream line ({error}): {data[:200]!r}") from None
         if text and not finished:
             pieces += 1
             yield text
