@@ -144,11 +144,10 @@ def running_app(
     ready_timeout: float = READY_TIMEOUT_SECONDS,
 ) -> Iterator[AppServer]:
     """Serve the app for `config_path` (with overrides) on 127.0.0.1:<free port>."""
-    import gradio as gr
 
     from demo.compare import start_comparator
     from demo.config import load_config
-    from demo.ui.app import CSS, HEAD, build_ui
+    from demo.ui.app import build_ui, launch_options
 
     with tempfile.TemporaryDirectory(prefix="demo-app-") as folder:
         path = Path(config_path)
@@ -172,10 +171,7 @@ def running_app(
                 prevent_thread_lock=True,
                 quiet=True,
                 ssr_mode=False,
-                css=CSS,
-                head=HEAD,
-                theme=gr.themes.Soft(),
-                footer_links=["api", "gradio"],
+                **launch_options(),
             )
             url = f"http://127.0.0.1:{port}/"
             _wait_http(url, ready_timeout)

@@ -102,6 +102,19 @@ def accept_short_api_calls(demo: gr.Blocks, api_names: set[str]) -> None:
     demo.validate_inputs = padded  # type: ignore[method-assign]
 
 
+def launch_options() -> dict:
+    """What every launch of the page passes (the app, and the tests' server): its look, and the
+    one folder outside gradio's own temp folder whose files the page may serve (the evaluation
+    downloads it writes into the cache, wherever the cache lives)."""
+    return {
+        "css": CSS,
+        "head": HEAD,
+        "theme": gr.themes.Soft(),
+        "footer_links": ["api", "gradio"],
+        "allowed_paths": [str(evaluate.download_folder())],
+    }
+
+
 def serve(config_path: str | None = None) -> None:
     """Start the workers, then serve on $GRADIO_SERVER_NAME:$GRADIO_SERVER_PORT (127.0.0.1:7860)."""
     config = load_config(config_path)
@@ -115,10 +128,7 @@ def serve(config_path: str | None = None) -> None:
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-            css=CSS,
-            head=HEAD,
-            theme=gr.themes.Soft(),
-            footer_links=["api", "gradio"],
+            **launch_options(),
         )
     finally:
         comparator.close()

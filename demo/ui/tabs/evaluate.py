@@ -16,7 +16,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from ...cache import cache_dir
+from ...cache import cache_dir, cached_file
+from ...errors import public_message
 from ...evaluation import plots
 from ...evaluation.report import render_report
 from ...evaluation.results import config_hash
@@ -69,19 +70,34 @@ def load_summary(out_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def download_folder() -> Path:
+    """Where the tab writes the zips it offers (the app's launch allows gradio to serve it)."""
+    return cache_dir() / "evaluation-downloads"
+
+
 def results_zip(out_dir: Path) -> Path | None:
-    """A zip of the run's results (rows, likelihoods, summary, report), rebuilt when stale."""
+    """A zip of the run's results (rows, likelihoods, summary, report), rebuilt when one of them
+    changed (a cache artefact like any other: locked, written aside, renamed)."""
     files = [out_dir / name for name in RESULT_FILES if (out_dir / name).is_file()]
     if not files:
         return None
-    target = cache_dir() / "evaluation-downloads" / f"{out_dir.name}-results.zip"
-    newest = max(f.stat().st_mtime for f in files)
-    if not target.exists() or target.stat().st_mtime < newest:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+
+    def write(temporary: Path) -> None:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
             for f in files:
                 archive.write(f, f.name)
-    return target
+
+    recipe = {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+    target = download_folder() / f"{out_dir.name}-results.zip"
+    return cached_file(target, write, recipe=recipe, label=f"the download of {out_dir.name}")
+
+
+def safe_results_zip(out_dir: Path) -> tuple[Path | None, str]:
+    """The zip, or None and a sentence saying the download failed (the run itself is kept)."""
+    try:
+        return results_zip(out_dir), ""
+    except Exception as error:  # a full disk must not discard a finished run's tables and plots
+        return None, " " + public_message(error, "packaging the results for download")
 
 
 def views(summary: dict | None, heading: str) -> tuple:
@@ -119,7 +135,9 @@ def build(context: UIContext) -> None:
     status = gr.Markdown("", elem_id="eval-status")
     default_summary = load_summary(DEFAULT_RUN_DIR)
     tables, win, truth, tox = views(default_summary, "Shipped default run (evaluation/default-run/)")
-    download = gr.DownloadButton("Download results (zip)", value=results_zip(DEFAULT_RUN_DIR), elem_id="eval-download")
+    download = gr.DownloadButton(
+        "Download results (zip)", value=safe_results_zip(DEFAULT_RUN_DIR)[0], elem_id="eval-download"
+    )
     with gr.Row():
         win_plot = gr.Plot(win, label="Win rate per category", elem_id="eval-win")
     with gr.Row():
@@ -148,13 +166,14 @@ def build(context: UIContext) -> None:
         try:
             result = run_evaluation(config, context.comparator, plan.options, out_dir, progress=on_progress)
         except (RuntimeError, ValueError, OSError) as error:
-            raise gr.Error(f"The evaluation failed: {error}") from None
+            raise gr.Error(public_message(error, "running the evaluation")) from None
         summary = load_summary(out_dir)
         text, *charts = views(summary, f"Your run: {describe_plan(plan, limit)}")
         done = (
             f"Done in {result.seconds:.0f} s: {result.generated} items run, {result.reused} reused from earlier runs."
         )
-        return done, text, *charts, results_zip(out_dir)
+        archive, archive_note = safe_results_zip(out_dir)
+        return done + archive_note, text, *charts, archive
 
     suite.change(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
     samples.release(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
