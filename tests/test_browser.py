@@ -261,3 +261,16 @@ def test_stages_tab_answers_with_every_model_and_scores_each(stages_app, open_pa
     assert page.inner_text("#stages-message").strip() == ""
     assert page.locator("#base-stats").inner_text().strip() == ""  # the Compare tab did not run
     shot(page, "browser-stages.png")
+
+
+def test_changing_the_base_format_clears_answers_the_new_format_did_not_write(app, open_page):
+    page = open_page(app.url)
+    run_prompt(page, "Name three fruits.")
+    wait_both_done(page)
+    page.locator("#base-format").get_by_text("prompted", exact=True).click()
+    for role in ("base", "aligned"):
+        expect(page.locator(f"#{role}-answer")).to_be_empty(timeout=TIMEOUT_MS)
+        expect(page.locator(f"#{role}-stats")).to_have_text("", timeout=TIMEOUT_MS)
+    run_prompt(page, "Name three fruits.")
+    wait_both_done(page)
+    assert model_inputs(page)["base"] != "Name three fruits."  # the few-shot prefix came first

@@ -348,3 +348,11 @@ def test_the_judges_card_note_reads_its_figures_from_the_head_file():
     assert f"{float(metadata['independent_accuracy']):.1%} right" in note
     assert f"on {metadata['train_pairs']} hand-written preference pairs" in note
     assert f"{float(metadata['heldout_accuracy']):.1%} on pairs by the same writers" in note
+
+
+def test_a_side_is_headed_by_its_stage_where_the_role_would_mislead(default_config):
+    models = default_config.models
+    assert views.model_header("base", models["gemma-3-270m"]).startswith("### Base model: ")
+    assert views.model_header("aligned", models["gemma-3-270m-rlhf"]).startswith("### Aligned model: ")
+    assert views.model_header("base", models["gemma-3-270m-sft"]).startswith("### Before: SFT model: ")
+    assert views.model_header("aligned", models["gemma-3-270m-sft"]).startswith("### After: SFT model: ")

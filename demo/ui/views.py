@@ -145,7 +145,14 @@ def _judge_accuracy_note(calibration: dict | None) -> str:
 
 
 def model_header(role: str, spec: ModelSpec) -> str:
-    return f"### {ROLE_LABELS[role]}: {spec.name}\n{spec.parameters} parameters · {spec.training}"
+    """A side's heading: its role, and its stage where that is not what the role implies (the
+    'before' side of our SFT vs our RLHF is an SFT model, not a base model)."""
+    label = ROLE_LABELS[role]
+    if role == "base" and spec.stage != "pretrained":
+        label = f"Before: {STAGE_LABELS[spec.stage]}"
+    elif role == "aligned" and spec.stage == "sft":
+        label = "After: SFT model"
+    return f"### {label}: {spec.name}\n{spec.parameters} parameters · {spec.training}"
 
 
 def stage_header(spec: ModelSpec) -> str:

@@ -60,6 +60,13 @@ def resolve_choice(value, allowed: list[str], name: str, default: str) -> str:
     return value
 
 
+BASE_FORMAT_INFO = (
+    "raw: the prompt as a document to continue (how GPT-3 was used); prompted: a few-shot "
+    "instruction prefix (the paper's 'GPT-3 prompted')"
+)
+NO_BASE_FORMAT = "Both sides of this pair are chat models: they read the prompt in their chat format."
+
+
 def build(context: UIContext) -> None:
     config, comparator = context.config, context.comparator
     limits = config.limits
@@ -96,7 +103,7 @@ def build(context: UIContext) -> None:
             value="raw",
             label="Base model input",
             elem_id="base-format",
-            info="raw: the prompt as a document to continue (how GPT-3 was used); prompted: a few-shot instruction prefix (the paper's 'GPT-3 prompted')",
+            info=BASE_FORMAT_INFO,
         )
     message = gr.HTML(elem_id="message")
 
@@ -192,11 +199,24 @@ def build(context: UIContext) -> None:
     def stop(request: gr.Request):
         context.stops.stop(request.session_hash or "anonymous")
 
-    def show_pair(pair_id):
+    cleared = ["", ""] + ["", "", "", ""] * len(ROLES)  # message, preference, each side's four
+
+    def show_pair(pair_id, request: gr.Request):
+        """A new pair: its headings and cards, the raw/prompted switch only where a base model
+        answers, and no answer left under a heading that no longer wrote it (a run in progress
+        is stopped)."""
+        context.stops.stop(request.session_hash or "anonymous")
         pair_id = resolve_choice(pair_id, pair_ids, "pair", config.default_pair.id)
         models = config.pair_models(pair_id)
         headers = [views.model_header(role, models[role]) for role in ROLES]
-        return [*headers, views.model_card_markdown(config, context.loaded_info(), pair_id)]
+        has_base_model = models["base"].prompt_format == "base"
+        switch = gr.Radio(interactive=has_base_model, info=BASE_FORMAT_INFO if has_base_model else NO_BASE_FORMAT)
+        return [*headers, views.model_card_markdown(config, context.loaded_info(), pair_id), switch, *cleared]
+
+    def format_changed(request: gr.Request):
+        """The base model's input changed: its answer (and the comparison) no longer match."""
+        context.stops.stop(request.session_hash or "anonymous")
+        return cleared
 
     # "minimal" keeps streamed text readable (no overlay) while still showing queue position.
     run_args: dict[str, Any] = dict(  # gradio's per-keyword types can't be checked through **
@@ -214,7 +234,7 @@ def build(context: UIContext) -> None:
     seed = controls["seed"]
     regen_btn.click(lambda s: int(s or 0) + 1, seed, seed, queue=False, api_visibility="private").then(**run_args)
     clear_btn.click(
-        lambda: ["", ""] + ["", "", "", ""] * 2 + [""],
+        lambda: ["", *cleared],
         None,
         [prompt, *result_outputs],
         queue=False,
@@ -225,10 +245,11 @@ def build(context: UIContext) -> None:
     pair_choice.change(
         show_pair,
         pair_choice,
-        [outputs["base"]["header"], outputs["aligned"]["header"], cards],
+        [outputs["base"]["header"], outputs["aligned"]["header"], cards, base_format, *result_outputs],
         queue=False,
         api_visibility="private",
     )
+    base_format.input(format_changed, None, result_outputs, queue=False, api_visibility="private")
 
     def refresh_cards(pair_id):
         settled = views.loading_status(comparator)[1]
