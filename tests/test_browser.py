@@ -274,3 +274,16 @@ def test_changing_the_base_format_clears_answers_the_new_format_did_not_write(ap
     run_prompt(page, "Name three fruits.")
     wait_both_done(page)
     assert model_inputs(page)["base"] != "Name three fruits."  # the few-shot prefix came first
+
+
+def test_an_out_of_range_seed_is_named_never_an_error_badge(app, open_page):
+    page = open_page(app.url)
+    page.get_by_text("Settings", exact=True).click()
+    seed = page.get_by_label("Seed (same prompt + seed ⇒ same answers)")
+    seed.fill("-5")
+    run_prompt(page, "Name three fruits.")
+    wait_both_done(page)
+    expect(page.locator("#message")).to_contain_text("Seed -5 is outside 0–2147483647", timeout=TIMEOUT_MS)
+    assert page.locator(".error").count() == 0 and "Error" not in page.inner_text("#base-answer")
+    page.fill("#prompt textarea", "x" * 5000)
+    expect(page.locator("#prompt-size")).to_contain_text("anything pasted beyond was cut", timeout=TIMEOUT_MS)

@@ -356,3 +356,29 @@ def test_a_side_is_headed_by_its_stage_where_the_role_would_mislead(default_conf
     assert views.model_header("aligned", models["gemma-3-270m-rlhf"]).startswith("### Aligned model: ")
     assert views.model_header("base", models["gemma-3-270m-sft"]).startswith("### Before: SFT model: ")
     assert views.model_header("aligned", models["gemma-3-270m-sft"]).startswith("### After: SFT model: ")
+
+
+def test_settings_the_server_changed_are_named(default_config):
+    from demo.settings import settings_from_values
+
+    limits = default_config.limits
+    values = {"seed": -5, "max_new_tokens": 9999, "temperature": 0.7}
+    settings = settings_from_values(values, default_config.generation, limits)
+    note = views.adjusted_settings_note(values, settings, limits)
+    assert "Seed -5 is outside 0–2147483647: used" in note
+    assert f"Max new tokens 9999 is outside 1–{limits.max_new_tokens}: used {limits.max_new_tokens}" in note
+    assert "Temperature" not in note
+    assert (
+        views.adjusted_settings_note(
+            {"seed": 42}, settings_from_values({"seed": 42}, default_config.generation, limits), limits
+        )
+        == ""
+    )
+
+
+def test_the_prompt_size_note_counts_and_warns_at_each_limit(default_config):
+    limits = default_config.limits
+    assert views.prompt_size_note("Name three fruits.", limits).startswith("18 / 4,000 characters · about 4 tokens")
+    long = "word " * 500  # 2,500 characters, about 625 tokens
+    assert "over the token limit" in views.prompt_size_note(long, limits)
+    assert "anything pasted beyond was cut" in views.prompt_size_note("x" * limits.max_prompt_chars, limits)

@@ -144,6 +144,47 @@ def _judge_accuracy_note(calibration: dict | None) -> str:
     )
 
 
+# Characters per token of English text for these tokenizers, measured on the instruction suite
+# (used only for the estimate shown while typing; the limit itself is checked in tokens).
+CHARS_PER_TOKEN = 4.0
+
+
+def prompt_size_note(text: str, limits) -> str:
+    """Under the prompt: its length against the character limit, an estimate in tokens against
+    the token limit, and a warning when a paste hit the character limit (the box cuts it)."""
+    chars, tokens = len(text), round(len(text) / CHARS_PER_TOKEN)
+    note = (
+        f"{chars:,} / {limits.max_prompt_chars:,} characters · about {tokens:,} tokens "
+        f"(limit {limits.max_prompt_tokens:,} tokens)"
+    )
+    if chars >= limits.max_prompt_chars:
+        note += f" · ⚠️ the box stops at {limits.max_prompt_chars:,} characters: anything pasted beyond was cut"
+    elif tokens > limits.max_prompt_tokens:
+        note += " · ⚠️ probably over the token limit: shorten it"
+    return note
+
+
+def adjusted_settings_note(values: dict, settings, limits) -> str:
+    """One sentence naming each setting the server changed (clamped to its range, or a seed
+    wrapped into it), so an out-of-range value is never applied silently."""
+    from ..settings import SETTINGS_BY_NAME
+
+    changes = []
+    for name, given in values.items():
+        used = getattr(settings, name)
+        if given is None or given == "":
+            continue
+        try:
+            same = float(given) == float(used)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            setting = SETTINGS_BY_NAME[name]
+            low, high = setting.low, setting.upper(limits)
+            changes.append(f"{setting.label.split(' (')[0]} {given} is outside {low:.10g}–{high:.10g}: used {used}")
+    return ("Adjusted: " + "; ".join(changes) + ".") if changes else ""
+
+
 def model_header(role: str, spec: ModelSpec) -> str:
     """A side's heading: its role, and its stage where that is not what the role implies (the
     'before' side of our SFT vs our RLHF is an SFT model, not a base model)."""

@@ -35,9 +35,9 @@ def settings_controls(context: UIContext) -> dict[str, gr.components.Component]:
         for setting in SETTINGS:
             value = getattr(defaults, setting.name)
             if setting.wraps:
-                controls[setting.name] = gr.Number(
-                    value=value, precision=0, minimum=setting.low, label=setting.label, info=setting.help
-                )
+                # No minimum in the widget: gradio would answer an out-of-range value with an
+                # "Error" badge on every panel; the server wraps it and the page says so.
+                controls[setting.name] = gr.Number(value=value, precision=0, label=setting.label, info=setting.help)
             else:
                 controls[setting.name] = gr.Slider(
                     setting.low,
@@ -82,6 +82,7 @@ def build(context: UIContext) -> None:
         max_length=limits.max_prompt_chars,
         elem_id="prompt",
     )
+    prompt_size = gr.Markdown(views.prompt_size_note("", limits), elem_id="prompt-size")
     # Small min widths keep the four buttons on one line on a phone, so the answers start
     # on the first screen.
     with gr.Row(equal_height=True):
@@ -183,6 +184,7 @@ def build(context: UIContext) -> None:
             mode = cast(BaseMode, resolve_choice(data[base_format], list(BASE_MODES), "base_format", "raw"))
             values = {name: data[control] for name, control in controls.items()}
             settings = settings_from_values(values, config.generation, limits)
+            adjusted = views.escape(views.adjusted_settings_note(values, settings, limits))
         except (InvalidPrompt, InvalidSetting) as error:
             gr.Warning(str(error))
             yield [f'<div class="demo-error" role="alert">{views.escape(str(error))}</div>', *skip_rest]
@@ -194,7 +196,9 @@ def build(context: UIContext) -> None:
             time.sleep(1.0)
         snapshots = comparator.stream(prompt_text, settings, mode, should_stop=flag.is_set, pair=pair_id)
         for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
-            yield render(snapshot, streaming=True, note=views.escape(snapshot.error or ""))
+            yield render(
+                snapshot, streaming=True, note=" ".join(filter(None, [adjusted, views.escape(snapshot.error or "")]))
+            )
 
     def stop(request: gr.Request):
         context.stops.stop(request.session_hash or "anonymous")
@@ -250,6 +254,14 @@ def build(context: UIContext) -> None:
         api_visibility="private",
     )
     base_format.input(format_changed, None, result_outputs, queue=False, api_visibility="private")
+    prompt.change(
+        lambda text: views.prompt_size_note(text or "", limits),
+        prompt,
+        prompt_size,
+        queue=False,
+        show_progress="hidden",
+        api_visibility="private",
+    )
 
     def refresh_cards(pair_id):
         settled = views.loading_status(comparator)[1]
