@@ -92,7 +92,8 @@ def test_a_vote_is_stored_and_revealed(arena):
     assert row.reward_a == battle.answer(0).reward and row.reward_b == battle.answer(1).reward
     assert row.positions == {"A": battle.roles[0], "B": battle.roles[1]}
     assert row.attributes == {"A": ["hallucination"], "B": []} and row.rating_a == 6 and row.rating_b is None
-    assert row.settings["seed"] == row.seed == arena.config.generation.seed
+    # The battle's own secret seed, stored so the battle can be reproduced for analysis.
+    assert row.settings["seed"] == row.seed == battle.seed
     assert row.voter and "s1" not in row.voter
     assert reveal.judge == judge_verdict(row.reward_a, row.reward_b, arena.config.scoring.tie_tolerance)
     assert reveal.agreed == (reveal.judge == "A") if reveal.judge in ("A", "B") else reveal.agreed is None
@@ -447,3 +448,10 @@ def test_blind_answers_are_escaped_and_errors_do_not_name_the_model():
     failed = blind_answer_html(SideState("Secret Model", error="Secret Model is unavailable"), False)
     assert "Secret" not in failed
     assert "empty answer" in blind_answer_html(SideState("m", text="  "), False)
+
+
+def test_every_battle_draws_its_own_secret_seed_and_the_vote_keeps_it():
+    from demo.arena.battles import Battle
+
+    seeds = {Battle("id", "s", "p", "typed", (None, None), ("base", "aligned"), 0.0).seed for _ in range(50)}  # type: ignore[arg-type]
+    assert len(seeds) == 50  # not the configured seed, not shared between battles

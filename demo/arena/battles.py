@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..session import Comparison
+from ..settings import SEED_MAX
 from .systems import System
 
 Outcome = Literal["A", "B", "tie", "bad"]
@@ -48,6 +49,10 @@ class Battle:
     systems: tuple[System, System]  # screen order: A, B
     roles: tuple[str, str]  # the Comparator role each of A, B ran as
     issued_at: float
+    # Drawn on the server from a cryptographic source, never shown before the vote: the same
+    # prompt gives new answers in every battle, which no Compare run (reproducible by seed)
+    # can predict, so a visitor cannot tell A from B by running the prompt elsewhere first.
+    seed: int = field(default_factory=lambda: secrets.randbelow(SEED_MAX + 1))
     state: BattleState = "running"
     comparison: Comparison | None = None
 

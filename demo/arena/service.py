@@ -8,6 +8,7 @@ a Bradley–Terry fit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -114,8 +115,10 @@ class Arena:
     def random_example(self) -> Example:
         return self._rng.choice(self.examples)
 
-    def settings(self) -> SamplingSettings:
-        return clamp_settings(SamplingSettings(**dict(self.config.generation)), self.config.limits)
+    def settings(self, battle: Battle | None = None) -> SamplingSettings:
+        """The configured sampling, with the battle's own secret seed."""
+        settings = clamp_settings(SamplingSettings(**dict(self.config.generation)), self.config.limits)
+        return settings if battle is None else dataclasses.replace(settings, seed=battle.seed)
 
     def new_battle(self, session: str, prompt: str, category: str = TYPED) -> Battle:
         """Validate the prompt and issue a battle of two random systems in random order."""
@@ -128,7 +131,7 @@ class Arena:
         to a vote (not before, and never when an answer failed)."""
         sides = {role: (system.model_id, system.base_mode) for role, system in zip(battle.roles, battle.systems)}
         last = None
-        for last in self.comparator.stream_models(battle.prompt, self.settings(), sides, should_stop):
+        for last in self.comparator.stream_models(battle.prompt, self.settings(battle), sides, should_stop):
             yield last
         if last is not None:
             ok = (
@@ -178,7 +181,7 @@ class Arena:
 
     def record_for(self, battle: Battle, session: str, winner: str, attributes: dict, ratings) -> VoteRecord:
         a, b = battle.answer(0), battle.answer(1)
-        settings = self.settings()
+        settings = self.settings(battle)
         clean = {pos: sorted(k for k in attributes.get(pos, ()) if k in ATTRIBUTE_KEYS) for pos in ("A", "B")}
         rating_a, rating_b = (_rating(r) for r in ratings)
         return VoteRecord(
@@ -192,7 +195,7 @@ class Arena:
             format_b=battle.systems[1].format,
             config_hash_b=battle.systems[1].config_hash,
             settings=asdict(settings),
-            seed=getattr(settings, "seed", None),
+            seed=settings.seed,
             input_a=a.input_text,
             input_b=b.input_text,
             answer_a=a.text,
