@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|prepare|serve`.
+"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|fidelity|prepare|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -123,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="sft: stop after optimiser step N as an interruption would (checkpoint kept for --resume)",
     )
     _add_config(align)
+
+    fidelity = commands.add_parser(
+        "fidelity", help="per-token KL and top-1 agreement of each served build against its fp32 reference"
+    )
+    fidelity.add_argument("--json", action="store_true", help="print one JSON object last")
+    fidelity.add_argument("--models", nargs="+", metavar="ID", help="model ids (default: every served model)")
+    fidelity.add_argument("--prompts", type=_positive, default=24, help="prompts, spread over the categories")
+    fidelity.add_argument("--max-new-tokens", type=_positive, default=96, help="sampled answer length")
+    fidelity.add_argument(
+        "--precision",
+        choices=("int4", "int4-int8head", "int4-mixed", "int4-fp32act", "int8", "fp32"),
+        help="measure this build instead",
+    )
+    _add_config(fidelity)
 
     prepare = commands.add_parser(
         "prepare", help="build every model and scorer into the cache ahead of time (a Space's or image's build step)"
@@ -357,6 +371,42 @@ def run_bench(args) -> int:
     return run_benchmark(load_config(args.config), as_json=args.json, baseline=not args.skip_baseline)
 
 
+def provenance(argv: list[str]) -> dict:
+    """Who made a result file: the command, the commit, the date and the machine."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "command": "python -m demo " + " ".join(argv[1:]),
+        "commit": commit or None,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
+    }
+
+
+def run_fidelity(args) -> int:
+    from .evaluation.fidelity import run_fidelity as measure
+
+    result = provenance(sys.argv) | measure(
+        load_config(args.config),
+        args.models,
+        prompts=args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        precision=args.precision,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
 def run_prepare(args) -> int:
     from .prepare import prepare
 
@@ -384,6 +434,7 @@ COMMANDS = {
     "train-reward": run_train_reward,
     "votes": run_votes,
     "bench": run_bench,
+    "fidelity": run_fidelity,
     "prepare": run_prepare,
     "serve": run_serve,
 }

@@ -319,3 +319,36 @@ def test_an_onnx_model_is_served_without_importing_torch(llama, tmp_path):
     )
     assert report["backend"] == "onnxruntime-genai" and report["tokens"] > 0
     assert report["torch"] is False
+
+
+# --- fidelity (demo/evaluation/fidelity.py): the measure itself ---------------------------------
+
+
+def test_token_stats_of_identical_logits_are_perfect_and_of_known_ones_are_exact():
+    from demo.evaluation.fidelity import token_stats
+
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
+    same = token_stats(logits, logits, [0, 2])
+    assert same.kl.max() < 1e-12 and same.same_top1.all() and not same.rare.any()
+    served = np.log(np.array([[0.2, 0.7, 0.1], [0.1, 0.1, 0.8]]))
+    stats = token_stats(logits, served, [1, 2])
+    expected = 0.7 * np.log(0.7 / 0.2) + 0.2 * np.log(0.2 / 0.7)  # KL(reference || served), row 1
+    assert abs(stats.kl[0] - expected) < 1e-9 and stats.kl[1] < 1e-12
+    assert stats.same_top1.tolist() == [False, True]
+    rare = token_stats(np.log(np.array([[1 - 1e-6, 1e-6, 0.0 + 1e-300]])), served[:1], [1])
+    assert rare.rare.tolist() == [True]  # the reference gives the written token < 1e-4
+
+
+@pytest.mark.parametrize("precision, max_kl, min_top1", [("fp32", 1e-4, 1.0), ("int8", 0.05, 0.9)])
+def test_fidelity_of_a_build_against_a_direct_transformers_pass(llama, precision, max_kl, min_top1):
+    """The served graph's teacher-forced logits (every position) against transformers fp32 on
+    the same checkpoint: the fp32 build is the reference up to float rounding."""
+    from demo.evaluation.fidelity import _reference_logits, token_stats
+    from demo.generation.backends.onnx_batch import BatchDecoder
+
+    decoder = BatchDecoder(build_onnx_model(llama, precision, "cpu"), threads=1)
+    prompt = _prompt()
+    answer = _reference(llama, prompt)
+    stats = token_stats(_reference_logits(llama)(prompt, answer), decoder.continuation_logits(prompt, answer), answer)
+    assert stats.kl.mean() <= max_kl
+    assert stats.same_top1.mean() >= min_top1

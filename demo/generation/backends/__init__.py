@@ -53,7 +53,11 @@ REGISTRY: dict[str, BackendEntry] = {
             f"{_HERE}.transformers_backend:TransformersGenerator",
             ("fp32", "bf16", "fp16", "bnb-nf4", "bnb-int8"),
         ),
-        BackendEntry("onnxruntime-genai", f"{_HERE}.onnx_genai_backend:OnnxGenaiGenerator", ("fp32", "int4", "int8")),
+        BackendEntry(
+            "onnxruntime-genai",
+            f"{_HERE}.onnx_genai_backend:OnnxGenaiGenerator",
+            ("fp32", "int4", "int4-int8head", "int4-mixed", "int4-fp32act", "int8"),
+        ),
         BackendEntry(
             "openai", f"{_HERE}.openai_backend:OpenAICompletionsGenerator", (), f"{_HERE}.openai_backend:Options"
         ),

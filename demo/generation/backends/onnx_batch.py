@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...cache import cached_file
 from ...settings import SamplingSettings
 from ..sampling import next_token, row_generator
 
@@ -188,8 +189,12 @@ class BatchDecoder:
         variant graph is written once beside the model and shares its weights file."""
         if self._scoring_session is None:
             variant = self._graph.with_name(f"{self._graph.stem}.all-logits.onnx")
-            if not variant.is_file():
-                write_all_logits_graph(self._graph, variant)
+            cached_file(
+                variant,
+                lambda temporary: write_all_logits_graph(self._graph, temporary),
+                recipe={"all_logits_graph": 1, "source": self._graph.name},
+                label=f"the all-positions graph of {self.model_dir.name}",
+            )
             self._scoring_session = self._open(variant)
         return self._scoring_session
 
@@ -302,6 +307,18 @@ class BatchDecoder:
                 results[index] += [_log_softmax_at(logits[p], t) for p, t in enumerate(continuation[1:])]
         return results
 
+    def continuation_logits(self, prompt_ids: Sequence[int], continuation: Sequence[int]) -> np.ndarray:
+        """The logits [len(continuation), vocab] that predicted each continuation token, given the
+        prompt and the tokens before it (teacher forcing, two passes): for fidelity measures."""
+        if not prompt_ids or not continuation:
+            raise ValueError("both the prompt and the continuation need at least one token")
+        buffers = self._buffers(1, self._capacity(len(prompt_ids) + len(continuation) + 1))
+        first = self._forward(buffers, slice(0, 1), np.asarray([list(prompt_ids)]), [0])
+        if len(continuation) == 1:
+            return first
+        rest = self._forward_all(buffers, np.asarray([list(continuation[:-1])]), len(prompt_ids))
+        return np.concatenate([first, rest])
+
     def _forward_all(self, buffers: _Buffers, input_ids: np.ndarray, past: int) -> np.ndarray:
         """Every position's logits [tokens, vocab] for `input_ids` [1, tokens] after the `past`
         cached positions of row 0."""
@@ -329,9 +346,7 @@ def write_all_logits_graph(source: Path, target: Path) -> None:
     for output in model.graph.output:  # logits: [batch, positions, vocab], no longer [batch, 1, vocab]
         if output.name == "logits":
             output.type.tensor_type.shape.dim[1].dim_param = "sequence_length"
-    staging = target.with_suffix(".partial")
-    onnx.save(model, str(staging))
-    staging.replace(target)
+    onnx.save(model, str(target))
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:

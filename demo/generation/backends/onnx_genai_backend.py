@@ -30,9 +30,9 @@ from .onnx_batch import BatchDecoder, OnToken
 
 log = logging.getLogger(__name__)
 
-OnnxPrecision = Literal["int4", "int8", "fp32"]
+OnnxPrecision = Literal["int4", "int4-int8head", "int4-mixed", "int4-fp32act", "int8", "fp32"]
 ExecutionProvider = Literal["cpu", "cuda"]
-PRECISIONS: tuple[str, ...] = ("int4", "int8", "fp32")
+PRECISIONS: tuple[str, ...] = ("int4", "int4-int8head", "int4-mixed", "int4-fp32act", "int8", "fp32")
 THREADS_ENV_VAR = "DEMO_THREADS"
 _MARKER = "demo-onnx-build.json"
 
@@ -55,8 +55,20 @@ KV_CAPACITY = 2048
 #   SmolLM2's GGUF weights are already 4-bit, and re-quantizing them to int4 changes its answers
 #   (top-1 agreement 80 %), so int8 is the faithful choice for it.
 _COMMON_OPTIONS: dict[str, str] = {"prune_lm_head": "true"}
+# - int4-int8head: int4 blocks, the LM head int8 (untied from the int4 embedding, which the
+#   builder can only store at 4 bits); int4-mixed: also llama.cpp's most sensitive MatMuls
+#   (attention v / qkv and MLP down projections of the first and last eighth of the layers and
+#   every third between) at int8.
+_INT4 = {"accuracy_level": "4", "block_size": "32"}
 _PRECISION_OPTIONS: dict[str, dict[str, str]] = {
-    "int4": {"accuracy_level": "4", "block_size": "32"},
+    "int4": _INT4,
+    "int4-int8head": {**_INT4, "matmul_mixed_precision": "last_matmul:int8", "shared_embeddings": "false"},
+    "int4-mixed": {
+        **_INT4,
+        "matmul_mixed_precision": "last_matmul:int8,mixed_layers:int8",
+        "shared_embeddings": "false",
+    },
+    "int4-fp32act": {"accuracy_level": "1", "block_size": "32"},
     "int8": {"accuracy_level": "4", "block_size": "32"},
     "fp32": {},
 }
@@ -64,6 +76,11 @@ _PRECISION_OPTIONS: dict[str, dict[str, str]] = {
 
 def _build_options(precision: str) -> dict[str, str]:
     return {**_COMMON_OPTIONS, **_PRECISION_OPTIONS[precision]}
+
+
+def _builder_precision(precision: str) -> str:
+    """The builder's own precision argument for one of ours (the mixed builds are int4 ones)."""
+    return precision.split("-")[0]
 
 
 class OnnxBuildError(RuntimeError):
@@ -153,7 +170,14 @@ def _run_builder(
     try:
         with contextlib.redirect_stdout(transcript), contextlib.redirect_stderr(transcript):
             # (model name, input folder, output folder, precision, provider, cache folder)
-            where = (None, str(checkpoint), str(output), precision, execution_provider, str(scratch))
+            where = (
+                None,
+                str(checkpoint),
+                str(output),
+                _builder_precision(precision),
+                execution_provider,
+                str(scratch),
+            )
             prepared = builder.parse_extra_options(*where, [f"{key}={value}" for key, value in options.items()])
             _adapt_config(prepared["hf_details"]["hf_config"])
             _cap_context_length(prepared["hf_details"]["hf_config"])
