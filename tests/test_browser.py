@@ -110,9 +110,11 @@ def test_example_click_fills_prompt_and_runs(app, open_page):
     from demo.ui.views import load_examples
 
     expected = next(g for g in load_examples() if g.id == "generation").prompts[0]
-    page = open_page(app.url)
+    page = open_page(app.url, width=390, height=800)  # a phone: the answers are far above
+    page.locator("#examples-generation button").first.scroll_into_view_if_needed()
     page.locator("#examples-generation button").first.click()
     expect(page.locator("#prompt textarea")).to_have_value(expected, timeout=TIMEOUT_MS)
+    expect(page.locator("#prompt textarea")).to_be_in_viewport(timeout=TIMEOUT_MS)  # scrolled up to it
     wait_both_done(page)
     assert model_inputs(page)["base"] == expected
 

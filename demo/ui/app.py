@@ -36,6 +36,13 @@ CSS = """
 .demo-bar { height: .45rem; border-radius: .3rem; background: var(--neutral-300, #d4d4d4); margin: .35rem auto 0; max-width: 28rem; overflow: hidden; }
 .demo-bar > div { height: 100%; background: var(--color-accent, #f97316); }
 .demo-side { min-height: 8rem; }
+/* A phone (390 px): the pair selector takes the whole row so its label can be read, the four
+   buttons keep to one line, and charts scroll inside their box instead of being clipped. */
+@media (max-width: 480px) {
+  #pair { min-width: 100% !important; flex-basis: 100% !important; }
+  #run-btn, #stop-btn, #regen-btn, #clear-btn { font-size: .8rem; padding-left: .3rem; padding-right: .3rem; white-space: nowrap; }
+  .js-plotly-plot, .vega-embed { max-width: 100%; overflow-x: auto; }
+}
 """
 
 # Ctrl/⌘+Enter runs the comparison from anywhere on the page.

@@ -60,6 +60,7 @@ def resolve_choice(value, allowed: list[str], name: str, default: str) -> str:
     return value
 
 
+SCROLL_TO_ANSWERS = "() => document.getElementById('prompt')?.scrollIntoView({behavior: 'smooth', block: 'start'})"
 BASE_FORMAT_INFO = (
     "raw: the prompt as a document to continue (how GPT-3 was used); prompted: a few-shot "
     "instruction prefix (the paper's 'GPT-3 prompted')"
@@ -245,7 +246,10 @@ def build(context: UIContext) -> None:
         api_visibility="private",
     )
     for dataset in example_sets:
-        dataset.click(lambda sample: sample[0], dataset, prompt, queue=False, api_visibility="private").then(**run_args)
+        # The answers stream far above the examples: bring them into view as the run starts.
+        dataset.click(lambda sample: sample[0], dataset, prompt, queue=False, api_visibility="private").then(
+            None, None, None, js=SCROLL_TO_ANSWERS
+        ).then(**run_args)
     pair_choice.change(
         show_pair,
         pair_choice,
