@@ -79,7 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also train on blind-vote pairs (from `votes export`), a share of them held out",
     )
-    train.add_argument("--out-dir", type=Path, help="write the head and its card here instead of models.yaml's paths")
+    train.add_argument(
+        "--out-dir",
+        type=Path,
+        help="write the head and its card here (default: a new folder under <cache>/trained/, never the shipped head)",
+    )
+    train.add_argument(
+        "--replace-shipped",
+        action="store_true",
+        help="overwrite the head and card models.yaml points to (the committed artefact) instead",
+    )
     _add_config(train)
 
     votes = commands.add_parser("votes", help="the blind votes: export them for training, or print the leaderboard")
@@ -304,7 +313,16 @@ def run_train_reward(args) -> int:
         from .arena.export import VoteTraining
 
         votes = VoteTraining.from_file(args.with_votes)
-    report = train_reward_head(load_config(args.config), seed=args.seed, out_dir=args.out_dir, votes=votes)
+    out_dir = args.out_dir
+    if out_dir is None and not args.replace_shipped:
+        import datetime
+
+        from .cache import cache_dir
+
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+        out_dir = cache_dir() / "trained" / f"reward-{stamp}"
+    report = train_reward_head(load_config(args.config), seed=args.seed, out_dir=out_dir, votes=votes)
+    print(f"wrote {out_dir or 'the shipped head (models.yaml scoring.reward)'}", file=sys.stderr)
     print(json.dumps(report.to_json() if hasattr(report, "to_json") else report.__dict__, indent=2, default=str))
     if report.votes:
         from .arena.export import accuracy_lines
