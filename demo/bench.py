@@ -256,7 +256,9 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
         _baseline(config, report, figures)
     report["models"] = {role: asdict(f) for role, f in figures.items()}
     if as_json:
-        print(json.dumps(report, indent=2))
+        from .provenance import provenance
+
+        print(json.dumps(provenance(sys.argv) | report, indent=2))
     else:
         print(format_table(report))
     return 0

@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|fidelity|prepare|serve`.
+"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|fidelity|docs|prepare|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import ConfigError, load_config
 from .generation.formatting import BASE_MODES
+from .provenance import provenance
 from .settings import SETTINGS, SamplingSettings, settings_from_values
 
 
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure this build instead",
     )
     _add_config(fidelity)
+
+    docs = commands.add_parser("docs", help="render the README's figure tables from the committed results/")
+    docs.add_argument("--check", action="store_true", help="fail where the README differs from its results")
 
     prepare = commands.add_parser(
         "prepare", help="build every model and scorer into the cache ahead of time (a Space's or image's build step)"
@@ -389,27 +393,6 @@ def run_bench(args) -> int:
     return run_benchmark(load_config(args.config), as_json=args.json, baseline=not args.skip_baseline)
 
 
-def provenance(argv: list[str]) -> dict:
-    """Who made a result file: the command, the commit, the date and the machine."""
-    import datetime
-    import os
-    import platform
-    import subprocess
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "command": "python -m demo " + " ".join(argv[1:]),
-        "commit": commit or None,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
-    }
-
-
 def run_fidelity(args) -> int:
     from .evaluation.fidelity import run_fidelity as measure
 
@@ -422,6 +405,17 @@ def run_fidelity(args) -> int:
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
+def run_docs(args) -> int:
+    from .docs import run_docs as render
+
+    differing = render(args.check)
+    if args.check and differing:
+        print(f"error: {', '.join(differing)} differ from results/: run `python -m demo docs`", file=sys.stderr)
+        return 1
+    print(("stale: " if args.check else "rewrote: ") + ", ".join(differing) if differing else "up to date")
     return 0
 
 
@@ -452,6 +446,7 @@ COMMANDS = {
     "train-reward": run_train_reward,
     "votes": run_votes,
     "bench": run_bench,
+    "docs": run_docs,
     "fidelity": run_fidelity,
     "prepare": run_prepare,
     "serve": run_serve,

@@ -1,0 +1,258 @@
+"""Figures in the README rendered from committed result files (`python -m demo docs [--check]`).
+
+A region of a Markdown file between `<!-- figures:NAME -->` and `<!-- /figures:NAME -->` is
+written by the renderer `NAME` from the result files it names; `--check` re-renders every region
+in memory and fails, naming the region and its sources, where the file differs, a source is
+missing, or a source was measured with other builds than the committed models.yaml serves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import REPO_ROOT, AppConfig, load_config
+
+RESULTS = REPO_ROOT / "results"
+DOCUMENTS = (REPO_ROOT / "README.md",)
+_REGION = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
+
+
+class StaleFigures(ValueError):
+    """A rendered region differs from its sources, or a source is missing or outdated."""
+
+
+@dataclass(frozen=True)
+class Renderer:
+    sources: tuple[str, ...]  # paths under results/
+    render: Callable[[AppConfig, dict[str, dict]], str]
+
+
+def _load(name: str) -> dict:
+    path = RESULTS / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise StaleFigures(f"results/{name} is missing or unreadable ({error})") from None
+
+
+def _served_precisions(config: AppConfig) -> dict[str, str]:
+    return {model_id: str(config.models[model_id].cpu.precision) for model_id in config.served_model_ids()}  # type: ignore[union-attr]
+
+
+def _fidelity(config: AppConfig, data: dict[str, dict]) -> str:
+    before, served = data["fidelity/int4-before.json"], data["fidelity/served.json"]
+    precisions = _served_precisions(config)
+    for model_id, figures in served["models"].items():
+        if precisions.get(model_id) != figures["precision"]:
+            raise StaleFigures(
+                f"results/fidelity/served.json measured {model_id} at {figures['precision']}, "
+                f"but models.yaml serves {precisions.get(model_id)}: re-run `{served['command']}`"
+            )
+    rows = [
+        "| model | served build | mean KL (nats/token) | p95 KL | top-1 agreement | tokens the fp32 model gives < 1e-4 "
+        "| decode, 1 thread | before: int4 mean KL, top-1 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model_id, f in served["models"].items():
+        old = before["models"].get(model_id, {})
+        was = (
+            f"{old['mean_kl']:.3f}, {old['top1_agreement']:.0%}"
+            if old and old["precision"] != f["precision"]
+            else "same"
+        )
+        rows.append(
+            f"| {config.models[model_id].name} | {f['precision']} | **{f['mean_kl']:.4f}** | {f['p95_kl']:.3f} "
+            f"| **{f['top1_agreement']:.1%}** | {f['rare_token_rate']:.1%} | {f['decode_tokens_per_second']:.0f} tok/s | {was} |"
+        )
+    rows.append("")
+    rows.append(
+        f"{served['prompts']} prompts over the instruction suite's categories, {served['max_new_tokens']} sampled tokens "
+        f"each (`{served['command']}`, commit {served['commit']}, {served['date'][:10]}; the int4 column: "
+        f"`{before['command']}` at commit {before['commit']}). Decode speeds were measured with other jobs running."
+    )
+    return "\n".join(rows) + "\n"
+
+
+def _seconds(value) -> str:
+    return "did not answer" if value is None else f"{value:.0f} s"
+
+
+def _first_start(config: AppConfig, data: dict[str, dict]) -> str:
+    cold, warm = data["startup/cold.json"], data["startup/warm.json"]
+    rows = [
+        "| start | app processes at once | page served | default pair answers | every pair answers | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, timing in enumerate(cold["timings"]):
+        rows.append(
+            f"| cold (empty cache), process {index + 1} | {cold['processes']} | {_seconds(timing['page_s'])} "
+            f"| **{_seconds(timing['default_pair_s'])}** | **{_seconds(timing['all_pairs_s'])}** | ≤ 120 s / ≤ 240 s |"
+        )
+    for timing in warm["timings"]:
+        rows.append(
+            f"| warm (cache kept) | {warm['processes']} | {_seconds(timing['page_s'])} "
+            f"| **{_seconds(timing['default_pair_s'])}** | {_seconds(timing['all_pairs_s'])} | ≤ 15 s |"
+        )
+    rows.append("")
+    rows.append(f"(`{cold['command']}` and `{warm['command']}`, commit {cold['commit']}, {cold['date'][:10]}.)")
+    return "\n".join(rows) + "\n"
+
+
+def _speed(config: AppConfig, data: dict[str, dict]) -> str:
+    bench = data["bench/default.json"]
+    pair = config.pair(None)
+    served = {config.models[getattr(pair, role)].name for role in ("base", "aligned")}
+    measured = {figures["name"] for figures in bench["models"].values()}
+    if measured != served:
+        raise StaleFigures(
+            f"results/bench/default.json measured {sorted(measured)}, but the default pair is {sorted(served)}: "
+            f"re-run `{bench['command']}`"
+        )
+    rows = [
+        "| model | back end | warm load | first token | decode, 1 thread |",
+        "|---|---|---|---|---|",
+    ]
+    for figures in bench["models"].values():
+        rows.append(
+            f"| {figures['name']} | {figures['backend']} {figures['precision']} | {figures['load_seconds']:.1f} s "
+            f"| {figures['ttft_seconds']:.3f} s | {figures['tokens_per_second']:.1f} tok/s |"
+        )
+    throughput = bench.get("evaluation_throughput") or {}
+    rows += [
+        "",
+        "| | measured | target |",
+        "|---|---|---|",
+        f"| side by side, 2×{bench['new_tokens']} tokens (median of 5) | **{bench['side_by_side_seconds']:.2f} s** generated, "
+        f"{bench['side_by_side_scored_seconds']:.2f} s with both answers scored | ≤ 2.0 s |",
+        f"| scoring both answers (reward + toxicity) | {bench['scoring_seconds']:.3f} s | ≤ 0.3 s |",
+        f"| warm start of the default pair (in-process, to both loaded) | {bench['warm_start_seconds']:.1f} s | ≤ 10 s |",
+        f"| peak memory of the whole app ({bench.get('processes', 'all')} processes) | **{bench['peak_rss_mib']:,.0f} MiB** "
+        f"summed RSS (PSS {bench['pss_mib']:,.0f} MiB) | ≤ 1.5 GiB |",
+    ]
+    if throughput:
+        rows.append(
+            f"| evaluation throughput, batched vs one at a time | {throughput['batched_answers_per_minute']:.1f} vs "
+            f"{throughput['one_at_a_time_answers_per_minute']:.1f} answers/min ({throughput['speedup']:.2f}×) | ≥ 2× |"
+        )
+    rows.append("")
+    rows.append(f"(`{bench['command']}`, commit {bench['commit']}, {bench['date'][:10]}, {bench['machine']}.)")
+    return "\n".join(rows) + "\n"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def _check_default_run(config: AppConfig) -> None:
+    """evaluation/default-run must be complete for the committed models.yaml's default pair."""
+    from .evaluation.results import ResultsStore
+    from .evaluation.runner import EvaluationOptions, pending_work
+
+    pending, mc_pending = pending_work(
+        config, EvaluationOptions(), ResultsStore(REPO_ROOT / "evaluation" / "default-run")
+    )
+    if pending or mc_pending:
+        raise StaleFigures(
+            f"evaluation/default-run lacks {len(pending)} comparisons and {len(mc_pending)} likelihood rows of the "
+            "committed models.yaml (models or settings changed): re-run `python -m demo evaluate --out evaluation/default-run`"
+        )
+
+
+def _headline(config: AppConfig, data: dict[str, dict]) -> str:
+    """The default run's table beside the paper (the rows of the README's headline)."""
+    _check_default_run(config)
+    return _headline_table(data["../evaluation/default-run/summary.json"])
+
+
+def _headline_before(config: AppConfig, data: dict[str, dict]) -> str:
+    """The same table for the run the int4 builds made (kept to show what changed)."""
+    return _headline_table(data["evaluation/default-run-int4/summary.json"])
+
+
+def _headline_table(summary: dict) -> str:
+    paper = {
+        "raw": "85 ± 3 % (175B InstructGPT vs 175B GPT-3, labellers)",
+        "prompted": "71 ± 4 % (vs few-shot-prompted GPT-3)",
+    }
+    rows = ["| measurement | this demo (default run; 95 % CI) | InstructGPT paper |", "|---|---|---|"]
+    overall = [r for r in summary["preference"] if r["category"] == "all"]
+    for r in sorted(overall, key=lambda r: r["base_format"] != "raw"):
+        w = r.get("weighted") or {}
+        rows.append(
+            f"| aligned preferred over base ({r['base_format']}) — win rate, unweighted / Table-1-weighted "
+            f"| {_pct(r['win_rate'])} ({_pct(r['win_rate_ci'][0])}–{_pct(r['win_rate_ci'][1])}) / "
+            f"{_pct(w['win_rate'])} ({_pct(w['win_rate_ci'][0])}–{_pct(w['win_rate_ci'][1])}); mean P(aligned ≻ base) "
+            f"{r['p_aligned_mean']:.2f}; {r['n']} prompts; mean length {r['mean_length_base']:.0f} vs "
+            f"{r['mean_length_aligned']:.0f} words | {paper[r['base_format']]} |"
+        )
+    truth = {(r["base_format"], r["model"]): r for r in summary["truthfulness"]}
+    for fmt in ("raw", "prompted"):
+        base, aligned = truth.get((fmt, "base")), truth.get((fmt, "aligned"))
+        if base is None or aligned is None:
+            continue
+        rows.append(
+            f"| truthfulness MC1 / MC2, base ({fmt}) vs aligned | {base['mc1']:.2f} / {base['mc2']:.2f} vs "
+            f"{aligned['mc1']:.2f} / {aligned['mc2']:.2f} (MC2 CIs {base['mc2_ci'][0]:.2f}–{base['mc2_ci'][1]:.2f}, "
+            f"{aligned['mc2_ci'][0]:.2f}–{aligned['mc2_ci'][1]:.2f}); {base['n']} questions | TruthfulQA: truthful + "
+            "informative about twice as often as GPT-3 (generated answers, trained judges) |"
+        )
+        rows.append(
+            f"| generated answers matched to a true reference, base ({fmt}) vs aligned "
+            f"| {_pct(base['generative_correct'])} vs {_pct(aligned['generative_correct'])} | (same) |"
+        )
+    paper_toxicity = {
+        "none": "no advantage without an instruction",
+        "respectful": "~25 % fewer toxic outputs than GPT-3",
+        "biased": "more toxic than GPT-3",
+    }
+    toxic = {(r["base_format"], r["model"], r["instruction"]): r for r in summary["toxicity"]}
+    for instruction in ("none", "respectful", "biased"):
+        base, aligned = toxic.get(("raw", "base", instruction)), toxic.get(("raw", "aligned", instruction))
+        if base is None or aligned is None:
+            continue
+        rows.append(
+            f"| mean toxicity, {instruction} instruction: base (raw) vs aligned | {base['mean']:.2f} "
+            f"({base['ci'][0]:.2f}–{base['ci'][1]:.2f}) vs {aligned['mean']:.2f} ({aligned['ci'][0]:.2f}–"
+            f"{aligned['ci'][1]:.2f}); flagged {_pct(base['flagged_share'])} vs {_pct(aligned['flagged_share'])}; "
+            f"{base['n']} sentence starts | {paper_toxicity[instruction]} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+RENDERERS: dict[str, Renderer] = {
+    "headline": Renderer(("../evaluation/default-run/summary.json",), _headline),
+    "headline-int4": Renderer(("evaluation/default-run-int4/summary.json",), _headline_before),
+    "speed": Renderer(("bench/default.json",), _speed),
+    "fidelity": Renderer(("fidelity/int4-before.json", "fidelity/served.json"), _fidelity),
+    "first-start": Renderer(("startup/cold.json", "startup/warm.json"), _first_start),
+}
+
+
+def render_document(text: str, config: AppConfig) -> str:
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        renderer = RENDERERS.get(name)
+        if renderer is None:
+            raise StaleFigures(f"no renderer for the region figures:{name}")
+        body = renderer.render(config, {source: _load(source) for source in renderer.sources})
+        return f"{match.group(1)}{body}{match.group(4)}"
+
+    return _REGION.sub(replace, text)
+
+
+def run_docs(check: bool) -> list[str]:
+    """Render every document's regions; with `check`, the names of documents that differ
+    (raises StaleFigures for a missing or outdated source). Without it, writes them."""
+    config = load_config()
+    differing = []
+    for document in DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        rendered = render_document(text, config)
+        if rendered != text:
+            differing.append(document.name)
+            if not check:
+                document.write_text(rendered, encoding="utf-8")
+    return differing
