@@ -81,23 +81,23 @@ def _seconds(value) -> str:
 
 
 def _first_start(config: AppConfig, data: dict[str, dict]) -> str:
-    cold, warm = data["startup/cold.json"], data["startup/warm.json"]
+    result = data["startup/start.json"]
     rows = [
         "| start | app processes at once | page served | default pair answers | every pair answers | target |",
         "|---|---|---|---|---|---|",
     ]
-    for index, timing in enumerate(cold["timings"]):
+    for index, timing in enumerate(result["cold"]):
         rows.append(
-            f"| cold (empty cache), process {index + 1} | {cold['processes']} | {_seconds(timing['page_s'])} "
+            f"| cold (empty cache), process {index + 1} | {result['processes']} | {_seconds(timing['page_s'])} "
             f"| **{_seconds(timing['default_pair_s'])}** | **{_seconds(timing['all_pairs_s'])}** | ≤ 120 s / ≤ 240 s |"
         )
-    for timing in warm["timings"]:
-        rows.append(
-            f"| warm (cache kept) | {warm['processes']} | {_seconds(timing['page_s'])} "
-            f"| **{_seconds(timing['default_pair_s'])}** | {_seconds(timing['all_pairs_s'])} | ≤ 15 s |"
-        )
+    warm = result["warm"]
+    rows.append(
+        f"| warm (cache kept) | 1 | {_seconds(warm['page_s'])} "
+        f"| **{_seconds(warm['default_pair_s'])}** | {_seconds(warm['all_pairs_s'])} | ≤ 15 s |"
+    )
     rows.append("")
-    rows.append(f"(`{cold['command']}` and `{warm['command']}`, commit {cold['commit']}, {cold['date'][:10]}.)")
+    rows.append(f"(`{result['command']}`, commit {result['commit']}, {result['date'][:10]}, {result['machine']}.)")
     return "\n".join(rows) + "\n"
 
 
@@ -227,7 +227,7 @@ RENDERERS: dict[str, Renderer] = {
     "headline-int4": Renderer(("evaluation/default-run-int4/summary.json",), _headline_before),
     "speed": Renderer(("bench/default.json",), _speed),
     "fidelity": Renderer(("fidelity/int4-before.json", "fidelity/served.json"), _fidelity),
-    "first-start": Renderer(("startup/cold.json", "startup/warm.json"), _first_start),
+    "first-start": Renderer(("startup/start.json",), _first_start),
 }
 
 

@@ -4,9 +4,9 @@ racing an old process would), and each is asked `/compare` on every configured p
 sides answer.
 
 Figures per app process: seconds to the page being served, to the default pair answering, to
-every pair answering (all models ready). `python -m demo bench --start cold` measures on an
-empty cache, `--start warm` on the cache of a first start it makes beforehand; the Space test
-(tests/e2e/test_space.py) runs the same function with a venv built as a Space builds it.
+every pair answering (all models ready). `python -m demo bench --start` measures a cold start
+(empty cache) and then a warm one on the cache it filled; the Space test (tests/test_space.py)
+runs the same function with a venv built as a Space builds it.
 """
 
 from __future__ import annotations
@@ -149,16 +149,16 @@ def measure_start(
     return timings
 
 
-def run_start_bench(config: AppConfig, kind: str, processes: int) -> dict:
-    """`bench --start cold|warm`: cold measures an empty cache, warm one a first start filled."""
+def run_start_bench(config: AppConfig, processes: int) -> dict:
+    """`bench --start`: a cold start (empty cache, `processes` at once), then a warm start (one
+    process) on the cache it filled."""
     with tempfile.TemporaryDirectory(prefix="demo-start-cache-") as folder:
         cache = Path(folder)
-        if kind == "warm":
-            measure_start(config, cache)
-        timings = measure_start(config, cache, processes=processes)
+        cold = measure_start(config, cache, processes=processes)
+        (warm,) = measure_start(config, cache)
     return {
-        "start": kind,
         "processes": processes,
         "cores": os.cpu_count(),
-        "timings": [t.as_json() for t in timings],
+        "cold": [t.as_json() for t in cold],
+        "warm": warm.as_json(),
     }
