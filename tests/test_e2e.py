@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,51 @@ def test_embedded_tokenizers_match_auto_tokenizer_on_every_example(role, monkeyp
     assert len(prompts) >= 50
     for prompt in prompts:
         assert fast.encode(prompt) == auto.encode(prompt), prompt
+
+
+# --- fidelity of the served builds (issue: the int4 build damaged the aligned model) ----------
+
+FIDELITY_MAX_MEAN_KL = 0.05  # nats/token against the fp32 reference of the same weights
+FIDELITY_MIN_TOP1 = 0.90
+
+
+@pytest.mark.timeout(2400)
+def test_every_served_build_is_faithful_to_its_fp32_reference():
+    """`python -m demo fidelity --json` on a small prompt set (the README's table uses 24)."""
+    result = _demo("fidelity", "--json", "--prompts", "6", "--max-new-tokens", "48", timeout=2300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    from demo.config import load_config
+
+    assert set(report["models"]) == set(load_config().served_model_ids())
+    for model_id, figures in report["models"].items():
+        assert figures["tokens"] > 100, (model_id, figures)
+        assert figures["mean_kl"] <= FIDELITY_MAX_MEAN_KL, (model_id, figures)
+        assert figures["top1_agreement"] >= FIDELITY_MIN_TOP1, (model_id, figures)
+
+
+# Identifiers in prose ("help more.SRPCoreShell", "slotBox", "cpuCycle"): two lower-case letters
+# then an upper-case one at a word's start, or capitals, lower-case, then a capital again. Real
+# words with one lower-case letter first ("iPhone", "eBooks") or one capital ("YouTube") pass.
+CAMEL_CASE = re.compile(r"\b[a-z]{2,}[A-Z]\w*|[A-Z]{2,}[a-z]+[A-Z]\w*")
+ORDINARY_PROMPTS = (
+    "Write a short note thanking a neighbour for watering my plants.",
+    "What are three tips for sleeping better?",
+    "Explain what a rainbow is to a child.",
+    "Suggest a name for a bakery and say why.",
+)
+
+
+@pytest.mark.timeout(1500)
+def test_the_served_rlhf_model_writes_no_stray_code_identifiers():
+    """The int4 build wrote 'SRPCoreShell', 'slotBox', 'cpuCycle' in half its answers; the fp32
+    reference writes none. The page's default sampling, two seeds per prompt."""
+    found = []
+    for seed in ("1", "2"):
+        result = _demo("compare", *ORDINARY_PROMPTS, "--seed", seed, "--json", timeout=1400)
+        assert result.returncode == 0, result.stderr[-2000:]
+        for line in result.stdout.splitlines():
+            if line.strip():
+                text = json.loads(line)["aligned"]["text"]
+                found += [(match, text[:80]) for match in CAMEL_CASE.findall(text)]
+    assert found == []
