@@ -384,7 +384,8 @@ def run_bench(args) -> int:
     if args.start:
         from .startup_bench import run_start_bench
 
-        print(json.dumps(run_start_bench(load_config(args.config), args.processes), indent=None if args.json else 2))
+        result = provenance(sys.argv) | run_start_bench(load_config(args.config), args.processes)
+        print(json.dumps(result, indent=None if args.json else 2))
         return 0
     return run_benchmark(load_config(args.config), as_json=args.json, baseline=not args.skip_baseline)
 

@@ -81,9 +81,19 @@ class Comparator:
         """What the page says beside the scores (empty until the scorers have loaded)."""
         return self.scorer.calibration() if self.scorer is not None else {}
 
-    def wait_ready(self, timeout: float | None = None) -> dict[str, bool]:
-        """Block until every worker has loaded or failed; which models are ready."""
-        return {model_id: worker.wait_ready(timeout) for model_id, worker in self.workers.items()}
+    def wait_ready(self, timeout: float | None = None, pair: str | None = None) -> dict[str, bool]:
+        """Block until every worker (or only `pair`'s two) has loaded or failed, `timeout` seconds
+        at most in all; which of them are ready."""
+        spec = self.config.pair(pair)
+        workers = (
+            self.workers if pair is None else {getattr(spec, role): self.workers[getattr(spec, role)] for role in ROLES}
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ready = {}
+        for key, worker in workers.items():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready[key] = worker.wait_ready(left)
+        return ready
 
     def pair_workers(self, pair_id: str | None = None) -> dict:
         """{"base": worker, "aligned": worker} for a pair."""

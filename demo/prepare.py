@@ -42,7 +42,12 @@ def follow_loading(
     shown: dict[str, str] = {}
     finished: dict[str, float] = {}
     workers = comparator.workers
+    scorers_shown = False
     while stop is None or not stop.is_set():
+        if not scorers_shown and comparator.scorer_ready.is_set():
+            scorers_shown = True
+            state = f"FAILED: {comparator.scoring_error}" if comparator.scoring_error else "ready"
+            write(f"{_bar(len(finished), len(workers))} {time.monotonic() - started:5.0f} s  scorers: {state}")
         for model_id, worker in workers.items():
             text = describe(worker)
             if shown.get(model_id) != text:
@@ -51,7 +56,7 @@ def follow_loading(
                     finished[model_id] = time.monotonic() - started
                 elapsed = time.monotonic() - started
                 write(f"{_bar(len(finished), len(workers))} {elapsed:5.0f} s  {worker.spec.name}: {text}")
-        if len(finished) == len(workers):
+        if len(finished) == len(workers) and scorers_shown:
             break
         time.sleep(_POLL_SECONDS)
     return finished

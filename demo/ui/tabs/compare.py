@@ -308,7 +308,9 @@ def compare_endpoint(context: UIContext):
             settings = settings_from_values(values, defaults, limits)
         except InvalidSetting as error:
             raise gr.Error(str(error)) from None
-        comparator.wait_ready(limits.request_timeout_seconds)
+        # Only this pair's models: a request for the default pair must not wait for models that
+        # load after it (each waited for in turn, that was up to four timeouts).
+        comparator.wait_ready(limits.request_timeout_seconds, pair=pair_id)
         return comparator.run(text, settings, mode, pair=pair_id).to_json()  # type: ignore[arg-type]  # None: Comparator.stream's validate_prompt refuses it
 
     parameters = [inspect.Parameter("prompt", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
