@@ -289,3 +289,13 @@ def test_an_out_of_range_seed_is_named_never_an_error_badge(app, open_page):
     assert page.locator(".error").count() == 0 and "Error" not in page.inner_text("#base-answer")
     page.fill("#prompt textarea", "x" * 5000)
     expect(page.locator("#prompt-size")).to_contain_text("anything pasted beyond was cut", timeout=TIMEOUT_MS)
+
+
+def test_switching_the_format_mid_answer_stops_it_and_nothing_refills_the_cleared_answers(slow_app, open_page):
+    page = open_page(slow_app.url)
+    run_prompt(page, "Write a long story about a lighthouse.")
+    expect(page.locator("#aligned-answer")).not_to_be_empty(timeout=TIMEOUT_MS)  # streaming
+    page.locator("#base-format").get_by_text("prompted", exact=True).click()
+    page.wait_for_timeout(3000)  # the stopped run's last snapshots would arrive in this time
+    for role in ("base", "aligned"):
+        assert page.inner_text(f"#{role}-answer").strip() == "", role

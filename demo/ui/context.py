@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 from ..compare import Comparator
@@ -14,6 +15,9 @@ class StopFlags:
 
     def __init__(self):
         self._flags: dict[str, threading.Event] = {}
+        # Flags of runs whose output must no longer reach the screen (the visitor switched the
+        # pair or the format while they ran): their last snapshots would refill cleared answers.
+        self._abandoned: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def fresh(self, session: str) -> threading.Event:
@@ -26,6 +30,19 @@ class StopFlags:
             flag = self._flags.get(session)
         if flag is not None:
             flag.set()
+
+    def abandon(self, session: str) -> None:
+        """Stop the session's run and keep its remaining output off the screen."""
+        with self._lock:
+            flag = self._flags.get(session)
+            if flag is not None:
+                self._abandoned.add(flag)
+        if flag is not None:
+            flag.set()
+
+    def abandoned(self, flag: threading.Event) -> bool:
+        with self._lock:
+            return flag in self._abandoned
 
 
 @dataclass

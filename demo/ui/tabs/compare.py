@@ -197,6 +197,8 @@ def build(context: UIContext) -> None:
             time.sleep(1.0)
         snapshots = comparator.stream(prompt_text, settings, mode, should_stop=flag.is_set, pair=pair_id)
         for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
+            if context.stops.abandoned(flag):
+                return  # the pair or format changed: these answers belong to the old heading
             yield render(
                 snapshot, streaming=True, note=" ".join(filter(None, [adjusted, views.escape(snapshot.error or "")]))
             )
@@ -210,7 +212,7 @@ def build(context: UIContext) -> None:
         """A new pair: its headings and cards, the raw/prompted switch only where a base model
         answers, and no answer left under a heading that no longer wrote it (a run in progress
         is stopped)."""
-        context.stops.stop(request.session_hash or "anonymous")
+        context.stops.abandon(request.session_hash or "anonymous")
         pair_id = resolve_choice(pair_id, pair_ids, "pair", config.default_pair.id)
         models = config.pair_models(pair_id)
         headers = [views.model_header(role, models[role]) for role in ROLES]
@@ -220,7 +222,7 @@ def build(context: UIContext) -> None:
 
     def format_changed(request: gr.Request):
         """The base model's input changed: its answer (and the comparison) no longer match."""
-        context.stops.stop(request.session_hash or "anonymous")
+        context.stops.abandon(request.session_hash or "anonymous")
         return cleared
 
     # "minimal" keeps streamed text readable (no overlay) while still showing queue position.
