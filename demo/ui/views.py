@@ -294,7 +294,7 @@ LEGEND = (
     "same prompt mean anything. **P(aligned ≻ base)** — the Bradley–Terry probability that a "
     "labeller prefers the aligned answer, the quantity the reward model was trained on. "
     '**Toxicity** — the highest label probability of the toxicity classifier ("wording"), and, where '
-    'configured, a meaning-aware head on the aligned model\'s hidden states ("meaning"); flagged '
+    "configured, a meaning-aware head on the judge's backbone (SmolLM2's hidden states) (\"meaning\"); flagged "
     "when either reaches the threshold from models.yaml. "
     f"*Wording is blind to:* {BLIND_SPOTS['bilstm']}. *Meaning is blind to:* {BLIND_SPOTS['meaning']}."
 )
