@@ -235,31 +235,41 @@ def build(context: UIContext) -> None:
         concurrency_id="compare",
         api_visibility="private",
     )
-    run_btn.click(**run_args)
-    prompt.submit(**run_args)
+    run_events = [run_btn.click(**run_args), prompt.submit(**run_args)]
     stop_btn.click(stop, None, None, queue=False, api_visibility="private")
     seed = controls["seed"]
-    regen_btn.click(lambda s: int(s or 0) + 1, seed, seed, queue=False, api_visibility="private").then(**run_args)
+    run_events.append(
+        regen_btn.click(lambda s: int(s or 0) + 1, seed, seed, queue=False, api_visibility="private").then(**run_args)
+    )
+    for dataset in example_sets:
+        # The answers stream far above the examples: bring them into view as the run starts.
+        run_events.append(
+            dataset.click(lambda sample: sample[0], dataset, prompt, queue=False, api_visibility="private")
+            .then(None, None, None, js=SCROLL_TO_ANSWERS)
+            .then(**run_args)
+        )
+    # Clearing or switching what the answers belong to cancels a run in the browser too, so a
+    # snapshot already on its way cannot refill the cleared answers (the server-side flag alone
+    # cannot catch one sent a moment before the switch).
     clear_btn.click(
         lambda: ["", *cleared],
         None,
         [prompt, *result_outputs],
         queue=False,
         api_visibility="private",
+        cancels=run_events,
     )
-    for dataset in example_sets:
-        # The answers stream far above the examples: bring them into view as the run starts.
-        dataset.click(lambda sample: sample[0], dataset, prompt, queue=False, api_visibility="private").then(
-            None, None, None, js=SCROLL_TO_ANSWERS
-        ).then(**run_args)
     pair_choice.change(
         show_pair,
         pair_choice,
         [outputs["base"]["header"], outputs["aligned"]["header"], cards, base_format, *result_outputs],
         queue=False,
         api_visibility="private",
+        cancels=run_events,
     )
-    base_format.input(format_changed, None, result_outputs, queue=False, api_visibility="private")
+    base_format.input(
+        format_changed, None, result_outputs, queue=False, api_visibility="private", cancels=run_events
+    )
     prompt.change(
         lambda text: views.prompt_size_note(text or "", limits),
         prompt,
