@@ -14,7 +14,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Literal, Protocol, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 
 from .config import ROLES, AppConfig, Limits
 from .errors import UserFacingError, public_message
@@ -23,6 +24,9 @@ from .generation.runner import Failed, Finished, GenerationRequest, Started, Tex
 from .scoring.scorer import AnswerScorer, preference
 from .session import Comparison, SideState, StagesRun
 from .settings import SamplingSettings, clamp_settings
+
+if TYPE_CHECKING:
+    from .generation.prompt_length import PromptLength
 
 
 class InvalidPrompt(UserFacingError, ValueError):
@@ -65,6 +69,7 @@ class Comparator:
         self.scoring_error = scoring_error
         self.scorer_ready = threading.Event()
         self.scorer_ready.set()
+        self._prompt_length: PromptLength | None = None  # made on first use: loads tokenizers here
 
     def load_scorer_in_background(self) -> None:
         """Load the scorers on a thread (the page is served meanwhile); an answer that finishes
@@ -94,6 +99,24 @@ class Comparator:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready[key] = worker.wait_ready(left)
         return ready
+
+    def prompt_tokens(self, prompt: str, systems: Sequence[tuple[str, BaseMode]]) -> int:
+        """The prompt's length in tokens as the longest of `systems` (model id, base mode) reads
+        it, counted here without running a model; systems not yet loaded, or served over an API
+        without a local tokenizer, are not counted (their worker still checks)."""
+        if self._prompt_length is None:
+            from .generation.prompt_length import PromptLength
+
+            self._prompt_length = PromptLength(self.config.base_prompted)
+        length = self._prompt_length
+        counts = [0]
+        for model_id, mode in systems:
+            info = getattr(self.workers.get(model_id), "info", None)
+            checkpoint = getattr(info, "checkpoint", None)
+            if checkpoint and Path(checkpoint, "tokenizer.json").is_file():
+                spec = self.config.models[model_id]
+                counts.append(length.tokens(spec, checkpoint, prompt, mode))
+        return max(counts)
 
     def pair_workers(self, pair_id: str | None = None) -> dict:
         """{"base": worker, "aligned": worker} for a pair."""
@@ -127,19 +150,21 @@ class Comparator:
     def stream_models(
         self,
         prompt: str,
-        settings: SamplingSettings,
+        settings: SamplingSettings | dict[str, SamplingSettings],
         sides: dict[str, tuple[str, BaseMode]],
         should_stop: Callable[[], bool] = lambda: False,
         pair: str | None = None,
     ) -> Iterator[Comparison]:
         """`stream` for any two served models, each with its own base-model input format:
         `sides` maps "base" and "aligned" to (model id, base mode). The blind vote uses it to
-        run two systems that no configured pair names (e.g. one base model raw vs prompted)."""
+        run two systems that no configured pair names (e.g. one base model raw vs prompted),
+        each with its own settings (`settings` by role: a seed per side)."""
         states = {role: self._new_side(sides[role][0]) for role in ROLES}
         comparison = Comparison(prompt=prompt, base=states["base"], aligned=states["aligned"], pair=pair)
         modes = [sides[role][1] for role in ROLES]
+        per_side = [settings[role] for role in ROLES] if isinstance(settings, dict) else settings
         # closing(): a reader that leaves stops the workers now, not when the core is collected.
-        with contextlib.closing(self._stream_sides(comparison, modes, settings, should_stop)) as snapshots:
+        with contextlib.closing(self._stream_sides(comparison, modes, per_side, should_stop)) as snapshots:
             for _ in snapshots:
                 if comparison.done and comparison.error is None:  # both answers are in and scored
                     comparison.preferred, comparison.p_aligned_preferred = preference(
@@ -170,11 +195,11 @@ class Comparator:
         self,
         snapshot: Snapshot,
         modes: Sequence[BaseMode],
-        settings: SamplingSettings,
+        settings: SamplingSettings | Sequence[SamplingSettings],
         should_stop: Callable[[], bool],
     ) -> Generator[Snapshot, None, None]:
         """The core of every view: each of `snapshot.sides` (the model its `model_id` names) runs
-        with the base mode at its index, all at once, one thread each, under the server's limits;
+        with the base mode (and the settings, when given per side) at its index, all at once, one thread each, under the server's limits;
         each answer is scored as it finishes. Yields `snapshot` after every change. An invalid
         prompt becomes the snapshot's error, every side done, and nothing runs."""
         limits = self.config.limits
@@ -197,13 +222,13 @@ class Comparator:
                 return True
             return abandoned.is_set() or should_stop()
 
-        sampling = clamp_settings(settings, limits)
+        per_side = [settings] * len(sides) if isinstance(settings, SamplingSettings) else list(settings)
         events: queue.Queue = queue.Queue()
         # Sides are keyed by index, not model: the blind vote may run one model twice (raw, prompted).
-        for index, (side, mode) in enumerate(zip(sides, modes)):
+        for index, (side, mode, side_settings) in enumerate(zip(sides, modes, per_side, strict=True)):
             request = GenerationRequest(
                 prompt=snapshot.prompt,
-                sampling=sampling,
+                sampling=clamp_settings(side_settings, limits),
                 base_mode=mode,
                 max_prompt_tokens=limits.max_prompt_tokens,
             )

@@ -7,6 +7,7 @@ No model name appears in Python code: every default model lives in `models.yaml`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -414,6 +415,31 @@ class ArenaSpec(_Strict):
         None, description="SQLite file of the votes; default <cache dir>/arena/votes.sqlite"
     )
     max_votes_per_minute: int = Field(10, ge=1, description="per browser session; more are refused")
+    max_votes_per_minute_per_address: int = Field(
+        30, ge=1, description="per client address (a script can open fresh sessions, not fresh addresses)"
+    )
+    max_battles_per_minute: int = Field(10, ge=1, description="battles started per browser session")
+    max_battles_per_minute_per_address: int = Field(30, ge=1, description="battles started per client address")
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="addresses or CIDR ranges of the reverse proxies in front of the app (a Space's); "
+        "only a request from one of them has its X-Forwarded-For read",
+    )
+    reading_words_per_second: float = Field(
+        12.0, ge=0, description="a vote cast before both answers could be skimmed at this speed is kept but not rated"
+    )
+    min_reading_seconds: float = Field(2.0, ge=0, description="the least reading time, however short the answers")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range (e.g. 10.0.0.0/8)") from None
+        return value
+
     leaderboard_refresh_seconds: float = Field(30.0, gt=0, description="how often the leaderboard is recomputed")
     bootstrap_rounds: int = Field(200, ge=10, description="resamples for the ratings' 95% intervals")
     sync_repo: str | None = Field(

@@ -68,7 +68,9 @@ def test_identity_words_come_from_the_config(tiny_config):
 def arena(tiny_config, tmp_path):
     store = VoteStore(tmp_path / "votes.sqlite")
     config = tiny_config.model_copy(
-        update={"arena": tiny_config.arena.model_copy(update={"max_votes_per_minute": 100})}
+        update={
+            "arena": tiny_config.arena.model_copy(update={"max_votes_per_minute": 100, "max_battles_per_minute": 100})
+        }
     )
     yield Arena(config, fake_comparator(config), store, rng=random.Random(0))
     store.close()
@@ -92,8 +94,8 @@ def test_a_vote_is_stored_and_revealed(arena):
     assert row.reward_a == battle.answer(0).reward and row.reward_b == battle.answer(1).reward
     assert row.positions == {"A": battle.roles[0], "B": battle.roles[1]}
     assert row.attributes == {"A": ["hallucination"], "B": []} and row.rating_a == 6 and row.rating_b is None
-    # The battle's own secret seed, stored so the battle can be reproduced for analysis.
-    assert row.settings["seed"] == row.seed == battle.seed
+    # Each side's own secret seed, stored so the battle can be reproduced for analysis.
+    assert row.settings["seed"] == row.seed == battle.seeds[0] and row.seed_b == battle.seeds[1]
     assert row.voter and "s1" not in row.voter
     assert reveal.judge == judge_verdict(row.reward_a, row.reward_b, arena.config.scoring.tie_tolerance)
     assert reveal.agreed == (reveal.judge == "A") if reveal.judge in ("A", "B") else reveal.agreed is None
@@ -453,5 +455,6 @@ def test_blind_answers_are_escaped_and_errors_do_not_name_the_model():
 def test_every_battle_draws_its_own_secret_seed_and_the_vote_keeps_it():
     from demo.arena.battles import Battle
 
-    seeds = {Battle("id", "s", "p", "typed", (None, None), ("base", "aligned"), 0.0).seed for _ in range(50)}  # type: ignore[arg-type]
-    assert len(seeds) == 50  # not the configured seed, not shared between battles
+    battles = [Battle("id", "s", "p", "typed", (None, None), ("base", "aligned"), 0.0) for _ in range(50)]  # type: ignore[arg-type]
+    seeds = {seed for battle in battles for seed in battle.seeds}
+    assert len(seeds) == 100  # not the configured seed, not shared between battles or sides

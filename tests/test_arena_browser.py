@@ -39,7 +39,16 @@ def arena_config(tiny_config_file, folder: Path, **arena) -> Path:
 def voting_app(tiny_config_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("arena-app")
     database = folder / "votes.sqlite"
-    config = arena_config(tiny_config_file, folder, database=database, leaderboard_refresh_seconds=1)
+    # Votes here come right after the answers: no reading time, so they count in the ratings
+    # (tests/test_arena_limits.py checks that a vote faster than reading is kept out).
+    config = arena_config(
+        tiny_config_file,
+        folder,
+        database=database,
+        leaderboard_refresh_seconds=1,
+        reading_words_per_second=0,
+        min_reading_seconds=0,
+    )
     with running_app(config) as server:
         server.database = database
         yield server
@@ -131,6 +140,9 @@ def broken_store_app(tiny_config_file, tmp_path_factory):
 def test_an_unwritable_database_says_voting_is_unavailable_and_compare_works(broken_store_app, browser):
     page = open_tab(browser, broken_store_app.url, "Blind vote")
     expect(page.locator("#arena-status")).to_contain_text("Voting is unavailable", timeout=TIMEOUT_MS)
+    status = page.inner_text("#arena-status")
+    assert "not-a-folder" not in status and "votes.sqlite" not in status and "/tmp" not in status
+    assert re.search(r"error id \w+", status)  # the server log has the detail under this id
     page.fill("#arena-prompt textarea", "Name three primary colours.")
     page.click("#arena-run")
     expect(page.locator("#arena-answer-a")).not_to_be_empty(timeout=TIMEOUT_MS)
@@ -139,3 +151,100 @@ def test_an_unwritable_database_says_voting_is_unavailable_and_compare_works(bro
     result = broken_store_app.client().predict("Explain the moon landing to a six year old.", api_name="/compare")
     assert result["base"]["text"] and result["aligned"]["text"] and result["error"] is None
     page.screenshot(path=str(artifacts_dir() / "arena-unavailable.png"), full_page=True)
+
+
+def battle_answers(page, prompt: str) -> list[str]:
+    page.fill("#arena-prompt textarea", prompt)
+    page.click("#arena-run")
+    try:
+        expect(page.locator("#vote-a")).to_be_enabled(timeout=TIMEOUT_MS)
+    except AssertionError:
+        raise AssertionError(f"no battle to vote on: {page.inner_text('#tab-blind-vote')[:600]!r}") from None
+    return [page.inner_text(f"#arena-answer-{p}").strip() for p in "ab"]
+
+
+def test_the_same_prompt_never_gives_an_answer_compare_or_another_battle_gave(voting_app, browser):
+    """Compare is reproducible by seed; a battle samples with secret seeds, so running the prompt
+    on the Compare tab first tells nothing about which system wrote A."""
+    prompt = "Tell me about the sea."
+    client = voting_app.client()
+    compared = set()
+    for pair in voting_app.config.pairs:
+        for base_format in ("raw", "prompted"):
+            result = client.predict(prompt, base_format=base_format, pair=pair.id, api_name="/compare")
+            compared |= {result["base"]["text"].strip(), result["aligned"]["text"].strip()}
+    page = open_tab(browser, voting_app.url, "Blind vote")
+    seen: list[str] = []
+    for _ in range(3):
+        answers = battle_answers(page, prompt)
+        assert all(answers) and not set(answers) & compared
+        assert not set(answers) & set(seen)
+        seen += answers
+        page.click("#vote-tie")
+        expect(page.locator("#arena-next")).to_be_visible(timeout=TIMEOUT_MS)
+        page.click("#arena-next")
+
+
+def test_an_over_long_prompt_gets_the_token_limit_and_starts_no_model(voting_app, browser):
+    limit = voting_app.config.limits.max_prompt_tokens
+    prompt = " ".join(str(n % 10) for n in range(limit + 20))  # under the character limit, over the tokens
+    assert len(prompt) < voting_app.config.limits.max_prompt_chars
+    page = open_tab(browser, voting_app.url, "Blind vote")
+    page.fill("#arena-prompt textarea", prompt)
+    page.click("#arena-run")
+    message = page.locator("#arena-message")
+    expect(message).to_contain_text(f"the limit is {limit:,} tokens", timeout=TIMEOUT_MS)
+    assert re.search(r"The prompt is [\d,]+ tokens", message.inner_text())
+    page.wait_for_timeout(1000)
+    assert page.inner_text("#arena-answer-a").strip() == page.inner_text("#arena-answer-b").strip() == ""
+    expect(page.locator("#vote-a")).to_be_disabled()
+
+
+@pytest.fixture(scope="module")
+def limited_app(tiny_config_file, tmp_path_factory, request):
+    """Two votes a minute per address; `request.param`: the trusted proxies."""
+    folder = tmp_path_factory.mktemp("arena-limited")
+    config = arena_config(
+        tiny_config_file,
+        folder,
+        database=folder / "votes.sqlite",
+        max_votes_per_minute_per_address=2,
+        trusted_proxies=request.param,
+        reading_words_per_second=0,
+        min_reading_seconds=0,
+    )
+    with running_app(config) as server:
+        yield server
+
+
+def vote_in_a_fresh_session(browser, url: str, forwarded_for: str) -> str:
+    """A new browser context (a new session, as a script would open), one battle, one vote:
+    the message shown after voting ("" when the vote was taken)."""
+    context = browser.new_context(extra_http_headers={"X-Forwarded-For": forwarded_for})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="Blind vote").click()
+        battle_answers(page, "Name a colour.")
+        page.click("#vote-a")
+        refused = page.locator("#arena-message .demo-error")
+        expect(page.locator("#arena-reveal .arena-reveal").or_(refused)).to_be_visible(timeout=TIMEOUT_MS)
+        return refused.inner_text().strip() if refused.count() else ""
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("limited_app", [["192.0.2.1"]], indirect=True)
+def test_fresh_sessions_from_one_address_are_limited_and_a_forged_header_changes_nothing(limited_app, browser):
+    """The page is reached directly (no trusted proxy in front): every session comes from
+    127.0.0.1, whatever X-Forwarded-For it sends."""
+    messages = [vote_in_a_fresh_session(browser, limited_app.url, f"198.51.100.{n}") for n in range(3)]
+    assert messages[:2] == ["", ""]
+    assert re.search(r"Too many votes: at most 2 a minute from one address\. Try again in \d+ s", messages[2])
+
+
+@pytest.mark.parametrize("limited_app", [["127.0.0.1"]], indirect=True)
+def test_two_addresses_behind_a_trusted_proxy_are_counted_apart(limited_app, browser):
+    messages = [vote_in_a_fresh_session(browser, limited_app.url, address) for address in ["198.51.100.1"] * 3]
+    assert messages[:2] == ["", ""] and "Too many votes" in messages[2]
+    assert vote_in_a_fresh_session(browser, limited_app.url, "198.51.100.2") == ""

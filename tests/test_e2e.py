@@ -155,14 +155,30 @@ ORDINARY_PROMPTS = (
 
 @pytest.mark.timeout(1500)
 def test_the_served_rlhf_model_writes_no_stray_code_identifiers():
-    """The int4 build wrote 'SRPCoreShell', 'slotBox', 'cpuCycle' in half its answers; the fp32
-    reference writes none. The page's default sampling, two seeds per prompt."""
-    found = []
+    """The int4 build wrote 'SRPCoreShell', 'cpuCycle', 'jsbpmOb' in half its answers, tokens the
+    fp32 reference gives 1e-4 to 1e-6. The fp32 reference itself, sampled the page's way, writes
+    such a word now and then ('slotBox', 'gaxModule': 2 answers of 30 in this project's check), so
+    a camel-case word alone proves nothing about the build: a *stray* one holds a token the fp32
+    reference of the same weights would not write (under 1e-4 at its place). The page's default
+    sampling, two seeds per prompt."""
+    from demo.config import load_config
+    from demo.evaluation.fidelity import tokens_only_the_build_writes
+
+    with_identifiers: dict[str, list[str]] = {}
     for seed in ("1", "2"):
         result = _demo("compare", *ORDINARY_PROMPTS, "--seed", seed, "--json", timeout=1400)
         assert result.returncode == 0, result.stderr[-2000:]
         for line in result.stdout.splitlines():
             if line.strip():
-                text = json.loads(line)["aligned"]["text"]
-                found += [(match, text[:80]) for match in CAMEL_CASE.findall(text)]
-    assert found == []
+                row = json.loads(line)
+                if CAMEL_CASE.search(row["aligned"]["text"]):
+                    with_identifiers.setdefault(row["prompt"], []).append(row["aligned"]["text"])
+    assert sum(map(len, with_identifiers.values())) <= 3, with_identifiers  # the int4 build: about 4 of 8
+    config = load_config()
+    stray = []
+    for prompt, answers in with_identifiers.items():
+        spec = config.models[config.default_pair.aligned]
+        for answer, rare in zip(answers, tokens_only_the_build_writes(spec, config, prompt, answers)):
+            for word in CAMEL_CASE.findall(answer):
+                stray += [(word, token) for token in rare if token.strip() and token.strip() in word]
+    assert stray == []

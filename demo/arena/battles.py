@@ -3,7 +3,9 @@
 A battle is issued to one browser session with an unguessable id (`secrets.token_urlsafe`); a
 vote must name a battle of the same session, whose two answers have finished, and is accepted
 once. `claim` reserves the battle for one vote, `confirm` marks it voted once the store has
-committed, `release` gives it back when the store could not. Pure Python, no UI, no database.
+committed, `release` gives it back when the store could not. Battles started and votes cast are
+limited per session and per client address (demo/arena/limits.py). Pure Python, no UI, no
+database.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..session import Comparison
 from ..settings import SEED_MAX
+from .limits import ClientLimits, RateLimited, client_limits
 from .systems import System
 
 Outcome = Literal["A", "B", "tie", "bad"]
@@ -40,6 +42,10 @@ class VoteRefused(ValueError):
     """The vote cannot be taken; the message says why, for the voter."""
 
 
+def _secret_seed() -> int:
+    return secrets.randbelow(SEED_MAX + 1)
+
+
 @dataclass
 class Battle:
     id: str
@@ -49,12 +55,15 @@ class Battle:
     systems: tuple[System, System]  # screen order: A, B
     roles: tuple[str, str]  # the Comparator role each of A, B ran as
     issued_at: float
-    # Drawn on the server from a cryptographic source, never shown before the vote: the same
-    # prompt gives new answers in every battle, which no Compare run (reproducible by seed)
-    # can predict, so a visitor cannot tell A from B by running the prompt elsewhere first.
-    seed: int = field(default_factory=lambda: secrets.randbelow(SEED_MAX + 1))
+    # One per side (A, B), drawn on the server from a cryptographic source, never shown before
+    # the vote: the same prompt gives new answers in every battle, which no Compare run
+    # (reproducible by seed) can predict, so a visitor cannot tell A from B by running the
+    # prompt elsewhere first. Stored with the vote, so a battle can be reproduced for analysis.
+    seeds: tuple[int, int] = field(default_factory=lambda: (_secret_seed(), _secret_seed()))
+    address: str = ""  # the client address it was issued to (for the vote limit; never stored)
     state: BattleState = "running"
     comparison: Comparison | None = None
+    finished_at: float | None = None  # when both answers were in (the reading time counts from it)
 
     def answer(self, position: int):
         """The SideState shown at A (0) or B (1)."""
@@ -64,25 +73,49 @@ class Battle:
 
 @dataclass
 class BattleRegistry:
-    """Issued battles by id, each owned by one session; a rate limit per session.
+    """Issued battles by id, each owned by one session; battles started and votes cast limited
+    per session and per client address (an address of None counts as the session's own).
 
     Battles of a session beyond `max_open_per_session` (the oldest first) and every battle older
     than `max_age_seconds` are forgotten, so an abandoned tab cannot grow the server's memory.
     """
 
     max_votes_per_minute: int = 10
+    max_votes_per_minute_per_address: int = 30
+    max_battles_per_minute: int = 10
+    max_battles_per_minute_per_address: int = 30
     max_open_per_session: int = 8
     max_age_seconds: float = 6 * 3600
     clock: Callable[[], float] = time.monotonic
     _battles: dict[str, Battle] = field(default_factory=dict)
-    _votes: dict[str, deque] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    votes: ClientLimits = field(init=False)
+    battles: ClientLimits = field(init=False)
+
+    def __post_init__(self):
+        self.votes = client_limits(
+            "votes", self.max_votes_per_minute, self.max_votes_per_minute_per_address, self.clock
+        )
+        self.battles = client_limits(
+            "battles", self.max_battles_per_minute, self.max_battles_per_minute_per_address, self.clock
+        )
 
     def issue(
-        self, session: str, prompt: str, category: str, systems: tuple[System, System], roles: tuple[str, str]
+        self,
+        session: str,
+        prompt: str,
+        category: str,
+        systems: tuple[System, System],
+        roles: tuple[str, str],
+        address: str | None = None,
     ) -> Battle:
+        """A new battle for the session, or RateLimited (saying when to try again)."""
+        address = address or f"session:{session}"
         battle = Battle(secrets.token_urlsafe(18), session, prompt, category, systems, roles, self.clock())
+        battle.address = address
         with self._lock:
+            self.battles.check(session, address)
+            self.battles.record(session, address)
             self._forget_old(session)
             self._battles[battle.id] = battle
         return battle
@@ -95,9 +128,11 @@ class BattleRegistry:
             if battle is not None and battle.state == "running":
                 battle.comparison = comparison
                 battle.state = "finished" if ok else "failed"
+                battle.finished_at = self.clock()
 
-    def claim(self, session: str, battle_id: str | None) -> Battle:
-        """Reserve the battle for this session's vote, or VoteRefused saying why."""
+    def claim(self, session: str, battle_id: str | None, address: str | None = None) -> Battle:
+        """Reserve the battle for this session's vote (cast from `address`, by default the one
+        the battle was issued to), or VoteRefused saying why."""
         with self._lock:
             battle = self._battles.get(battle_id or "")
             if battle is None:
@@ -112,15 +147,11 @@ class BattleRegistry:
                 )
             if battle.state in ("voting", "voted"):
                 raise VoteRefused("This battle has already been voted on: press Next for a new one.")
-            recent = self._votes.setdefault(session, deque())
-            now = self.clock()
-            while recent and now - recent[0] > 60.0:
-                recent.popleft()
-            if len(recent) >= self.max_votes_per_minute:
-                raise VoteRefused(
-                    f"Too many votes: at most {self.max_votes_per_minute} a minute per session. "
-                    "Please wait a little, then vote again."
-                )
+            battle.address = address or battle.address
+            try:
+                self.votes.check(session, battle.address)
+            except RateLimited as limited:
+                raise VoteRefused(str(limited)) from None
             battle.state = "voting"
             return battle
 
@@ -129,7 +160,7 @@ class BattleRegistry:
         with self._lock:
             battle = self._battles[battle_id]
             battle.state = "voted"
-            self._votes.setdefault(battle.session, deque()).append(self.clock())
+            self.votes.record(battle.session, battle.address)
 
     def release(self, battle_id: str) -> None:
         """The vote could not be stored: the battle may be voted on again."""

@@ -7,7 +7,8 @@
   bad" that neither is (False).
 
 Votes whose answer named its model are exported too (they are real preferences; only the
-ratings leave them out). `load_vote_pairs` reads the preference file back for
+ratings leave them out). Votes cast faster than the answers could be read are not: they are
+what a script stuffing votes would send. `load_vote_pairs` reads the preference file back for
 `train-reward --with-votes`, and `split_votes` keeps a held-out share, by prompt.
 """
 
@@ -82,6 +83,7 @@ def _write(rows: list[dict], path: Path) -> None:
 
 def export_trl(votes: Sequence[VoteRecord], out: str | Path) -> Exported:
     out = Path(out)
+    votes = [vote for vote in votes if not vote.too_fast]
     pairs, unpaired = preference_rows(votes), unpaired_rows(votes)
     _write(pairs, out)
     _write(unpaired, unpaired_path_for(out))

@@ -4,8 +4,10 @@ intervals as Chatbot Arena computes them, a win-rate matrix, and the paper's com
 Ratings follow FastChat's `elo_analysis.py`: a Bradley–Terry fit where a tie or "both are bad"
 counts as half a win for each side, on the Elo scale (400·log10 of the strength, centred at
 1000), with percentile intervals over resampled battles. The fit is a short scipy one with a
-weak prior, because the unpenalised fit (FastChat's, evalica's) has no finite answer with few votes. Votes whose answer names a
-model are left out of ratings and win rates (the voter was not blind) and counted apart.
+weak prior, because the unpenalised fit (FastChat's, evalica's) has no finite answer with few votes.
+Left out of ratings and win rates, and counted apart: votes whose answer names a model (the
+voter was not blind) and votes cast faster than the answers could be read (Chatbot Arena drops
+such votes too).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Leaderboard:
     votes: int = 0
     rated_votes: int = 0
     self_identified: int = 0
+    too_fast: int = 0
     ratings: list[Rating] = field(default_factory=list)
     systems: list[str] = field(default_factory=list)
     win_rate: dict[tuple[str, str], float] = field(default_factory=dict)  # (row, column): row's win rate
@@ -191,20 +194,22 @@ def human_agreement(votes: Sequence[VoteRecord]) -> Share:
 
 def leaderboard(votes: Sequence[VoteRecord], is_aligned, rounds: int = 200, seed: int = 0) -> Leaderboard:
     """Everything the Leaderboard tab and `votes stats` show. `is_aligned(system_id)`."""
-    rated = [v for v in votes if not v.self_identified]
+    read = [v for v in votes if not v.too_fast]  # a vote too fast to have read the answers counts nowhere
+    rated = [v for v in read if not v.self_identified]
     battles = [(v.system_a, v.system_b, v.winner) for v in rated]
     rates, counts = win_rates(battles)
     board = Leaderboard(
         votes=len(votes),
         rated_votes=len(rated),
-        self_identified=len(votes) - len(rated),
+        self_identified=sum(v.self_identified for v in votes),
+        too_fast=sum(v.too_fast for v in votes),
         ratings=ratings_with_intervals(battles, rounds, seed),
         win_rate=rates,
         counts=counts,
         aligned_vs_base=aligned_share(rated, is_aligned, "raw"),
         aligned_vs_prompted=aligned_share(rated, is_aligned, "prompted"),
-        judge_agreement=judge_agreement(votes),
-        human_agreement=human_agreement(votes),
+        judge_agreement=judge_agreement(read),
+        human_agreement=human_agreement(read),
     )
     board.systems = [r.system for r in board.ratings]
     for category in sorted({v.category for v in votes}):
@@ -213,7 +218,7 @@ def leaderboard(votes: Sequence[VoteRecord], is_aligned, rounds: int = 200, seed
             "votes": sum(v.category == category for v in votes),
             "aligned_vs_base": aligned_share(subset, is_aligned, "raw"),
             "aligned_vs_prompted": aligned_share(subset, is_aligned, "prompted"),
-            "judge_agreement": judge_agreement([v for v in votes if v.category == category]),
+            "judge_agreement": judge_agreement([v for v in read if v.category == category]),
         }
     return board
 
@@ -222,7 +227,8 @@ def leaderboard_text(board: Leaderboard, labels: dict[str, str] | None = None) -
     """The leaderboard as plain text (`python -m demo votes stats`)."""
     labels = labels or {}
     lines = [
-        f"{board.votes} votes ({board.rated_votes} rated; {board.self_identified} kept out: an answer named its model)"
+        f"{board.votes} votes ({board.rated_votes} rated; kept out: {board.self_identified} where an answer named "
+        f"its model, {board.too_fast} cast faster than the answers could be read)"
     ]
     lines.append("")
     lines.append(f"{'system':<48} {'rating':>7} {'95% CI':>17} {'battles':>8}")

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from ..compare import Comparator, InvalidPrompt, validate_prompt
 from ..config import REPO_ROOT, AppConfig
+from ..errors import public_message
 from ..scoring.scorer import preference
 from ..session import Comparison
 from ..settings import SamplingSettings, clamp_settings
 from .battles import ATTRIBUTE_KEYS, OUTCOMES, Battle, BattleRegistry, VoteRefused
+from .limits import RateLimited, reading_seconds
 from .ratings import Leaderboard, leaderboard
 from .store import StoreUnavailable, VoteRecord, VoteStore, open_store, voter_key
 from .systems import System, draw_pair, identity_words, names_a_model, roles_for, systems_from_config
@@ -68,6 +70,7 @@ class Reveal:
     agreed: bool | None  # None: the voter or the judge called it a tie, or no rewards
     self_identified: bool
     stored: bool  # False: the same battle had been stored already (a retried request)
+    too_fast: bool = False  # cast before the answers could be read: kept, left out of the ratings
 
 
 def judge_verdict(reward_a: float | None, reward_b: float | None, tie_tolerance: float) -> str | None:
@@ -92,7 +95,13 @@ class Arena:
         self.store = store
         self.store_error = store_error
         self.systems = [s for s in systems_from_config(config) if s.model_id in comparator.workers]
-        self.registry = BattleRegistry(max_votes_per_minute=config.arena.max_votes_per_minute)
+        arena = config.arena
+        self.registry = BattleRegistry(
+            max_votes_per_minute=arena.max_votes_per_minute,
+            max_votes_per_minute_per_address=arena.max_votes_per_minute_per_address,
+            max_battles_per_minute=arena.max_battles_per_minute,
+            max_battles_per_minute_per_address=arena.max_battles_per_minute_per_address,
+        )
         self.examples = load_example_prompts()
         self._rng = rng or random.SystemRandom()
         self._words = identity_words(config)
@@ -115,23 +124,31 @@ class Arena:
     def random_example(self) -> Example:
         return self._rng.choice(self.examples)
 
-    def settings(self, battle: Battle | None = None) -> SamplingSettings:
-        """The configured sampling, with the battle's own secret seed."""
+    def settings(self, battle: Battle | None = None, position: int = 0) -> SamplingSettings:
+        """The configured sampling, with the secret seed of the battle's side at `position`."""
         settings = clamp_settings(SamplingSettings(**dict(self.config.generation)), self.config.limits)
-        return settings if battle is None else dataclasses.replace(settings, seed=battle.seed)
+        return settings if battle is None else dataclasses.replace(settings, seed=battle.seeds[position])
 
-    def new_battle(self, session: str, prompt: str, category: str = TYPED) -> Battle:
-        """Validate the prompt and issue a battle of two random systems in random order."""
+    def new_battle(self, session: str, prompt: str, category: str = TYPED, address: str | None = None) -> Battle:
+        """Check the prompt (characters, and tokens as every system would read it) and issue a
+        battle of two random systems in random order; InvalidPrompt or RateLimited otherwise.
+        `address` is the client's (None: counted as the session's own)."""
         validate_prompt(prompt, self.config.limits)
+        limit = self.config.limits.max_prompt_tokens
+        tokens = self.comparator.prompt_tokens(prompt, [(s.model_id, s.base_mode) for s in self.systems])
+        if tokens > limit:
+            # The longest reading over every system, so the message names no model (it would unblind).
+            raise InvalidPrompt(f"The prompt is {tokens:,} tokens; the limit is {limit:,} tokens. Please shorten it.")
         a, b = draw_pair(self.systems, self._rng)
-        return self.registry.issue(session, prompt, category, (a, b), roles_for(a, b))
+        return self.registry.issue(session, prompt, category, (a, b), roles_for(a, b), address)
 
     def stream(self, battle: Battle, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Comparison]:
         """Both answers as they stream; once both are finished and scored, the battle is open
         to a vote (not before, and never when an answer failed)."""
         sides = {role: (system.model_id, system.base_mode) for role, system in zip(battle.roles, battle.systems)}
+        settings = {role: self.settings(battle, position) for position, role in enumerate(battle.roles)}
         last = None
-        for last in self.comparator.stream_models(battle.prompt, self.settings(battle), sides, should_stop):
+        for last in self.comparator.stream_models(battle.prompt, settings, sides, should_stop):
             yield last
         if last is not None:
             ok = (
@@ -149,20 +166,23 @@ class Arena:
         winner: str,
         attributes: dict | None = None,
         ratings: tuple[int | None, int | None] = (None, None),
+        address: str | None = None,
     ) -> Reveal:
         """Store the vote (committed before this returns) and say who was who; VoteRefused with
-        the reason otherwise (the battle stays open if only the store failed)."""
+        the reason otherwise (the battle stays open if only the store failed). `address`: the
+        voter's client address (None: the address the battle was issued to)."""
         if winner not in OUTCOMES:
             raise VoteRefused(f"Unknown vote {winner!r}.")
         if self.store is None:
             raise VoteRefused(f"Voting is unavailable: {self.voting_error}")
-        battle = self.registry.claim(session, battle_id)
+        battle = self.registry.claim(session, battle_id, address)
         try:
             record = self.record_for(battle, session, winner, attributes or {}, ratings)
             stored = self.store.record(record)
         except StoreUnavailable as error:
             self.registry.release(battle.id)
-            raise VoteRefused(f"Voting is unavailable right now, your vote was not recorded: {error}") from None
+            detail = public_message(error, "storing a vote")  # the path and SQL error: server log only
+            raise VoteRefused(f"Voting is unavailable right now, your vote was not recorded. {detail}") from None
         except BaseException:
             self.registry.release(battle.id)
             raise
@@ -177,11 +197,15 @@ class Arena:
             agreed,
             record.self_identified,
             stored,
+            record.too_fast,
         )
 
     def record_for(self, battle: Battle, session: str, winner: str, attributes: dict, ratings) -> VoteRecord:
         a, b = battle.answer(0), battle.answer(1)
         settings = self.settings(battle)
+        waited = None if battle.finished_at is None else max(0.0, self.registry.clock() - battle.finished_at)
+        arena = self.config.arena
+        needed = reading_seconds((a.text, b.text), arena.reading_words_per_second, arena.min_reading_seconds)
         clean = {pos: sorted(k for k in attributes.get(pos, ()) if k in ATTRIBUTE_KEYS) for pos in ("A", "B")}
         rating_a, rating_b = (_rating(r) for r in ratings)
         return VoteRecord(
@@ -195,7 +219,10 @@ class Arena:
             format_b=battle.systems[1].format,
             config_hash_b=battle.systems[1].config_hash,
             settings=asdict(settings),
-            seed=settings.seed,
+            seed=battle.seeds[0],
+            seed_b=battle.seeds[1],
+            seconds_to_vote=None if waited is None else round(waited, 2),
+            too_fast=waited is not None and waited < needed,
             input_a=a.input_text,
             input_b=b.input_text,
             answer_a=a.text,
@@ -251,9 +278,8 @@ class LeaderboardCache:
             if state == self._seen:
                 return False
             board = leaderboard(self.store.votes(), self.is_aligned, rounds=self.rounds)
-        except Exception as error:  # the page keeps the last snapshot and says why
-            self.error = f"{type(error).__name__}: {error}"
-            log.exception("leaderboard refresh failed")
+        except Exception as error:  # the page keeps the last snapshot and says why (no detail)
+            self.error = public_message(error, "recomputing the leaderboard")
             return False
         self.snapshot, self._seen, self.error = board, state, None
         self.computed_at = time.time()
@@ -297,4 +323,4 @@ def services(context) -> tuple[Arena, LeaderboardCache]:
     return found
 
 
-__all__ = ["Arena", "Example", "InvalidPrompt", "LeaderboardCache", "Reveal", "VoteRefused", "services"]
+__all__ = ["Arena", "Example", "InvalidPrompt", "LeaderboardCache", "RateLimited", "Reveal", "VoteRefused", "services"]

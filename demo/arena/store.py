@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..cache import cache_dir
 from ..config import AppConfig
+from ..errors import public_message
 from .systems import config_hash, systems_from_config
 
 MIGRATIONS: tuple[str, ...] = (
@@ -54,6 +55,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE votes ADD COLUMN voter TEXT NOT NULL DEFAULT '';
     ALTER TABLE votes ADD COLUMN answers_key TEXT NOT NULL DEFAULT '';
     CREATE INDEX votes_answers_key ON votes (answers_key);
+    """,
+    # 3: a secret seed per side (`seed` is A's), and the reading check: how long after both
+    # answers finished the vote came, and whether that was too fast to have read them (such a
+    # vote is kept, but left out of the ratings).
+    """
+    ALTER TABLE votes ADD COLUMN seed_b INTEGER;
+    ALTER TABLE votes ADD COLUMN seconds_to_vote REAL;
+    ALTER TABLE votes ADD COLUMN too_fast INTEGER NOT NULL DEFAULT 0;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -93,6 +102,9 @@ class VoteRecord:
     rating_b: int | None = None
     voter: str = ""
     created_at: str = ""
+    seed_b: int | None = None  # B's seed (`seed` is A's); None for votes before seeds per side
+    seconds_to_vote: float | None = None  # from both answers finished to the vote
+    too_fast: bool = False  # voted before the answers could be read: kept, not rated
 
     @property
     def system_a(self) -> str:
@@ -200,6 +212,7 @@ class VoteStore:
         for key in _JSON_FIELDS:
             row[key] = json.dumps(row[key], ensure_ascii=False, sort_keys=True)
         row["self_identified"] = int(vote.self_identified)
+        row["too_fast"] = int(vote.too_fast)
         row["answers_key"] = vote.answers_key
         columns = ", ".join(row)
         placeholders = ", ".join(f":{key}" for key in row)
@@ -262,6 +275,7 @@ def _record(row, names: list[str]) -> VoteRecord:
     for key in _JSON_FIELDS:
         data[key] = json.loads(data[key])
     data["self_identified"] = bool(data["self_identified"])
+    data["too_fast"] = bool(data.get("too_fast", 0))
     return VoteRecord(**{k: v for k, v in data.items() if k in VoteRecord.__dataclass_fields__})
 
 
@@ -280,4 +294,5 @@ def open_store(config: AppConfig) -> tuple[VoteStore | None, str | None]:
         store.rename_config_hashes(legacy_hash_renames(config))
         return store, None
     except (StoreUnavailable, sqlite3.Error) as error:
-        return None, str(error)
+        # The page reads a plain sentence with an id; the path and SQL error go to the log.
+        return None, public_message(error, "opening the vote database")

@@ -85,6 +85,26 @@ def _reference_logits(checkpoint: Path) -> Callable[[list[int], list[int]], np.n
     return logits
 
 
+def tokens_only_the_build_writes(spec: ModelSpec, config: AppConfig, prompt: str, answers: Sequence[str]) -> list[list[str]]:
+    """For each of `answers` (written by the served build of `spec` to `prompt`, in its own input
+    format): the tokens to which the fp32 reference of the same weights gives under
+    RARE_PROBABILITY at their place, as text. An empty list: the reference could have written
+    every token of that answer."""
+    from ..generation.loading import load_runner
+
+    runner, info = load_runner(spec, config.base_prompted)
+    prompt_ids = list(runner.encode(runner.format(prompt, "raw")))
+    reference = _reference_logits(Path(info.checkpoint))
+    lead = "" if spec.prompt_format == "chat" else " "
+    found = []
+    for text in answers:
+        answer_ids = list(runner.tokenizer(lead + text.strip(), add_special_tokens=False)["input_ids"])
+        log_probs = _log_softmax(reference(prompt_ids, answer_ids).astype(np.float64))
+        rare = log_probs[np.arange(len(answer_ids)), answer_ids] < np.log(RARE_PROBABILITY)
+        found.append([runner.tokenizer.decode([token]) for token, flag in zip(answer_ids, rare) if flag])
+    return found
+
+
 def _decode_speed(runner, prompt: str, tokens: int = 128) -> dict[str, float]:
     """Greedy decode speed of the served runtime, one thread, `tokens` new tokens (no stop)."""
     from ..generation.runner import Finished, GenerationRequest, final_event

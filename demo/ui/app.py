@@ -113,6 +113,10 @@ def launch_options() -> dict:
     """What every launch of the page passes (the app, and the tests' server): its look, and the
     one folder outside gradio's own temp folder whose files the page may serve (the evaluation
     downloads it writes into the cache, wherever the cache lives)."""
+    # uvicorn rewrites the client address from X-Forwarded-For for requests from 127.0.0.1 by
+    # default; models.yaml's `arena.trusted_proxies` is the one place that says whose forwarded
+    # address is believed (demo/arena/limits.py), so uvicorn believes none unless told so.
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     return {
         "css": CSS,
         "head": HEAD,

@@ -14,7 +14,8 @@ from typing import Any
 import gradio as gr
 
 from ...arena.battles import ATTRIBUTES, OUTCOME_LABELS, VoteRefused
-from ...arena.service import TYPED, InvalidPrompt, Reveal, services
+from ...arena.limits import client_address
+from ...arena.service import TYPED, InvalidPrompt, RateLimited, Reveal, services
 from ...arena.systems import FORMAT_LABELS
 from ...compare import paced
 from .. import views
@@ -32,7 +33,9 @@ INTRO = (
     "Two systems drawn at random from the configured ones (a base model raw or few-shot "
     "prompted, an aligned chat model) answer the same prompt. Which answer is better? Names, "
     "stages and scores stay hidden until you vote, as in Chatbot Arena and the InstructGPT "
-    "labelling. Votes are stored without any personal data and feed the Leaderboard tab."
+    "labelling. Votes are stored without any personal data and feed the Leaderboard tab. "
+    "Unlike the Compare tab, which is reproducible by seed, every battle samples with secret seeds "
+    "drawn afresh: running the prompt elsewhere first cannot tell you which system wrote A."
 )
 
 
@@ -85,6 +88,10 @@ def reveal_html(reveal: Reveal) -> str:
     notes = []
     if reveal.self_identified:
         notes.append("An answer names a model, so this vote is kept but left out of the ratings.")
+    if reveal.too_fast:
+        notes.append(
+            "This vote came sooner than both answers could be read, so it is kept but left out of the ratings."
+        )
     if not reveal.stored:
         notes.append("This vote had already been recorded; it counts once.")
     note = "".join(f'<p class="demo-muted">{views.escape(n)}</p>' for n in notes)
@@ -155,12 +162,18 @@ def build(context: UIContext) -> None:
         # new (rendered) button rather than an update.
         return [gr.Button(interactive=False)] * len(vote_buttons)
 
+    def address_of(request: gr.Request) -> str:
+        client = getattr(request, "client", None)
+        return client_address(
+            getattr(client, "host", None), dict(request.headers), context.config.arena.trusted_proxies
+        )
+
     def run(prompt_text, last_example, request: gr.Request):
         session = request.session_hash or "anonymous"
         category = last_example[1] if last_example and last_example[0] == prompt_text else TYPED
         try:
-            battle = arena.new_battle(session, prompt_text, category)
-        except (InvalidPrompt, ValueError) as error:
+            battle = arena.new_battle(session, prompt_text, category, address_of(request))
+        except (InvalidPrompt, RateLimited, ValueError) as error:
             yield [None, message_html(str(error)), "", "", "", gr.Button(visible=False), *locked()]
             return
         workers = [arena.comparator.workers[s.model_id] for s in battle.systems]
@@ -202,7 +215,12 @@ def build(context: UIContext) -> None:
             session = request.session_hash or "anonymous"
             try:
                 result = arena.vote(
-                    session, current, outcome, {"A": attrs_a or [], "B": attrs_b or []}, (rating_a, rating_b)
+                    session,
+                    current,
+                    outcome,
+                    {"A": attrs_a or [], "B": attrs_b or []},
+                    (rating_a, rating_b),
+                    address=address_of(request),
                 )
             except VoteRefused as error:
                 gr.Warning(str(error))

@@ -235,7 +235,7 @@ def build(context: UIContext) -> None:
         concurrency_id="compare",
         api_visibility="private",
     )
-    run_events = [run_btn.click(**run_args), prompt.submit(**run_args)]
+    run_events: list[dict[str, Any]] = [run_btn.click(**run_args), prompt.submit(**run_args)]
     stop_btn.click(stop, None, None, queue=False, api_visibility="private")
     seed = controls["seed"]
     run_events.append(
@@ -267,9 +267,7 @@ def build(context: UIContext) -> None:
         api_visibility="private",
         cancels=run_events,
     )
-    base_format.input(
-        format_changed, None, result_outputs, queue=False, api_visibility="private", cancels=run_events
-    )
+    base_format.input(format_changed, None, result_outputs, queue=False, api_visibility="private", cancels=run_events)
     prompt.change(
         lambda text: views.prompt_size_note(text or "", limits),
         prompt,

@@ -26,8 +26,9 @@ HAS_ALTAIR = importlib.util.find_spec("altair") is not None
 def summary_markdown(board: Leaderboard, computed_at: float | None, error: str | None, voting_error: str | None) -> str:
     when = datetime.fromtimestamp(computed_at).strftime("%H:%M:%S") if computed_at else "not yet"
     lines = [
-        f"**{board.votes} vote{'' if board.votes == 1 else 's'}** ({board.rated_votes} in the ratings; {board.self_identified} kept out "
-        f"because an answer named its model). Computed at {when}."
+        f"**{board.votes} vote{'' if board.votes == 1 else 's'}** ({board.rated_votes} in the ratings). Kept out: "
+        f"{board.self_identified} because an answer named its model (the voter was not blind), {board.too_fast} "
+        f"cast faster than both answers could be skimmed (such votes are stored, not rated). Computed at {when}."
     ]
     if voting_error:
         lines.append(f"⚠️ Voting is unavailable: {voting_error}")
