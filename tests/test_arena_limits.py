@@ -108,3 +108,35 @@ def test_a_vote_faster_than_reading_is_stored_marked_and_left_out_of_the_ratings
     assert not rows[read.id].too_fast and rows[read.id].seconds_to_vote == 60.0
     board = leaderboard(arena.store.votes(), arena.is_aligned, rounds=10)
     assert (board.votes, board.rated_votes, board.too_fast) == (2, 1, 1)
+
+
+def test_a_vote_wakes_the_leaderboard_which_says_updating_until_it_counts_it(tmp_path):
+    import time
+
+    from arena_fakes import vote_record
+
+    from demo.arena.service import LeaderboardCache
+
+    store = VoteStore(tmp_path / "votes.sqlite")
+    cache = LeaderboardCache(store, lambda system: system.endswith(":chat"), interval=3600, rounds=10).start()
+    try:
+        deadline = time.monotonic() + 10
+        while cache.computed_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cache.snapshot.votes == 0 and not cache.updating
+        store.record(vote_record("b1"))
+        cache.poke()
+        assert cache.updating  # the page says so at once, not after the hour-long interval
+        while cache.updating and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cache.snapshot.votes == 1 and not cache.updating
+    finally:
+        cache.stop()
+        store.close()
+
+
+def test_a_rating_shows_an_interval_only_with_enough_battles():
+    from demo.arena.ratings import MIN_BATTLES_FOR_INTERVAL, Rating
+
+    assert Rating("s", 1185, 1185, 1185, 1).interval_text() == f"too few battles (< {MIN_BATTLES_FOR_INTERVAL})"
+    assert Rating("s", 1000, 940, 1061, 40).interval_text() == "940 – 1061"

@@ -36,9 +36,12 @@ def test_run_evaluation_from_the_page(app, browser, tmp_path):
     expect(page.locator("#eval-report")).to_contain_text("Shipped default run", timeout=TIMEOUT_MS)
     # Its charts are drawn by the Vega-Lite version their specs were written for (altair pinned
     # to Gradio's renderer): a mismatch makes vega-embed warn and mis-draw labels.
-    expect(page.locator("#eval-win canvas, #eval-win svg").first).to_be_visible(timeout=TIMEOUT_MS)
+    chart = page.locator("#eval-win .vega-embed canvas, #eval-win .vega-embed svg.marks").first
+    expect(chart).to_be_visible(timeout=TIMEOUT_MS)
     page.wait_for_timeout(500)
     assert not [m for m in console if "Vega-Lite" in m], console
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 400  # drawn at its own width, not squeezed
     expect(page.locator("#eval-plan")).to_contain_text(f"{CAP} comparisons")
     expect(page.locator("#eval-plan")).to_contain_text("capped")
 

@@ -32,6 +32,9 @@ PAPER = {
 }
 
 
+MIN_BATTLES_FOR_INTERVAL = 10  # a system's battles before its rating gets a 95% interval
+
+
 @dataclass(frozen=True)
 class Rating:
     system: str
@@ -39,6 +42,13 @@ class Rating:
     lower: float
     upper: float
     battles: int
+
+    def interval_text(self, separator: str = " – ") -> str:
+        """The 95% interval, or why there is none yet: with a handful of battles the bootstrap
+        resamples the same few outcomes and its "interval" (often one point) means nothing."""
+        if self.battles < MIN_BATTLES_FOR_INTERVAL or self.upper - self.lower < 0.5:
+            return f"too few battles (< {MIN_BATTLES_FOR_INTERVAL})" if self.battles < MIN_BATTLES_FOR_INTERVAL else "—"
+        return f"{self.lower:.0f}{separator}{self.upper:.0f}"
 
 
 @dataclass(frozen=True)
@@ -233,9 +243,7 @@ def leaderboard_text(board: Leaderboard, labels: dict[str, str] | None = None) -
     lines.append("")
     lines.append(f"{'system':<48} {'rating':>7} {'95% CI':>17} {'battles':>8}")
     for r in board.ratings:
-        lines.append(
-            f"{labels.get(r.system, r.system):<48} {r.rating:7.0f} {f'[{r.lower:.0f}, {r.upper:.0f}]':>17} {r.battles:8d}"
-        )
+        lines.append(f"{labels.get(r.system, r.system):<48} {r.rating:7.0f} {r.interval_text(', '):>17} {r.battles:8d}")
     lines.append("")
     lines.append(
         f"aligned preferred over base (raw):      {board.aligned_vs_base.text():<24} paper: {PAPER['aligned_vs_base']}"

@@ -267,6 +267,8 @@ class LeaderboardCache:
         self.computed_at: float | None = None
         self._seen: tuple[int, int] | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.updating = False  # a vote was cast and is not yet in the snapshot
         self._thread: threading.Thread | None = None
 
     def refresh(self) -> bool:
@@ -286,11 +288,18 @@ class LeaderboardCache:
         self.version += 1
         return True
 
+    def poke(self) -> None:
+        """A vote was just stored: recompute now rather than at the next interval."""
+        self.updating = True
+        self._wake.set()
+
     def start(self) -> LeaderboardCache:
         def loop():
             while not self._stop.is_set():
+                self._wake.clear()
                 self.refresh()
-                self._stop.wait(self.interval)
+                self.updating = self._wake.is_set()  # a vote that came during the fit waits for the next
+                self._wake.wait(self.interval)
 
         self._thread = threading.Thread(target=loop, name="leaderboard", daemon=True)
         self._thread.start()
@@ -298,6 +307,7 @@ class LeaderboardCache:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
 
 def services(context) -> tuple[Arena, LeaderboardCache]:

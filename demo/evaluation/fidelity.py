@@ -85,7 +85,9 @@ def _reference_logits(checkpoint: Path) -> Callable[[list[int], list[int]], np.n
     return logits
 
 
-def tokens_only_the_build_writes(spec: ModelSpec, config: AppConfig, prompt: str, answers: Sequence[str]) -> list[list[str]]:
+def tokens_only_the_build_writes(
+    spec: ModelSpec, config: AppConfig, prompt: str, answers: Sequence[str]
+) -> list[list[str]]:
     """For each of `answers` (written by the served build of `spec` to `prompt`, in its own input
     format): the tokens to which the fp32 reference of the same weights gives under
     RARE_PROBABILITY at their place, as text. An empty list: the reference could have written

@@ -18,7 +18,7 @@ OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "
 MODEL_COLOURS = {"base": "#E69F00", "aligned": "#56B4E9"}
 TEXT_GREY = "#8c8c8c"
 GRID_GREY = "#8c8c8c55"
-_WIDTH = 520
+WIDTH = 520  # px; on a narrower screen the chart scrolls inside its box (the page's CSS)
 
 
 def win_rate_chart(summary: Mapping) -> alt.LayerChart | None:
@@ -38,7 +38,12 @@ def win_rate_chart(summary: Mapping) -> alt.LayerChart | None:
         return None
     categories = list(dict.fromkeys(r["category"] for r in rows))
     x = alt.X("category:N", sort=categories, title="category", axis=alt.Axis(labelAngle=-40))
-    colour = alt.Color("series:N", title="pair · base format", scale=alt.Scale(range=list(OKABE_ITO)))
+    colour = alt.Color(
+        "series:N",
+        title="pair · base format",
+        scale=alt.Scale(range=list(OKABE_ITO)),
+        legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0),  # whole names, never cut
+    )
     base = alt.Chart(alt.Data(values=rows)).encode(x=x, xOffset=alt.XOffset("series:N"), color=colour)
     bars = base.mark_bar().encode(
         y=alt.Y(
@@ -58,7 +63,7 @@ def win_rate_chart(summary: Mapping) -> alt.LayerChart | None:
     )
     reference = alt.Chart(alt.Data(values=[{"y": 0.5}])).mark_rule(strokeDash=[6, 4], color=TEXT_GREY).encode(y="y:Q")
     chart = alt.layer(bars, _error_bars(base), reference).properties(
-        title="Win rate of the aligned model, per category (95 % CI)", width=_WIDTH, height=300
+        title=["Win rate of the aligned model,", "per category (95 % CI)"], width=WIDTH, height=300
     )
     return styled(chart)
 
@@ -92,7 +97,7 @@ def toxicity_chart(summary: Mapping) -> alt.LayerChart | None:
         ],
     )
     chart = alt.layer(bars, _error_bars(base)).properties(
-        title="Toxicity of continuations by instruction (95 % CI)", width=_WIDTH * 0.75, height=300
+        title=["Toxicity of continuations", "by instruction (95 % CI)"], width=WIDTH * 0.75, height=300
     )
     return styled(chart)
 
@@ -127,7 +132,7 @@ def truthfulness_chart(summary: Mapping) -> alt.LayerChart | None:
         tooltip=["metric:N", "series:N", alt.Tooltip("value:Q", format=".3f")],
     )
     chart = alt.layer(bars, _error_bars(base)).properties(
-        title="Truthfulness: multiple choice and generated answers (95 % CI)", width=_WIDTH * 0.75, height=300
+        title=["Truthfulness: multiple choice", "and generated answers (95 % CI)"], width=WIDTH * 0.75, height=300
     )
     return styled(chart)
 

@@ -104,7 +104,7 @@ def reveal_html(reveal: Reveal) -> str:
 
 
 def build(context: UIContext) -> None:
-    arena, _ = services(context)
+    arena, leaderboard_cache = services(context)
     limits = context.config.limits
 
     gr.Markdown(INTRO)
@@ -225,6 +225,7 @@ def build(context: UIContext) -> None:
             except VoteRefused as error:
                 gr.Warning(str(error))
                 return [message_html(str(error)), gr.skip(), gr.skip(), *[gr.skip()] * len(vote_buttons)]
+            leaderboard_cache.poke()  # the Leaderboard tab says "updating…" until it counts this vote
             return [message_html(""), reveal_html(result), gr.Button(visible=True), *locked()]
 
         return vote

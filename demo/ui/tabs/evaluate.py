@@ -139,10 +139,10 @@ def build(context: UIContext) -> None:
         "Download results (zip)", value=safe_results_zip(DEFAULT_RUN_DIR)[0], elem_id="eval-download"
     )
     with gr.Row():
-        win_plot = gr.Plot(win, label="Win rate per category", elem_id="eval-win")
+        win_plot = gr.Plot(win, label="Win rate per category", show_label=False, elem_id="eval-win")
     with gr.Row():
-        truth_plot = gr.Plot(truth, label="Truthfulness", elem_id="eval-truth")
-        tox_plot = gr.Plot(tox, label="Toxicity by instruction", elem_id="eval-toxicity")
+        truth_plot = gr.Plot(truth, label="Truthfulness", show_label=False, elem_id="eval-truth")
+        tox_plot = gr.Plot(tox, label="Toxicity by instruction", show_label=False, elem_id="eval-toxicity")
     report = gr.Markdown(tables, elem_id="eval-report")
 
     def update_plan(suite_name, sample_count):

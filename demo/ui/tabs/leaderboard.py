@@ -23,9 +23,12 @@ POLL_SECONDS = 2.0
 HAS_ALTAIR = importlib.util.find_spec("altair") is not None
 
 
-def summary_markdown(board: Leaderboard, computed_at: float | None, error: str | None, voting_error: str | None) -> str:
+def summary_markdown(
+    board: Leaderboard, computed_at: float | None, error: str | None, voting_error: str | None, updating: bool = False
+) -> str:
     when = datetime.fromtimestamp(computed_at).strftime("%H:%M:%S") if computed_at else "not yet"
-    lines = [
+    lines = ["⏳ **Updating…** a new vote is being counted; the figures below are from before it."] if updating else []
+    lines += [
         f"**{board.votes} vote{'' if board.votes == 1 else 's'}** ({board.rated_votes} in the ratings). Kept out: "
         f"{board.self_identified} because an answer named its model (the voter was not blind), {board.too_fast} "
         f"cast faster than both answers could be skimmed (such votes are stored, not rated). Computed at {when}."
@@ -44,7 +47,7 @@ def ratings_frame(board: Leaderboard, labels: dict[str, str]) -> pd.DataFrame:
                 "rank": i + 1,
                 "system": labels.get(r.system, r.system),
                 "rating": round(r.rating),
-                "95% CI": f"{r.lower:.0f} – {r.upper:.0f}",
+                "95% CI": r.interval_text(),
                 "battles": r.battles,
             }
             for i, r in enumerate(board.ratings)
@@ -122,7 +125,7 @@ def ratings_chart(board: Leaderboard, labels: dict[str, str]):
             x=alt.X("lower:Q", title="Bradley–Terry rating (95% CI)", scale=alt.Scale(zero=False)), x2="upper:Q"
         )
         + base.mark_point(filled=True, size=80).encode(x="rating:Q")
-    ).properties(height=40 + 40 * len(frame), width=300)
+    ).properties(title="Ratings", height=40 + 40 * len(frame), width=300)
 
 
 def win_rate_chart(board: Leaderboard, labels: dict[str, str]):
@@ -145,7 +148,8 @@ def win_rate_chart(board: Leaderboard, labels: dict[str, str]):
         )
     )
     text = alt.Chart(frame).mark_text().encode(x="column:N", y="row:N", text=alt.Text("win rate:Q", format=".0%"))
-    return (heat + text).properties(height=60 * max(1, len(board.systems)), width=60 * max(1, len(board.systems)))
+    size = 60 * max(1, len(board.systems))
+    return (heat + text).properties(title="Win rate (row vs column)", height=size, width=size)
 
 
 def build(context: UIContext) -> None:
@@ -164,23 +168,24 @@ def build(context: UIContext) -> None:
     if HAS_ALTAIR:
         with gr.Row():
             plots = [
-                gr.Plot(label="Ratings", elem_id="leaderboard-ratings-plot"),
-                gr.Plot(label="Win rate (row vs column)", elem_id="leaderboard-winrate-plot"),
+                gr.Plot(label="Ratings", show_label=False, elem_id="leaderboard-ratings-plot"),
+                gr.Plot(label="Win rate (row vs column)", show_label=False, elem_id="leaderboard-winrate-plot"),
             ]
     paper = gr.Dataframe(elem_id="leaderboard-paper", interactive=False, label="Beside the InstructGPT paper")
     with gr.Accordion("Win rates, battle counts and categories", open=False):
         win_table = gr.Dataframe(interactive=False, label="Win rate of the row against the column (%)")
         count_table = gr.Dataframe(interactive=False, label="Battles between the row and the column")
         category_table = gr.Dataframe(interactive=False, label="By category")
-    shown = gr.State(-1)  # the snapshot version this page shows
+    shown = gr.State(None)  # [snapshot version, updating] this page shows
 
     def show(version):
-        if version == cache.version and version != -1:
+        state = [cache.version, cache.updating]
+        if version == state:
             return [gr.skip()] * (7 + len(plots))
         board = cache.snapshot
         values = [
-            cache.version,
-            summary_markdown(board, cache.computed_at, cache.error, arena.voting_error),
+            state,
+            summary_markdown(board, cache.computed_at, cache.error, arena.voting_error, cache.updating),
             ratings_frame(board, labels),
         ]
         if plots:
