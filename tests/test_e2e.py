@@ -182,3 +182,24 @@ def test_the_served_rlhf_model_writes_no_stray_code_identifiers():
             for word in CAMEL_CASE.findall(answer):
                 stray += [(word, token) for token in rare if token.strip() and token.strip() in word]
     assert stray == []
+
+
+@pytest.mark.timeout(600)
+def test_the_serving_process_counts_a_prompt_as_each_served_model_reads_it():
+    """The blind vote refuses an over-long prompt before any model runs, counting in the serving
+    process; the count must be the worker's own for every model and input format (a base model
+    and its chat-tuned copy share a vocabulary, not a chat template)."""
+    from demo.config import load_config
+    from demo.generation.loading import load_runner
+    from demo.generation.prompt_length import PromptLength
+
+    config = load_config()
+    counter = PromptLength(config.base_prompted)
+    prompt = "Give me three tips for a job interview, in one sentence each."
+    for model_id in config.served_model_ids():
+        spec = config.models[model_id]
+        runner, info = load_runner(spec, config.base_prompted)
+        for mode in ("raw", "prompted"):
+            expected = len(runner.encode(runner.format(prompt, mode)))
+            assert counter.tokens(spec, info.checkpoint, prompt, mode) == expected, (model_id, mode)
+        del runner

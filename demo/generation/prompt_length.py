@@ -3,8 +3,8 @@
 The workers check the token limit too, but only once asked to answer; the blind vote must
 refuse an over-long prompt before any model starts (and without naming a model, which would
 unblind the battle), so it counts here with each model's own tokenizer and input format.
-Tokenizers are loaded on first use and shared between checkpoints whose `tokenizer.json` is
-the same file content (our tuned Gemmas share the base model's).
+Tokenizers are loaded on first use and shared between checkpoints whose tokenizer files (the
+vocabulary *and* the chat template) have the same content.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ class PromptLength:
         with self._lock:
             found = self._by_checkpoint.get(checkpoint)
             if found is None:
-                path = Path(checkpoint) / "tokenizer.json"
-                key = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else checkpoint
+                key = _tokenizer_identity(Path(checkpoint))
                 found = self._by_content.get(key)
                 if found is None:
                     found = self._by_content[key] = load_tokenizer(Path(checkpoint), spec.trust_remote_code)
@@ -49,3 +48,16 @@ class PromptLength:
             model_stop_sequences=spec.stop_sequences,
         )
         return len(tokenizer(formatted.text, add_special_tokens=formatted.add_special_tokens)["input_ids"])
+
+
+# What makes two checkpoints' tokenizers the same: the vocabulary, and the configuration that
+# holds the chat template (a base model and its chat-tuned copy share the first, not the second).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+
+
+def _tokenizer_identity(checkpoint: Path) -> str:
+    digest = hashlib.sha256()
+    for name in TOKENIZER_FILES:
+        path = checkpoint / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"-") + b"\0")
+    return digest.hexdigest()

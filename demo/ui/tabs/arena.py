@@ -18,6 +18,7 @@ from ...arena.limits import client_address
 from ...arena.service import TYPED, InvalidPrompt, RateLimited, Reveal, services
 from ...arena.systems import FORMAT_LABELS
 from ...compare import paced
+from ...errors import public_message
 from .. import views
 from ..context import UIContext
 
@@ -173,8 +174,19 @@ def build(context: UIContext) -> None:
         category = last_example[1] if last_example and last_example[0] == prompt_text else TYPED
         try:
             battle = arena.new_battle(session, prompt_text, category, address_of(request))
-        except (InvalidPrompt, RateLimited, ValueError) as error:
+        except (InvalidPrompt, RateLimited) as error:
             yield [None, message_html(str(error)), "", "", "", gr.Button(visible=False), *locked()]
+            return
+        except Exception as error:  # anything else: a sentence and an id; the detail goes to the log
+            yield [
+                None,
+                message_html(public_message(error, "starting a battle")),
+                "",
+                "",
+                "",
+                gr.Button(visible=False),
+                *locked(),
+            ]
             return
         workers = [arena.comparator.workers[s.model_id] for s in battle.systems]
         while any(w.state == "loading" for w in workers):
