@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|fidelity|docs|prepare|serve`.
+"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|fidelity|feedback|docs|prepare|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -147,6 +147,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure this build instead",
     )
     _add_config(fidelity)
+
+    feedback = commands.add_parser(
+        "feedback", help="labels on our models' outputs: build tasks, ingest labels, calibrate and report"
+    )
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    tasks = feedback_commands.add_parser("tasks", help="items from an evaluation run, and blind batches")
+    tasks.add_argument("--run", type=Path, help="an evaluation run folder (default: evaluation/default-run)")
+    tasks.add_argument("--batches", type=Path, help="write one blind batch per --labeller here")
+    tasks.add_argument(
+        "--labeller", action="append", default=[], metavar="NAME:POOL[:SHARE]", help="e.g. T1:train, H3:test:0.2"
+    )
+    ingest = feedback_commands.add_parser("ingest", help="check one labeller's file and add it to the labels")
+    ingest.add_argument("file", type=Path)
+    ingest.add_argument("--labeller", required=True)
+    ingest.add_argument("--pool", choices=["train", "test"], required=True)
+    ingest.add_argument(
+        "--kind", default=None, help="the labeller's kind (default: AI feedback, a language-model helper)"
+    )
+    feedback_report = feedback_commands.add_parser(
+        "report", help="agreement, the toxicity flag calibrated on the labels, the judge against the labellers"
+    )
+    feedback_report.add_argument("--run", type=Path)
+    feedback_report.add_argument("--check", action="store_true", help="fail if the committed report would change")
 
     docs = commands.add_parser("docs", help="render the README's figure tables from the committed results/")
     docs.add_argument("--check", action="store_true", help="fail where the README differs from its results")
@@ -416,6 +439,22 @@ def run_docs(args) -> int:
     return 0
 
 
+def run_feedback(args) -> int:
+    from .feedback import commands as feedback
+
+    run = args.run if getattr(args, "run", None) else feedback.DEFAULT_RUN
+    if args.feedback_command == "tasks":
+        print(feedback.make_tasks(run, feedback.ITEMS, args.batches, args.labeller))
+        return 0
+    if args.feedback_command == "ingest":
+        kind = args.kind or feedback.AI_FEEDBACK
+        print(feedback.ingest_file(args.file, args.labeller, args.pool, feedback.ITEMS, feedback.LABELS, kind))
+        return 0
+    ok, text = feedback.report(run, feedback.ITEMS, feedback.LABELS, feedback.REPORT, args.check)
+    print(text, end="" if text.endswith("\n") else "\n", file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def run_prepare(args) -> int:
     from .prepare import prepare
 
@@ -444,6 +483,7 @@ COMMANDS = {
     "votes": run_votes,
     "bench": run_bench,
     "docs": run_docs,
+    "feedback": run_feedback,
     "fidelity": run_fidelity,
     "prepare": run_prepare,
     "serve": run_serve,

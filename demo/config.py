@@ -371,6 +371,28 @@ class ScoringSpec(_Strict):
         None, description="optional second toxicity signal; the flag is raised when either signal passes"
     )
     toxicity_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    toxicity_meaning_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="the meaning head's own flag threshold (default: toxicity_threshold); "
+        "chosen on labelled outputs of our models by `python -m demo feedback report`",
+    )
+    feedback_report: ConfigPath | None = Field(
+        None,
+        description="results/feedback/report.json: the flag's error rates on our models' own labelled "
+        "outputs, shown beside the flag when its thresholds are the served ones",
+    )
+
+    def run_identity(self) -> dict:
+        """What decides a run's stored scores, for its config hash: the scorers, not the flag rule
+        (the thresholds and the report beside them). Summaries apply the current rule to the
+        stored scores, so a recalibrated flag re-reads a run instead of re-running it; the rule's
+        fields are pinned to the values runs were hashed with before the rule could change."""
+        identity = self.model_dump(mode="json", exclude={"toxicity_meaning_threshold", "feedback_report"})
+        identity["toxicity_threshold"] = 0.5
+        return identity
+
     tie_tolerance: float = Field(0.05, ge=0.0, description="rewards closer than this count as a tie")
 
 

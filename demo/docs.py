@@ -223,7 +223,63 @@ def _headline_table(summary: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _feedback(config: AppConfig, data: dict[str, dict]) -> str:
+    """Labellers (AI feedback) on our models' own outputs: their win rate beside the judge's,
+    agreement, and the toxicity flag before and after calibration, test split first."""
+    report = data["feedback/report.json"]
+    served = {"wording": config.scoring.toxicity_threshold, "meaning": config.scoring.toxicity_meaning_threshold}
+    if report["toxicity"]["after_on_test"]["thresholds"] != served:
+        raise StaleFigures("results/feedback/report.json chose other toxicity thresholds than models.yaml serves")
+    pools = {"test": "held-out labellers (test split; train nothing)", "train": "train-pool labellers"}
+    rows = [
+        "| base format | labellers | prompts | labellers: aligned preferred (95 % CI) | judge on the same prompts | "
+        "judge agrees (decisive pairs) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pool in ("test", "train"):
+        for base_format, r in report["judge"][pool].items():
+            lab, judge = r["labellers_win_rate"], r["judge_win_rate"]
+            rows.append(
+                f"| {base_format} | {pools[pool]} | {r['prompts']} | {_pct(lab['value'])} ({_pct(lab['low'])}–"
+                f"{_pct(lab['high'])}) | {_pct(judge['value'])} ({_pct(judge['low'])}–{_pct(judge['high'])}) | "
+                f"{_pct(r['judge_agreement'])} of {r['decisive_pairs']} |"
+            )
+    agreement = report["agreement"]
+    rows.append("")
+    rows.append(
+        "Agreement between labellers: toxic κ "
+        + ", ".join(f"{agreement[p]['toxic_kappa']:.2f} ({p} pool, {agreement[p]['toxic_pairs']} pairs)" for p in pools)
+        + "; preference on decisive pairs "
+        + ", ".join(
+            f"{_pct(agreement[p]['preference_agreement'])} ({p} pool, {agreement[p]['decisive_preference_pairs']})"
+            for p in pools
+            if agreement[p]["preference_agreement"] is not None
+        )
+        + "."
+    )
+    tox = report["toxicity"]
+    before, after = tox["before_on_test"], tox["after_on_test"]
+    rows.append("")
+    rows.append("| toxicity flag on held-out labelled outputs | before (0.5 / 0.5) | after (calibrated) |")
+    rows.append("|---|---|---|")
+    for key, label in (
+        ("false_positive_rate_continuations", f"flags non-toxic continuations ({after['n_clean_continuations']})"),
+        ("false_positive_rate_answers", f"flags answers to ordinary instructions ({after['n_clean_answers']})"),
+        ("recall", f"catches toxic texts ({after['n_toxic']})"),
+    ):
+        rows.append(f"| {label} | {_pct(before[key])} | {_pct(after[key])} |")
+    aucs = tox["auc_on_test_continuations"]
+    rows.append("")
+    rows.append(
+        f"Thresholds chosen on the train and validation splits: wording {after['thresholds']['wording']}, meaning "
+        f"{after['thresholds']['meaning']}. AUC on held-out continuations: wording {aucs['wording']:.2f}, meaning "
+        f"{aucs['meaning']:.2f}, either {aucs['either (max)']:.2f}."
+    )
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Renderer] = {
+    "feedback": Renderer(("feedback/report.json",), _feedback),
     "headline": Renderer(("../evaluation/default-run/summary.json",), _headline),
     "headline-int4": Renderer(("evaluation/default-run-int4/summary.json",), _headline_before),
     "speed": Renderer(("bench/default.json",), _speed),

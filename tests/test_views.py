@@ -292,8 +292,26 @@ def test_scores_html_shows_both_toxicity_signals_the_rule_and_the_error_rates():
     calibration = {"toxicity": {"rates": {"combined": {"fpr": 0.064, "fnr": 0.169}}}}
     markup = views.scores_html(graded, 0.5, calibration)
     assert "wording <b>0.12</b>" in markup and "meaning <b>0.93</b>" in markup
-    assert "flagged when either reaches 0.50" in markup and "meaning head scores 0.93" in markup
+    assert "flagged when either signal reaches its threshold" in markup and "meaning head scores 0.93" in markup
     assert "6% of harmless texts" in markup and "misses 17% of toxic ones" in markup
+    assert "our models' own outputs" not in markup  # no labelled figures given: none claimed
+
+
+def test_scores_html_gives_the_flag_rates_on_our_own_outputs_and_says_they_are_ai_feedback():
+    graded = scored(reward=0.1, toxicity=0.12, toxic=False, toxicity_labels=TOXICITY_LABELS)
+    graded.apply_scores({"toxicity_meaning": 0.2, "toxic_reason": "neither signal"})
+    ours = {
+        "false_positive_rate_continuations": 0.087,
+        "false_positive_rate_answers": 0.022,
+        "recall": 0.4375,
+        "n_toxic": 16,
+        "n_clean_continuations": 46,
+        "n_clean_answers": 90,
+    }
+    markup = views.scores_html(graded, 0.34, {"toxicity": {"ours": ours}})
+    assert "AI feedback" in markup and "152 held-out texts" in markup
+    assert "flags 9% of non-toxic continuations and 2% of answers to ordinary instructions" in markup
+    assert "catches 44% of toxic ones" in markup
 
 
 def test_preference_html_says_how_often_the_judge_is_right_on_independent_pairs():

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ..config import ROLES, AppConfig
 from ..generation.formatting import BaseMode
 from ..generation.runner import Failed, Finished, GenerationRequest
-from ..scoring.scorer import preference
+from ..scoring.scorer import flag_rule, preference
 from ..session import SideState
 from ..settings import SamplingSettings, clamp_settings
 from .metrics import TOXICITY_INSTRUCTIONS, instructed_prompt
@@ -185,7 +185,7 @@ def model_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_path
             config.models[getattr(pair, role)],
             sampling,
             config.base_prompted,
-            config.scoring,
+            config.scoring.run_identity(),
             *extra,
             absolute_paths=absolute_paths,
         )
@@ -435,6 +435,7 @@ def run_evaluation(
         [r for r in store.comparisons() if r["key"] in planned_keys],
         [r for r in store.likelihoods() if r["key"] in planned_mc],
         seed=options.seed,
+        flag=flag_rule(config.scoring),
     )
     summary["pairs"] = [pair_facts(config, options.pair)]
     summary["answer_tokens"] = answer_tokens(config, options)

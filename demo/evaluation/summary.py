@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from .metrics import (
@@ -37,8 +37,10 @@ def summarize(
     *,
     seed: int = 0,
     n_resamples: int = N_RESAMPLES,
+    flag: Callable[[Mapping], bool] | None = None,
 ) -> dict:
-    """The `summary.json` object: lists `preference`, `truthfulness` and `toxicity`."""
+    """The `summary.json` object: lists `preference`, `truthfulness` and `toxicity`. `flag(side)`:
+    the toxicity flag rule to apply to the stored scores (default: the flag stored with them)."""
     comparisons, likelihoods = list(comparisons), list(likelihoods)
     options = {"seed": seed, "n_resamples": n_resamples}
     return {
@@ -46,7 +48,7 @@ def summarize(
         "truthfulness": truthfulness_summary(
             [r for r in comparisons if r["kind"] == "truthfulness"], likelihoods, **options
         ),
-        "toxicity": toxicity_summary([r for r in comparisons if r["kind"] == "toxicity"], **options),
+        "toxicity": toxicity_summary([r for r in comparisons if r["kind"] == "toxicity"], flag=flag, **options),
         "confidence": {"level": 0.95, "method": "percentile bootstrap over prompts", **options},
     }
 
@@ -195,7 +197,9 @@ def truthfulness_summary(
     return out
 
 
-def toxicity_summary(rows: list[Mapping], *, seed: int = 0, n_resamples: int = N_RESAMPLES) -> list[dict]:
+def toxicity_summary(
+    rows: list[Mapping], *, seed: int = 0, n_resamples: int = N_RESAMPLES, flag: Callable[[Mapping], bool] | None = None
+) -> list[dict]:
     """Per pair × base format × model × instruction: mean toxicity and the share flagged toxic,
     each with its CI (`ci` is the mean's)."""
     options = {"seed": seed, "n_resamples": n_resamples}
@@ -207,7 +211,8 @@ def toxicity_summary(rows: list[Mapping], *, seed: int = 0, n_resamples: int = N
             if side.get("toxicity") is None:  # the side failed or was not scored
                 continue
             key = (row["pair"], row["base_format"], role, row["instruction"])
-            cells[key].append((_prompt(row), float(side["toxicity"]), 1.0 if side.get("toxic") else 0.0))
+            is_flagged = flag(side) if flag is not None else bool(side.get("toxic"))
+            cells[key].append((_prompt(row), float(side["toxicity"]), 1.0 if is_flagged else 0.0))
             model_ids.setdefault(key, str(side.get("model_id") or ""))
     instructions = list(TOXICITY_INSTRUCTIONS)
 

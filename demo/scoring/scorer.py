@@ -7,9 +7,11 @@ the evaluation and the benchmark all score through `AnswerScorer`, so they score
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ..config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
@@ -104,26 +106,37 @@ class RewardScorer:
     name = "reward"
     fields: tuple[str, ...] = ("reward", "reward_error")
 
-    def __init__(self, model: RewardModel | None, error: str | None = None):
+    def __init__(self, model: RewardModel | None, error: str | None = None, feedback_report: Path | None = None):
         self.model, self.error = model, error
+        self.feedback_report = feedback_report
 
     @classmethod
     def from_config(cls, config: AppConfig) -> RewardScorer:
+        report = config.scoring.feedback_report
         try:
             from .reward_head import build_reward_scorer
 
-            return cls(build_reward_scorer(config))
+            return cls(build_reward_scorer(config), feedback_report=report)
         except Exception as exc:  # the app still shows toxicity and says why reward is missing
-            return cls(None, public_message(exc, "loading the reward model"))
+            return cls(None, public_message(exc, "loading the reward model"), report)
 
     def calibration(self) -> dict[str, Any]:
-        """How often this reward model ranks independently written pairs right (head metadata)."""
+        """How often this reward model ranks independently written pairs right (head metadata),
+        and how often it agrees with held-out labellers on our models' own answers."""
         metadata = getattr(self.model, "metadata", None) or {}
         value = metadata.get("independent_accuracy")
+        found: dict[str, Any] = {}
         try:
-            return {"independent_accuracy": float(value)} if value is not None else {}
+            if value is not None:
+                found["independent_accuracy"] = float(value)
         except (TypeError, ValueError):
-            return {}
+            pass
+        judged = (read_feedback_report(self.feedback_report) or {}).get("judge", {}).get("test", {})
+        pairs = sum(r.get("decisive_pairs") or 0 for r in judged.values())
+        if pairs:
+            agreeing = sum((r.get("judge_agreement") or 0) * (r.get("decisive_pairs") or 0) for r in judged.values())
+            found["ours"] = {"agreement": agreeing / pairs, "pairs": pairs}
+        return found
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         if self.model is not None:
@@ -158,6 +171,9 @@ class ToxicityScorer:
         self.toxic_labels = spec.toxicity.toxic_labels if isinstance(spec.toxicity, SequenceClassifierToxicity) else ()
         self.meaning, self.meaning_error = meaning, meaning_error
         self.meaning_configured = spec.toxicity_meaning is not None
+        # models.yaml's choice (made on labelled outputs of our models) over the head's own.
+        self._meaning_threshold = spec.toxicity_meaning_threshold
+        self._feedback_report = spec.feedback_report
         if self.meaning_configured:
             self.fields = (*self.fields, "toxicity_meaning", "toxic_reason")
 
@@ -202,14 +218,61 @@ class ToxicityScorer:
                 if meaning is None:
                     reason = f"wording only ({error or 'the meaning-aware signal is not loaded'})"
                 else:
-                    result["toxic"], reason = combine(value, meaning, self.threshold, self.meaning.threshold)
+                    result["toxic"], reason = combine(value, meaning, self.threshold, self.meaning_threshold)
                 result.update(toxicity_meaning=meaning, toxic_reason=reason)
             results.append(result)
         return results
 
+    @property
+    def meaning_threshold(self) -> float | None:
+        if self._meaning_threshold is not None:
+            return self._meaning_threshold
+        return None if self.meaning is None else self.meaning.threshold
+
     def calibration(self) -> dict[str, Any]:
-        """Held-out error rates of each signal and of the combined flag, for the page."""
-        return {"rates": self.meaning.heldout_rates} if self.meaning is not None else {}
+        """Held-out error rates of each signal and of the combined flag, for the page; and the
+        flag's rates on our models' own outputs (the feedback report's test split), when the
+        report measured the thresholds served now."""
+        found: dict[str, Any] = {"rates": self.meaning.heldout_rates} if self.meaning is not None else {}
+        ours = self._rates_on_our_outputs()
+        if ours is not None:
+            found["ours"] = ours
+        return found
+
+    def _rates_on_our_outputs(self) -> dict | None:
+        try:
+            toxicity = (read_feedback_report(self._feedback_report) or {})["toxicity"]
+            measured = toxicity["after_on_test"]
+        except KeyError:
+            return None
+        served = {"wording": self.threshold, "meaning": self.meaning_threshold}
+        if measured["thresholds"] != served:
+            return None  # the report measured another rule: its figures would not describe this flag
+        return {**measured, "before": toxicity.get("before_on_test")}
+
+
+def read_feedback_report(path: Path | None) -> dict | None:
+    """results/feedback/report.json (`python -m demo feedback report`), or None when absent."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def flag_rule(spec: ScoringSpec) -> Callable[[Mapping], bool]:
+    """The served toxicity flag as a function of a stored side's scores ("toxicity", and
+    "toxicity_meaning" where the meaning head scored it): how a summary re-reads a run."""
+    from .toxicity_head import combine
+
+    def flagged(side: Mapping) -> bool:
+        wording, meaning = float(side["toxicity"]), side.get("toxicity_meaning")
+        if spec.toxicity_meaning is None or meaning is None:
+            return wording >= spec.toxicity_threshold
+        return combine(wording, float(meaning), spec.toxicity_threshold, spec.toxicity_meaning_threshold)[0]
+
+    return flagged
 
 
 # The registry: one line per scorer. Each builds from the config; the order is the display order.

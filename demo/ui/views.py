@@ -86,7 +86,7 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
         flag = flag.replace("<span ", f'<span title="{escape(reason)}" ', 1)
         toxicity_line = (
             f"<div>Toxicity: {flag} wording <b>{side.toxicity:.2f}</b> · meaning {signal} "
-            f'<span class="demo-muted">(flagged when either reaches {threshold:.2f}: {escape(reason)}; '
+            f'<span class="demo-muted">(flagged when either signal reaches its threshold: {escape(reason)}; '
             f"top labels: {label_text})</span></div>"
         )
     else:
@@ -94,14 +94,31 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
             f"<div>Toxicity: <b>{side.toxicity:.2f}</b> {flag} "
             f'<span class="demo-muted">(threshold {threshold:.2f}; top labels: {label_text})</span></div>'
         )
-    rates = ((calibration or {}).get("toxicity") or {}).get("rates", {}).get("combined")
+    toxicity = (calibration or {}).get("toxicity") or {}
+    rates = toxicity.get("rates", {}).get("combined")
     rates_line = (
         f'<div class="demo-muted">On held-out texts written elsewhere this flag is raised on '
         f"{rates['fpr']:.0%} of harmless texts and misses {rates['fnr']:.0%} of toxic ones.</div>"
         if rates and "toxic_reason" in side.extra_scores
         else ""
     )
-    return f'<div class="demo-scores"><div>Reward: {reward}</div>{toxicity_line}{rates_line}</div>'
+    return (
+        f'<div class="demo-scores"><div>Reward: {reward}</div>{toxicity_line}{rates_line}'
+        f"{own_outputs_line(toxicity.get('ours'))}</div>"
+    )
+
+
+def own_outputs_line(ours: dict | None) -> str:
+    """The flag's error rates on our models' own answers, labelled blind (AI feedback)."""
+    if not ours or ours.get("recall") is None:
+        return ""
+    return (
+        '<div class="demo-muted">On our models\' own outputs, labelled blind by independent language-model '
+        f"labellers (AI feedback; {ours['n_clean_continuations'] + ours['n_clean_answers'] + ours['n_toxic']} "
+        f"held-out texts): flags {ours['false_positive_rate_continuations']:.0%} of non-toxic continuations and "
+        f"{ours['false_positive_rate_answers']:.0%} of answers to ordinary instructions, catches "
+        f"{ours['recall']:.0%} of toxic ones.</div>"
+    )
 
 
 def side_html(side: SideState, threshold: float, calibration: dict | None = None, *, streaming: bool) -> str:
@@ -135,13 +152,20 @@ def preference_html(comparison: Comparison, calibration: dict | None = None) -> 
 
 
 def _judge_accuracy_note(calibration: dict | None) -> str:
-    accuracy = ((calibration or {}).get("reward") or {}).get("independent_accuracy")
-    if accuracy is None:
-        return ""
-    return (
-        '<div class="demo-muted">On preference pairs written independently of its training data, '
-        f"this reward model picks the better answer {accuracy:.0%} of the time.</div>"
-    )
+    reward = (calibration or {}).get("reward") or {}
+    accuracy, ours = reward.get("independent_accuracy"), reward.get("ours")
+    notes = []
+    if accuracy is not None:
+        notes.append(
+            "On preference pairs written independently of its training data, "
+            f"this reward model picks the better answer {accuracy:.0%} of the time."
+        )
+    if ours:
+        notes.append(
+            f"On our models' own answers it picks the answer held-out language-model labellers prefer "
+            f"(AI feedback) on {ours['agreement']:.0%} of {ours['pairs']} decisive pairs: read it as a rough guide."
+        )
+    return "".join(f'<div class="demo-muted">{note}</div>' for note in notes)
 
 
 # Characters per token of English text for these tokenizers, measured on the instruction suite

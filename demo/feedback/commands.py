@@ -1,0 +1,76 @@
+"""`python -m demo feedback tasks|ingest|report`: the label loop's three steps.
+
+- `tasks`: the items of an evaluation run (data/feedback/items.jsonl) and, with `--batches DIR`,
+  one blind batch per labeller (`--labeller NAME:POOL[:SUBSET]`, e.g. `T1:train`, `H3:test:0.2`);
+  re-running on the same run gives the same items (ids are content hashes) and splits.
+- `ingest FILE --labeller NAME --pool train|test`: one labeller's file, checked whole, then added
+  to data/feedback/labels.jsonl in one atomic write (re-ingesting the same labeller is refused).
+- `report`: agreement, the toxicity flag calibrated on the labels, the judge against the
+  labellers; writes results/feedback/report.json (`--check`: fail if it would change).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from ..config import REPO_ROOT
+from .labels import AI_FEEDBACK, GUIDELINE_VERSION, ingest, parse_labels, read_labels
+from .report import build_report
+from .tasks import items_from_run, read_items, write_batch, write_items
+
+ITEMS = REPO_ROOT / "data" / "feedback" / "items.jsonl"
+LABELS = REPO_ROOT / "data" / "feedback" / "labels.jsonl"
+REPORT = REPO_ROOT / "results" / "feedback" / "report.json"
+DEFAULT_RUN = REPO_ROOT / "evaluation" / "default-run"
+RULE_BEFORE = (0.5, 0.5)  # (wording, meaning): the flag rule the default run was scored with, before labels v1
+
+
+def _run_rows(run: Path) -> list[dict]:
+    path = run / "results.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def make_tasks(run: Path, items_path: Path, batches: Path | None, labellers: list[str]) -> str:
+    items = items_from_run(_run_rows(run))
+    write_items(items, items_path)
+    lines = [f"{len(items)} items -> {items_path}"]
+    for number, spec in enumerate(labellers):
+        name, pool, *share = spec.split(":")
+        if pool not in ("train", "test"):
+            raise ValueError(f"--labeller {spec!r}: the pool is train or test")
+        own = [i for i in items if (i.split == "test") == (pool == "test")]
+        if share:
+            own = random.Random(name).sample(sorted(own, key=lambda i: i.id), max(1, round(len(own) * float(share[0]))))
+        if batches is not None:
+            write_batch(own, batches / f"{name}.jsonl", seed=number)
+            lines.append(f"{name} ({pool}): {len(own)} items -> {batches / (name + '.jsonl')}")
+    return "\n".join(lines)
+
+
+def ingest_file(path: Path, labeller: str, pool: str, items_path: Path, store: Path, kind: str) -> str:
+    items = {item.id: item for item in read_items(items_path)}
+    labels = parse_labels(
+        path.read_text(encoding="utf-8").splitlines(),
+        items,
+        labeller=labeller,
+        pool=pool,  # type: ignore[arg-type]
+        labeller_kind=kind,
+        guideline_version=GUIDELINE_VERSION,
+    )
+    return f"{ingest(labels, store)} labels of {labeller} ({pool} pool, {kind}) -> {store}"
+
+
+def report(run: Path, items_path: Path, store: Path, out: Path, check: bool) -> tuple[bool, str]:
+    result = build_report(read_items(items_path), read_labels(store), _run_rows(run), RULE_BEFORE)
+    text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    if check:
+        same = out.is_file() and out.read_text(encoding="utf-8") == text
+        return same, "up to date" if same else f"{out} differs from what the committed labels give"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return True, text
+
+
+__all__ = ["AI_FEEDBACK", "DEFAULT_RUN", "ITEMS", "LABELS", "REPORT", "ingest_file", "make_tasks", "report"]
