@@ -216,6 +216,20 @@ CONTRAST_JS = """
 """
 
 
+def test_every_tab_is_in_sight_and_reachable_on_a_phone(app, open_page):
+    """Gradio hid the tabs that did not fit one line behind a "⋯" menu (2 of 5 showed at 390 px)."""
+    page = open_page(app.url, width=390, height=844)
+    names = [tab.inner_text().strip() for tab in page.locator(".tab-wrapper").first.get_by_role("tab").all()]
+    assert {"Compare", "Evaluate", "Blind vote", "Leaderboard"} <= set(names), names
+    for name in ("Blind vote", "Leaderboard", "Evaluate", "Compare"):
+        tab = page.get_by_role("tab", name=name, exact=True)
+        expect(tab).to_be_visible()
+        box = tab.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390.5, (name, box)
+        tab.click()
+        expect(tab).to_have_attribute("aria-selected", "true")
+
+
 def test_dark_mode_renders_readably(app, open_page):
     page = open_page(app.url + "?__theme=dark")
     run_prompt(page, "Why is the sky blue?")

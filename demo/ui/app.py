@@ -43,6 +43,15 @@ CSS = """
   #run-btn, #stop-btn, #regen-btn, #clear-btn { font-size: .8rem; padding-left: .3rem; padding-right: .3rem; white-space: nowrap; }
   .js-plotly-plot, .vega-embed { max-width: 100%; overflow-x: auto; }
 }
+/* Every tab in sight on a phone: Gradio moves the tabs that do not fit on one line into a "⋯"
+   menu, measuring them in a hidden copy of the tab bar; measured tiny, they all stay in the bar,
+   which wraps onto a second line instead. */
+@media (max-width: 640px) {
+  .tab-wrapper .tab-container.visually-hidden button { font-size: 1px !important; padding: 0 !important; min-width: 0 !important; }
+  .tab-wrapper [role="tablist"].tab-container { flex-wrap: wrap; height: auto; row-gap: .25rem; }
+  .tab-wrapper { height: auto !important; padding-bottom: .25rem; }
+  .tab-wrapper .overflow-menu { display: none; }
+}
 """
 
 # Ctrl/⌘+Enter runs the comparison from anywhere on the page.
