@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from .backend_registry import backend_entry
 from .settings import SETTINGS, SamplingSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -179,7 +180,7 @@ Stage = Literal["pretrained", "sft", "preference-tuned"]
 
 class RuntimeSpec(BaseModel):
     """How a model is executed on one kind of device: a back end from the registry
-    (demo/generation/backends), one of the precisions it declares, and its own options
+    (demo/backend_registry.py), one of the precisions it declares, and its own options
     (e.g. `base_url` for `openai`), validated by the back end's options model."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -189,8 +190,6 @@ class RuntimeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fits_backend(self) -> RuntimeSpec:
-        from .generation.backends import backend_entry
-
         entry = backend_entry(self.backend)  # names the known back ends if unknown
         if entry.precisions and self.precision not in entry.precisions:
             raise ValueError(
@@ -202,8 +201,6 @@ class RuntimeSpec(BaseModel):
 
     def options(self):
         """The back end's validated options (its pydantic model), from the extra keys."""
-        from .generation.backends import backend_entry
-
         return backend_entry(self.backend).validate_options(self.model_extra or {})
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from demo.backend_registry import REGISTRY
 from demo.config import ModelSpec, RuntimeSpec
-from demo.generation.backends import REGISTRY
 from demo.generation.backends.openai_backend import OpenAICompletionsGenerator, Options
 from demo.generation.runner import Finished, GenerationRequest, Started, TextDelta
 from demo.generation.workers import InProcessWorker

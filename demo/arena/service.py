@@ -310,27 +310,32 @@ class LeaderboardCache:
         self._wake.set()
 
 
-def services(context) -> tuple[Arena, LeaderboardCache]:
-    """The page's one Arena and LeaderboardCache, made on first use by whichever tab asks."""
-    found = getattr(context, "_arena_services", None)
-    if found is None:
-        arena = Arena.start(context.config, context.comparator)
-        cache = LeaderboardCache(
-            arena.store,
-            arena.is_aligned,
-            context.config.arena.leaderboard_refresh_seconds,
-            context.config.arena.bootstrap_rounds,
-        ).start()
-        if arena.store is not None and context.config.arena.sync_repo:
-            from .sync import start_sync
+def start_services(config: AppConfig, comparator: Comparator) -> tuple[Arena, LeaderboardCache]:
+    """A page's Arena and LeaderboardCache, started (and the votes' sync, when configured)."""
+    arena = Arena.start(config, comparator)
+    cache = LeaderboardCache(
+        arena.store,
+        arena.is_aligned,
+        config.arena.leaderboard_refresh_seconds,
+        config.arena.bootstrap_rounds,
+    ).start()
+    if arena.store is not None and config.arena.sync_repo:
+        from .sync import start_sync
 
-            try:
-                arena.sync = start_sync(context.config.arena, arena.store)
-            except Exception as error:  # votes are still stored locally; the log says why
-                log.error("votes will not be synced to %s: %s", context.config.arena.sync_repo, error)
-        found = (arena, cache)
-        context._arena_services = found  # UIContext is the page's; this keeps one per page
-    return found
+        try:
+            arena.sync = start_sync(config.arena, arena.store)
+        except Exception as error:  # votes are still stored locally; the log says why
+            log.error("votes will not be synced to %s: %s", config.arena.sync_repo, error)
+    return arena, cache
 
 
-__all__ = ["Arena", "Example", "InvalidPrompt", "LeaderboardCache", "RateLimited", "Reveal", "VoteRefused", "services"]
+__all__ = [
+    "Arena",
+    "Example",
+    "InvalidPrompt",
+    "LeaderboardCache",
+    "RateLimited",
+    "Reveal",
+    "VoteRefused",
+    "start_services",
+]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from ..backend_registry import backend_entry
 from ..config import ModelSpec, PromptedFormat, RuntimeSpec
 from ..weights import resolve_checkpoint
-from .backends import backend_entry
 from .runner import ModelRunner
 
 log = logging.getLogger(__name__)

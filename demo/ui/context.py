@@ -6,6 +6,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
+from ..arena.service import Arena, LeaderboardCache, start_services
 from ..compare import Comparator
 from ..config import AppConfig
 
@@ -47,9 +48,20 @@ class StopFlags:
 
 @dataclass
 class UIContext:
+    """Everything a tab is built with. The arena's services start on first use (by the Blind vote
+    or the Leaderboard tab, whichever is built first) and are then the page's one pair."""
+
     config: AppConfig
     comparator: Comparator
     stops: StopFlags = field(default_factory=StopFlags)
+    _arena: tuple[Arena, LeaderboardCache] | None = field(default=None, init=False, repr=False)
+    _arena_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def arena_services(self) -> tuple[Arena, LeaderboardCache]:
+        with self._arena_lock:
+            if self._arena is None:
+                self._arena = start_services(self.config, self.comparator)
+            return self._arena
 
     def loaded_info(self) -> dict:
         """What each worker loaded (back end, precision, device), by model id."""

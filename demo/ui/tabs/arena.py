@@ -15,7 +15,7 @@ import gradio as gr
 
 from ...arena.battles import ATTRIBUTES, OUTCOME_LABELS, VoteRefused
 from ...arena.limits import client_address
-from ...arena.service import TYPED, InvalidPrompt, RateLimited, Reveal, services
+from ...arena.service import TYPED, InvalidPrompt, RateLimited, Reveal
 from ...arena.systems import FORMAT_LABELS
 from ...compare import paced
 from ...errors import public_message
@@ -105,7 +105,7 @@ def reveal_html(reveal: Reveal) -> str:
 
 
 def build(context: UIContext) -> None:
-    arena, leaderboard_cache = services(context)
+    arena, leaderboard_cache = context.arena_services()
     limits = context.config.limits
 
     gr.Markdown(INTRO)

@@ -15,7 +15,6 @@ import gradio as gr
 import pandas as pd
 
 from ...arena.ratings import PAPER, Leaderboard, Share
-from ...arena.service import services
 from ..context import UIContext
 
 TITLE = "Leaderboard"
@@ -153,7 +152,7 @@ def win_rate_chart(board: Leaderboard, labels: dict[str, str]):
 
 
 def build(context: UIContext) -> None:
-    arena, cache = services(context)
+    arena, cache = context.arena_services()
     labels = {system.id: system.label for system in arena.systems}
 
     gr.Markdown(
