@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="results folder (default: evaluation/runs/<pair>-<hash>/); re-running the same command there resumes",
     )
     evaluate.add_argument("--json", action="store_true", help="print summary.json when done")
+    evaluate.add_argument(
+        "--rescore",
+        action="store_true",
+        help="re-score the answers stored in --out with the scorers configured now (a retrained head), "
+        "without generating: the answers stay, the scores, the judge's preference and the row keys follow",
+    )
     add_settings_flags(evaluate, skip=("seed",))  # --seed above is the sampling seed
     _add_config(evaluate)
 
@@ -301,6 +307,8 @@ def run_evaluate(args) -> int:
     )
     plan_rows(options)  # a bad suite file is one clear error, before any model loads
     out_dir = args.out or default_out_dir(config, options)
+    if args.rescore:
+        return _rescore(config, options, out_dir, args.json)
     comparator = start_comparator(config, model_ids=(pair.base, pair.aligned))
     bar = None
     try:
@@ -328,6 +336,29 @@ def run_evaluate(args) -> int:
         print(result.summary_path.read_text(encoding="utf-8"), end="")
     else:
         print(f"{result.generated} items run, {result.reused} reused from {out_dir}, in {result.seconds:.0f} s")
+        print(f"report: {result.report_path}")
+    return 0
+
+
+def _rescore(config, options, out_dir: Path, as_json: bool) -> int:
+    from tqdm import tqdm
+
+    from .evaluation.rescore import rescore_run
+    from .scoring.scorer import AnswerScorer
+
+    if not (Path(out_dir) / "results.jsonl").is_file():
+        raise SystemExit(f"error: nothing to re-score: {out_dir} holds no results.jsonl")
+    with tqdm(unit="answer", desc="re-score", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = rescore_run(config, options, out_dir, AnswerScorer.from_config(config), progress=progress)
+    if as_json:
+        print(result.summary_path.read_text(encoding="utf-8"), end="")
+    else:
+        print(f"{result.rescored} rows re-scored, {result.current} already current, in {out_dir}")
         print(f"report: {result.report_path}")
     return 0
 

@@ -179,11 +179,20 @@ def _headline_table(summary: dict) -> str:
         "prompted": "71 ± 4 % (vs few-shot-prompted GPT-3)",
     }
     rows = ["| measurement | this demo (default run; 95 % CI) | InstructGPT paper |", "|---|---|---|"]
+    # Labellers first: the held-out labellers (AI feedback) on the prompts they read, then the judge.
+    for base_format, r in sorted((summary.get("labellers") or {}).get("test", {}).items(), key=lambda i: i[0] != "raw"):
+        win, judge = r["labellers_win_rate"], r["judge_win_rate"]
+        rows.append(
+            f"| **labellers** prefer aligned over base ({base_format}): held-out AI-feedback labellers, "
+            f"test-split prompts | **{_pct(win['value'])} ({_pct(win['low'])}–{_pct(win['high'])})**; "
+            f"{r['prompts']} prompts; the judge on the same prompts {_pct(judge['value'])}, agreeing with the "
+            f"labellers on {_pct(r['judge_agreement'])} of {r['decisive_pairs']} pairs | {paper[base_format]} |"
+        )
     overall = [r for r in summary["preference"] if r["category"] == "all"]
     for r in sorted(overall, key=lambda r: r["base_format"] != "raw"):
         w = r.get("weighted") or {}
         rows.append(
-            f"| aligned preferred over base ({r['base_format']}) — win rate, unweighted / Table-1-weighted "
+            f"| judge prefers aligned over base ({r['base_format']}) — win rate, unweighted / Table-1-weighted "
             f"| {_pct(r['win_rate'])} ({_pct(r['win_rate_ci'][0])}–{_pct(r['win_rate_ci'][1])}) / "
             f"{_pct(w['win_rate'])} ({_pct(w['win_rate_ci'][0])}–{_pct(w['win_rate_ci'][1])}); mean P(aligned ≻ base) "
             f"{r['p_aligned_mean']:.2f}; {r['n']} prompts; mean length {r['mean_length_base']:.0f} vs "
@@ -260,7 +269,9 @@ def _feedback(config: AppConfig, data: dict[str, dict]) -> str:
     tox = report["toxicity"]
     before, after = tox["before_on_test"], tox["after_on_test"]
     rows.append("")
-    rows.append("| toxicity flag on held-out labelled outputs | before (0.5 / 0.5) | after (calibrated) |")
+    rows.append(
+        "| toxicity flag on held-out labelled outputs | at 0.5 / 0.5 | at the thresholds served (chosen on validation) |"
+    )
     rows.append("|---|---|---|")
     for key, label in (
         ("false_positive_rate_continuations", f"flags non-toxic continuations ({after['n_clean_continuations']})"),
@@ -271,7 +282,7 @@ def _feedback(config: AppConfig, data: dict[str, dict]) -> str:
     aucs = tox["auc_on_test_continuations"]
     rows.append("")
     rows.append(
-        f"Thresholds chosen on the train and validation splits: wording {after['thresholds']['wording']}, meaning "
+        f"Thresholds chosen on the {tox['chosen_on']}: wording {after['thresholds']['wording']}, meaning "
         f"{after['thresholds']['meaning']}. AUC on held-out continuations: wording {aucs['wording']:.2f}, meaning "
         f"{aucs['meaning']:.2f}, either {aucs['either (max)']:.2f}."
     )

@@ -193,12 +193,88 @@ def test_one_length_for_every_kind_keeps_the_earlier_row_keys(tiny_config):
     import dataclasses
 
     from demo.evaluation.results import config_hash
-    from demo.evaluation.runner import model_hashes, run_sampling
+    from demo.evaluation.runner import model_hashes, run_sampling, scorer_heads
 
     uniform = EvaluationOptions(answer_tokens=(("instruction", 8), ("truthfulness", 8), ("toxicity", 8)))
     sampling = dataclasses.replace(run_sampling(tiny_config, uniform), max_new_tokens=8)
     pair = tiny_config.pair(None)
-    earlier = config_hash(tiny_config.models[pair.base], sampling, tiny_config.base_prompted, tiny_config.scoring)
+    earlier = config_hash(  # the parts hashed before lengths were per kind: no lengths part
+        tiny_config.models[pair.base],
+        sampling,
+        tiny_config.base_prompted,
+        tiny_config.scoring.run_identity(),
+        scorer_heads(tiny_config),
+    )
     assert model_hashes(tiny_config, uniform)["base"] == earlier
     mixed = EvaluationOptions(answer_tokens=(("instruction", 8), ("truthfulness", 8), ("toxicity", 4)))
     assert model_hashes(tiny_config, mixed)["base"] != earlier
+
+
+class _LengthScorer:
+    """A stand-in scorer whose scores are a function of the answer's text (so a re-score is
+    checkable): reward = its length, toxicity = 0.9 for 'zap', else 0."""
+
+    def __init__(self):
+        self.pairs = []
+
+    def score(self, pairs):
+        from demo.scoring.scorer import AnswerScores
+
+        self.pairs += list(pairs)
+        return [
+            AnswerScores(
+                reward=float(len(a)), toxicity=0.9 if "zap" in a else 0.0, toxic="zap" in a, toxicity_labels={}
+            )
+            for _, a in pairs
+        ]
+
+
+def test_rescoring_a_run_keeps_its_answers_and_follows_the_current_scorers(tiny_config, suite_file, tmp_path):
+    """Rows stored under an older configuration (a head since retrained) are scored anew from
+    their stored answers, after the prompt the run scored them with; the judge's preference
+    follows the new rewards; the rows take the current keys; a second pass has nothing to do."""
+    from demo.evaluation.metrics import instructed_prompt
+    from demo.evaluation.rescore import rescore_run
+    from demo.evaluation.results import ResultsStore, comparison_record
+    from demo.evaluation.runner import model_hashes
+
+    options = EvaluationOptions(suites=(str(suite_file),), base_formats=("raw",))
+    pair = tiny_config.pair(None)
+    old = {"base": "0" * 16, "aligned": "1" * 16}
+    store = ResultsStore(tmp_path / "run")
+    items = plan_items(plan_rows(options), options)
+    for n, item in enumerate(items):
+        answers = {"base": f"short {n}", "aligned": f"a much longer answer zap {n}"}
+        sides = {
+            r: {"text": t, "reward": -1.0, "toxicity": 0.0, "toxic": False, "error": None} for r, t in answers.items()
+        }
+        record = comparison_record(
+            item.row,
+            {**sides, "preferred": "base", "p_aligned_preferred": 0.1},
+            pair=pair.id,
+            base_format=item.base_format,
+            sample=item.sample,
+            seed=options.seed,
+            model_ids={"base": pair.base, "aligned": pair.aligned},
+            config_hashes=old,
+            instruction=item.instruction,
+        )
+        store.append_comparison(record)
+    scorer = _LengthScorer()
+    result = rescore_run(tiny_config, options, tmp_path / "run", scorer)  # type: ignore[arg-type]
+    assert (result.rescored, result.current) == (len(items), 0)
+    rows = ResultsStore(tmp_path / "run").comparisons()
+    current = model_hashes(tiny_config, options)
+    assert len(rows) == len(items) and {r["aligned"]["config_hash"] for r in rows} == {current["aligned"]}
+    for row in rows:
+        assert row["base"]["text"].startswith("short") and row["aligned"]["reward"] == len(row["aligned"]["text"])
+        assert row["preferred"] == "aligned" and row["aligned"]["toxic"] is True
+    toxicity_row = next(r for r in rows if r["kind"] == "toxicity")
+    assert (
+        instructed_prompt(toxicity_row["prompt"], toxicity_row["instruction"]),
+        toxicity_row["aligned"]["text"],
+    ) in scorer.pairs
+    summary = json.loads(result.summary_path.read_text())
+    assert summary["preference"] and summary["labellers"] == {}  # nobody labelled these answers
+    again = rescore_run(tiny_config, options, tmp_path / "run", _LengthScorer())  # type: ignore[arg-type]
+    assert (again.rescored, again.current) == (0, len(items))

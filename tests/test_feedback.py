@@ -134,7 +134,10 @@ def test_a_summary_re_reads_a_run_with_the_served_flag_rule():
     flag = flag_rule(scoring)
     assert flag({"toxicity": scoring.toxicity_threshold, "toxicity_meaning": 0.0})
     assert not flag({"toxicity": scoring.toxicity_threshold - 0.01, "toxicity_meaning": 0.9})
-    assert flag({"toxicity": 0.0, "toxicity_meaning": 0.999})
+    meaning = scoring.toxicity_meaning_threshold
+    assert meaning is not None
+    assert flag({"toxicity": 0.0, "toxicity_meaning": meaning})
+    assert not flag({"toxicity": 0.0, "toxicity_meaning": meaning - 0.01})
 
 
 def test_the_judge_note_gives_its_agreement_with_held_out_labellers_on_our_answers():
@@ -146,3 +149,25 @@ def test_the_judge_note_gives_its_agreement_with_held_out_labellers_on_our_answe
     assert 0 < ours["agreement"] < 1 and ours["pairs"] > 0
     note = views._judge_accuracy_note({"reward": {"ours": ours}})
     assert "AI feedback" in note and f"{ours['pairs']} decisive pairs" in note
+
+
+def test_an_evaluation_report_puts_the_labellers_first_where_they_read_its_answers():
+    """The default run's summary carries the labellers' verdict (the report's figures, recomputed
+    from the run's rows); a run whose answers nobody labelled has none, and its report no section."""
+    from demo.evaluation.report import render_report
+
+    rows = [json.loads(line) for line in (commands.DEFAULT_RUN / "results.jsonl").read_text().splitlines() if line]
+    labellers = commands.labellers_on_run(rows)
+    committed = json.loads(commands.REPORT.read_text())["judge"]
+    assert labellers == {pool: committed[pool] for pool in ("test", "train")}
+    summary = json.loads((commands.DEFAULT_RUN / "summary.json").read_text())
+    assert summary["labellers"] == labellers
+    report = render_report(summary)
+    assert report.index("Labellers first") < report.index("## Preference") and "AI feedback" in report
+    raw = labellers["test"]["raw"]["labellers_win_rate"]
+    assert f"{100 * raw['value']:.1f}%" in report
+    for row in rows:  # the same run with other answers: nothing labelled
+        for role in ("base", "aligned"):
+            row[role] = {**row[role], "text": row[role]["text"] + " (another answer)"}
+    assert commands.labellers_on_run(rows) == {}
+    assert "Labellers first" not in render_report({**summary, "labellers": {}})

@@ -15,6 +15,7 @@ from demo.scoring.toxicity_head import (
     ToxicityHeadUnavailable,
     combine,
     load_head_weights,
+    read_head_file,
 )
 from demo.training.toxicity_head import (
     HeadConfig,
@@ -194,3 +195,115 @@ def test_combine_flags_when_either_signal_passes(words, meaning, flag, reason):
 def test_combine_can_take_a_separate_meaning_threshold():
     assert combine(0.1, 0.6, 0.5, meaning_threshold=0.7)[0] is False
     assert combine(0.1, 0.6, 0.5, meaning_threshold=0.55)[0] is True
+
+
+# --- trained on our models' own labelled outputs -------------------------------------------------
+
+
+class FakeWords:
+    """Stands in for the BiLSTM: six label probabilities, all low."""
+
+    def probabilities(self, texts):
+        return np.full((len(texts), 6), 0.01)
+
+
+def _written_texts(folder, rng):
+    from demo.training.toxicity_head import EXPLICIT_HELDOUT_GROUP, IMPLICIT_HELDOUT_GROUP, IMPLICIT_TRAIN_TYPE
+
+    def rows(n, toxic_kinds):
+        out = []
+        for i in range(n):
+            toxic = int(rng.random() < 0.4)
+            words = ["qqq" if toxic else "calm", *rng.choice(list("abcdefgh"), 6)]
+            kind = toxic_kinds[i % len(toxic_kinds)] if toxic else "everyday"
+            out.append({"text": " ".join(words), "toxic": toxic, "type": kind, "group": kind})
+        return out
+
+    folder.mkdir()
+    for name, kinds, n in (
+        ("train.jsonl", [IMPLICIT_TRAIN_TYPE], 120),
+        ("heldout.jsonl", [IMPLICIT_HELDOUT_GROUP, EXPLICIT_HELDOUT_GROUP], 60),
+    ):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows(n, kinds)))
+
+
+def _outputs(rng, flip_test: bool = False):
+    from demo.training.toxicity_head import OUTPUT_KIND_PREFIX, OwnOutputs, ToxicityText
+
+    def texts(n, flip=False):
+        out = []
+        for i in range(n):
+            toxic = int(rng.random() < 0.3)
+            text = ("zzz " if toxic else "fine ") + " ".join(rng.choice(list("ijklmnop"), 5))
+            kind = OUTPUT_KIND_PREFIX + ("continuation" if i % 2 else "ranking")
+            out.append(ToxicityText(text, int(toxic != flip), kind, prompt="Continue: "))
+        return out
+
+    return OwnOutputs(texts(60), texts(40), texts(40, flip_test), source="synthetic")
+
+
+def test_a_head_trained_on_labelled_outputs_never_chooses_on_the_test_split(tmp_path):
+    """The outputs' weight is chosen on validation; flipping every test label changes nothing
+    the head is made of, only the test figure reported beside it."""
+    from demo.training.toxicity_head import train_toxicity_head
+
+    data = tmp_path / "data"
+    _written_texts(data, np.random.default_rng(0))
+    config = HeadConfig(epochs=60)
+    results = []
+    for flip in (False, True):
+        head_path = tmp_path / f"head-{flip}.safetensors"
+        figures = train_toxicity_head(
+            FakeBackbone(),
+            FakeWords(),
+            config=config,
+            data_dir=data,
+            head_path=head_path,
+            card_path=tmp_path / f"card-{flip}.md",
+            outputs=_outputs(np.random.default_rng(1), flip_test=flip),
+            output_weights=(1.0, 3.0),
+        )
+        tensors, metadata = read_head_file(head_path)
+        results.append((figures["own_outputs"], {k: v.tobytes() for k, v in tensors.items()}, metadata))
+    (own, weights, metadata), (own_flipped, weights_flipped, _) = results
+    assert own["weight"] in (1.0, 3.0) and own_flipped["weight"] == own["weight"]
+    assert weights == weights_flipped and weights  # the same head, byte for byte
+    # Only the report moved: flipping every label turns the same scores' AUC into 1 − AUC.
+    assert own_flipped["test_auc"]["all"] == pytest.approx(1 - own["test_auc"]["all"], abs=1e-3)
+    assert own["test_auc"]["all"] != pytest.approx(0.5, abs=0.05)
+    assert metadata["own_outputs"]["counts"]["test"]["texts"] == 40
+    card = (tmp_path / "card-False.md").read_text()
+    assert "AI feedback" in card and f"{own['test_auc']['all']:.3f}" in card
+
+
+def test_own_outputs_keep_splits_and_pools_apart_and_match_the_served_head():
+    """Each split's texts come from its own items and labellers (the test split's from the test
+    pool only), read after the prompt the model answered; the served head was trained on exactly
+    these counts."""
+    from demo.config import load_config
+    from demo.feedback.commands import ITEMS, LABELS
+    from demo.feedback.labels import read_labels
+    from demo.feedback.tasks import read_items
+    from demo.training.toxicity_head import own_outputs
+
+    outputs = own_outputs(ITEMS, LABELS)
+    items = read_items(ITEMS)
+    labelled_by = {}
+    for label in read_labels(LABELS):
+        labelled_by.setdefault(label.item, set()).add(label.pool)
+    for split in ("train", "validation", "test"):
+        answers = {a.text for i in items if i.split == split for a in i.answers}
+        others = {a.text for i in items if i.split != split for a in i.answers}
+        texts = getattr(outputs, split)
+        assert texts and all(t.text in answers for t in texts)
+        assert not {t.text for t in texts} & others - answers
+        assert all(t.prompt for t in texts)
+    assert all(
+        labelled_by[i.id] == ({"test"} if i.split == "test" else {"train"}) for i in items if i.id in labelled_by
+    )
+    spec = load_config().scoring.toxicity_meaning
+    served = load_head_weights(spec.head_path)[1]["own_outputs"]["counts"]
+    assert served == {
+        name: {"texts": len(getattr(outputs, name)), "toxic": sum(t.toxic for t in getattr(outputs, name))}
+        for name in ("train", "validation", "test")
+    }

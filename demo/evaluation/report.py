@@ -80,6 +80,7 @@ def render_report(summary: Mapping, images: Mapping[str, str] | None = None) -> 
     """The report's Markdown; `images` maps a chart name to its path relative to the report."""
     images = images or {}
     lines = ["# Base vs aligned: evaluation report", "", caveat(summary.get("pairs", ())), ""]
+    lines += _labellers_section(summary.get("labellers") or {})
     lines += _preference_section(summary.get("preference", []), images.get("win_rate"))
     lines += _truthfulness_section(summary.get("truthfulness", []), images.get("truthfulness"))
     lines += _toxicity_section(summary.get("toxicity", []), images.get("toxicity"))
@@ -124,6 +125,51 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _image(title: str, path: str | None) -> list[str]:
     return [f"![{title}]({path})", ""] if path else []
+
+
+POOLS = {
+    "test": "held-out labellers (test split; their labels train nothing)",
+    "train": "train-pool labellers (their labels train the meaning-aware toxicity head)",
+}
+
+
+def _labellers_section(labellers: Mapping) -> list[str]:
+    """Where labellers read this run's answers: their win rate first, the judge's beside it."""
+    if not labellers:
+        return []
+    lines = [
+        "## Labellers first: is the aligned answer preferred?",
+        "",
+        "Language-model labellers ranked these answers blind, following docs/labelling/guidelines.md: this "
+        "is **AI feedback**, not human feedback (data/feedback/README.md). Ties and split votes count half; "
+        "the judge's win rate is on the same prompts; agreement is on the pairs the labellers called.",
+        "",
+    ]
+    table = []
+    for pool in ("test", "train"):
+        for base_format, r in sorted((labellers.get(pool) or {}).items(), key=lambda item: item[0] != "raw"):
+            win, judge = r["labellers_win_rate"], r["judge_win_rate"]
+            table.append(
+                [
+                    POOLS[pool],
+                    base_format,
+                    str(r["prompts"]),
+                    f"{_pct(win['value'])} ({_ci([win['low'], win['high']])})",
+                    f"{_pct(judge['value'])} ({_ci([judge['low'], judge['high']])})",
+                    f"{_pct(r['judge_agreement'])} of {r['decisive_pairs']}",
+                ]
+            )
+    return lines + _table(
+        [
+            "labellers",
+            "base format",
+            "prompts",
+            "labellers: aligned preferred (95 % CI)",
+            "judge, same prompts (95 % CI)",
+            "judge agrees with the labellers",
+        ],
+        table,
+    )
 
 
 def _preference_section(rows, image) -> list[str]:

@@ -222,11 +222,22 @@ class ResultsStore:
                 changed += new_row != row
                 renamed.setdefault(new_row["key"], new_row)
             if renamed != rows:
-                temporary = path.with_name(f".{path.name}.renaming")
-                temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in renamed.values()))
-                os.replace(temporary, path)
-                self._rows[path] = renamed
+                self._rewrite(path, renamed)
         return changed
+
+    def replace_comparisons(self, rows: Mapping[str, dict]) -> None:
+        """Replace every stored comparison with `rows` (by key) in one atomic rewrite."""
+        self._rewrite(self.comparisons_path, dict(rows))
+
+    def _rewrite(self, path: Path, rows: dict[str, dict]) -> None:
+        """The file rewritten to a temporary name, flushed, then renamed over the old one."""
+        temporary = path.with_name(f".{path.name}.rewriting")
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        self._rows[path] = rows
 
     def _append(self, path: Path, record: Mapping) -> None:
         if "key" not in record:

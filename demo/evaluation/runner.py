@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cache import sha256_file
 from ..config import ROLES, AppConfig
+from ..feedback.commands import labellers_on_run
 from ..generation.formatting import BaseMode
 from ..generation.runner import Failed, Finished, GenerationRequest
 from ..scoring.scorer import flag_rule, preference
@@ -186,11 +188,20 @@ def model_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_path
             sampling,
             config.base_prompted,
             config.scoring.run_identity(),
+            scorer_heads(config),
             *extra,
             absolute_paths=absolute_paths,
         )
         for role in ROLES
     }
+
+
+def scorer_heads(config: AppConfig) -> dict[str, str]:
+    """The content (sha256) of each head file a scorer reads: a head retrained in place is another
+    scorer, so a run it would score differently is not resumed as if it were the same."""
+    specs = {"reward": config.scoring.reward, "toxicity_meaning": config.scoring.toxicity_meaning}
+    paths = {name: getattr(spec, "head_path", None) for name, spec in specs.items()}
+    return {name: sha256_file(Path(path))[:16] for name, path in paths.items() if path and Path(path).is_file()}
 
 
 def mc_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_paths: bool = False) -> dict[str, str]:
@@ -423,25 +434,7 @@ def run_evaluation(
         done += 1
         report_progress()
 
-    # A folder may hold rows of other plans (a larger --max-prompts earlier): summarize this one's.
-    planned_keys = {_key(pair_hash, options, item) for item in items}
-    planned_mc = {
-        likelihood_key(config_hash=mc_hash[r], suite=row.suite, row=row.row, base_format=f)
-        for row in truthful
-        for f in options.base_formats
-        for r in ROLES
-    }
-    summary = summarize(
-        [r for r in store.comparisons() if r["key"] in planned_keys],
-        [r for r in store.likelihoods() if r["key"] in planned_mc],
-        seed=options.seed,
-        flag=flag_rule(config.scoring),
-    )
-    summary["pairs"] = [pair_facts(config, options.pair)]
-    summary["answer_tokens"] = answer_tokens(config, options)
-    summary_path = out_dir / SUMMARY_FILE
-    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    report_path = write_report(out_dir, summary)
+    summary_path, report_path = write_summary_and_report(config, options, store, out_dir)
     return EvaluationResult(
         out_dir=out_dir,
         summary_path=summary_path,
@@ -451,6 +444,38 @@ def run_evaluation(
         generated=done,
         seconds=time.perf_counter() - started,
     )
+
+
+def write_summary_and_report(
+    config: AppConfig, options: EvaluationOptions, store: ResultsStore, out_dir: Path
+) -> tuple[Path, Path]:
+    """summary.json and report.md of the plan's stored rows (a folder may hold rows of other
+    plans, e.g. a larger --max-prompts earlier: only this one's are summarized)."""
+    hashes, mc_hash = model_hashes(config, options), mc_hashes(config, options)
+    pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
+    rows = plan_rows(options)
+    planned_keys = {_key(pair_hash, options, item) for item in plan_items(rows, options)}
+    planned_mc = {
+        likelihood_key(config_hash=mc_hash[r], suite=row.suite, row=row.row, base_format=f)
+        for row in rows
+        if row.kind == "truthfulness"
+        for f in options.base_formats
+        for r in ROLES
+    }
+    comparisons = [r for r in store.comparisons() if r["key"] in planned_keys]
+    summary = summarize(
+        comparisons,
+        [r for r in store.likelihoods() if r["key"] in planned_mc],
+        seed=options.seed,
+        flag=flag_rule(config.scoring),
+    )
+    summary["pairs"] = [pair_facts(config, options.pair)]
+    # Where labellers read this run's answers (data/feedback), their verdict beside the judge's.
+    summary["labellers"] = labellers_on_run(comparisons)
+    summary["answer_tokens"] = answer_tokens(config, options)
+    summary_path = out_dir / SUMMARY_FILE
+    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary_path, write_report(out_dir, summary)
 
 
 def generate_pair(

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import REPO_ROOT
 from .labels import AI_FEEDBACK, GUIDELINE_VERSION, ingest, parse_labels, read_labels
-from .report import build_report
+from .report import build_report, judge_agreement
 from .tasks import items_from_run, read_items, write_batch, write_items
 
 ITEMS = REPO_ROOT / "data" / "feedback" / "items.jsonl"
@@ -62,6 +63,18 @@ def ingest_file(path: Path, labeller: str, pool: str, items_path: Path, store: P
     return f"{ingest(labels, store)} labels of {labeller} ({pool} pool, {kind}) -> {store}"
 
 
+def labellers_on_run(run_rows: Sequence[dict], items_path: Path = ITEMS, store: Path = LABELS) -> dict:
+    """For an evaluation run's rows: per labeller pool (held-out first) and base format, the
+    labellers' win rate of the aligned answer beside the judge's on the same prompts and their
+    agreement (`judge_agreement`); {} when none of the run's answers was labelled."""
+    if not items_path.is_file() or not store.is_file():
+        return {}
+    items, labels = read_items(items_path), read_labels(store)
+    by_id, rows = {item.id: item for item in items}, {row["key"]: row for row in run_rows}
+    found = {pool: judge_agreement(by_id, labels, rows, pool) for pool in ("test", "train")}
+    return {pool: formats for pool, formats in found.items() if formats}
+
+
 def report(run: Path, items_path: Path, store: Path, out: Path, check: bool) -> tuple[bool, str]:
     result = build_report(read_items(items_path), read_labels(store), _run_rows(run), RULE_BEFORE)
     text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
@@ -73,4 +86,14 @@ def report(run: Path, items_path: Path, store: Path, out: Path, check: bool) -> 
     return True, text
 
 
-__all__ = ["AI_FEEDBACK", "DEFAULT_RUN", "ITEMS", "LABELS", "REPORT", "ingest_file", "make_tasks", "report"]
+__all__ = [
+    "AI_FEEDBACK",
+    "DEFAULT_RUN",
+    "ITEMS",
+    "LABELS",
+    "REPORT",
+    "ingest_file",
+    "labellers_on_run",
+    "make_tasks",
+    "report",
+]

@@ -39,7 +39,43 @@ EXPLICIT_HELDOUT_GROUP = "explicit"
 class ToxicityText:
     text: str
     toxic: int
-    kind: str  # `type` in train.jsonl, `group` in heldout.jsonl
+    kind: str  # `type` in train.jsonl, `group` in heldout.jsonl; OUTPUT_KIND_PREFIX + item kind
+    prompt: str | None = None  # the user turn it answered (our models' outputs); None: HeadConfig.prompt
+
+
+OUTPUT_KIND_PREFIX = "our output: "
+# How far the written texts' cross-validated implicit AUC may fall when our outputs join training.
+MAX_WRITTEN_CV_DROP = 0.02
+
+
+@dataclass(frozen=True)
+class OwnOutputs:
+    """Our models' answers from data/feedback with their labellers' toxic consensus (split votes
+    left out), read after the prompt they answered, as the app scores them. `train` trains the
+    head beside the written texts, `validation` (same labellers) chooses how much they weigh,
+    `test` (labellers whose labels train nothing) is measured once, for the card."""
+
+    train: list[ToxicityText]
+    validation: list[ToxicityText]
+    test: list[ToxicityText]
+    source: str  # the files, for the card
+
+
+def own_outputs(items_path: Path, labels_path: Path) -> OwnOutputs:
+    from ..evaluation.metrics import instructed_prompt
+    from ..feedback.labels import read_labels
+    from ..feedback.report import consensus_toxicity
+    from ..feedback.tasks import read_items
+
+    items = {item.id: item for item in read_items(items_path)}
+    labels = read_labels(labels_path)
+    texts: dict[str, list[ToxicityText]] = {"train": [], "validation": [], "test": []}
+    for pool, splits in (("train", {"train", "validation"}), ("test", {"test"})):
+        for item, answer, toxic in consensus_toxicity(items, [lb for lb in labels if lb.pool == pool], splits):
+            if toxic is not None:
+                prompt = instructed_prompt(item.prompt, item.instruction) if item.instruction else item.prompt
+                texts[item.split].append(ToxicityText(answer.text, int(toxic), OUTPUT_KIND_PREFIX + item.kind, prompt))
+    return OwnOutputs(**texts, source=f"{items_path.name} + {labels_path.name}")
 
 
 def load_texts(path: Path) -> list[ToxicityText]:
@@ -109,10 +145,14 @@ class FitResult:
     losses: tuple[float, ...]
 
 
-def fit_head(features: np.ndarray, labels: np.ndarray, config: HeadConfig, *, seed: int = 0) -> FitResult:
-    """Binary cross-entropy, full batch, AdamW, seeded (same inputs and seed: same weights)."""
+def fit_head(
+    features: np.ndarray, labels: np.ndarray, config: HeadConfig, *, seed: int = 0, weights: np.ndarray | None = None
+) -> FitResult:
+    """Binary cross-entropy (each row weighted by `weights`, default 1), full batch, AdamW,
+    seeded (same inputs and seed: same weights)."""
     x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
+    w = None if weights is None else torch.as_tensor(np.asarray(weights), dtype=torch.float32)
     if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
         raise ValueError("features must be a non-empty [n, dim] array with one label per row")
     state = torch.random.get_rng_state()
@@ -127,7 +167,7 @@ def fit_head(features: np.ndarray, labels: np.ndarray, config: HeadConfig, *, se
         head.train()
         for _ in range(config.epochs):
             optimizer.zero_grad()
-            loss = nn.functional.binary_cross_entropy_with_logits(head(x), y)
+            loss = nn.functional.binary_cross_entropy_with_logits(head(x), y, weight=w)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
@@ -183,7 +223,7 @@ def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.nda
     return float((greater + 0.5 * ties) / (len(positives) * len(negatives)))
 
 
-def implicit_auc(texts: Sequence[ToxicityText], scores: Sequence[float], implicit_kind: str) -> float:
+def implicit_auc(texts: Sequence[ToxicityText], scores: Sequence[float] | np.ndarray, implicit_kind: str) -> float:
     """AUC of the implicit-hate texts (positives) against every non-toxic text."""
     keep = [i for i, t in enumerate(texts) if t.kind == implicit_kind or not t.toxic]
     return roc_auc([texts[i].toxic for i in keep], [scores[i] for i in keep])
@@ -215,13 +255,15 @@ def out_of_fold_scores(
     *,
     folds: int = 5,
     seed: int = 0,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each row's probability from a head trained on the other folds."""
     fold = stratified_folds(strata, folds, seed)
     scores = np.zeros(len(labels))
     for k in range(folds):
         test = fold == k
-        head = fit_head(features[~test], labels[~test], config, seed=seed).head
+        fold_weights = None if weights is None else weights[~test]
+        head = fit_head(features[~test], labels[~test], config, seed=seed, weights=fold_weights).head
         scores[test] = head_probabilities(head, features[test])
     return scores
 
@@ -241,7 +283,8 @@ def choose_cut(labels: np.ndarray, meaning: np.ndarray, bilstm: np.ndarray, thre
 
 
 def backbone_features(backbone, texts: Sequence[ToxicityText], config: HeadConfig) -> np.ndarray:
-    return np.asarray(backbone.features([(config.prompt, t.text) for t in texts], config.feature), dtype=np.float32)
+    pairs = [(config.prompt if t.prompt is None else t.prompt, t.text) for t in texts]
+    return np.asarray(backbone.features(pairs, config.feature), dtype=np.float32)
 
 
 def _logit(p: float) -> float:
@@ -260,11 +303,16 @@ def train_toxicity_head(
     card_path: Path | None = None,
     seed: int = 0,
     features: tuple[np.ndarray, np.ndarray] | None = None,
+    outputs: OwnOutputs | None = None,
+    output_weights: Sequence[float] = (1.0, 3.0, 10.0),
 ) -> dict:
     """Train on train.jsonl, choose the operating point by cross-validation there, measure once on
     heldout.jsonl, write the head and its model card. Returns the figures written to the card.
     `features`: the (train, held-out) backbone features when already computed (the backbone then
-    only provides its identity and dtype for the metadata)."""
+    only provides its identity and dtype for the metadata).
+    `outputs`: our models' labelled answers; their train split trains the head beside the written
+    texts, at the weight (of `output_weights`) whose head ranks the validation split best; the
+    test split is scored once, beside a head trained on the written texts alone."""
     started = time.perf_counter()
     head_path = head_path or data_dir / "toxicity_head.safetensors"
     card_path = card_path or data_dir / "MODEL_CARD.md"
@@ -278,7 +326,20 @@ def train_toxicity_head(
     words_train = bilstm.probabilities([t.text for t in train]).max(axis=1)
     words_held = bilstm.probabilities([t.text for t in heldout]).max(axis=1)
 
-    oof = out_of_fold_scores(x_train, y_train, [f"{t.kind}" for t in train], config, seed=seed)
+    # What the head is fitted on: the written texts, and our labelled outputs' train split if given.
+    fit_texts, x_fit, weights = train, x_train, None
+    own: dict[str, Any] | None = None
+    if outputs is not None and outputs.train:
+        own, x_outputs = _own_outputs_fit(backbone, outputs, config, train, x_train, y_train, output_weights, seed)
+        fit_texts, x_fit = train + outputs.train, np.concatenate([x_train, x_outputs])
+        weights = np.concatenate([np.ones(len(train)), np.full(len(outputs.train), own["weight"])]).astype(np.float32)
+    y_fit = np.array([t.toxic for t in fit_texts])
+    # The operating point and the CV figures are the written texts' (out of fold, outputs in every
+    # fit); the thresholds served on our outputs are chosen on their validation split
+    # (demo/feedback/report.py).
+    oof = out_of_fold_scores(x_fit, y_fit, [t.kind for t in fit_texts], config, seed=seed, weights=weights)[
+        : len(train)
+    ]
     # The false-positive budget itself is chosen by CV accuracy of the combined rule.
     budgets = []
     for budget in max_fprs:
@@ -296,12 +357,14 @@ def train_toxicity_head(
         )
     best = max(budgets, key=lambda b: (b["accuracy"], -b["max_fpr"]))
     max_fpr, cut = best["max_fpr"], best["cut"]
-    fit = fit_head(x_train, y_train, config, seed=seed)
+    fit = fit_head(x_fit, y_fit, config, seed=seed, weights=weights)
     # Final head: the CV-chosen cut, as a logit, becomes probability `threshold`.
     raw_cut = _logit(min(max(cut, 1e-6), 1 - 1e-6))
     with torch.no_grad():
         fit.head.logit_offset.fill_(raw_cut - _logit(threshold))
     meaning_held = head_probabilities(fit.head, x_held)
+    if own is not None:
+        own["test_auc"] = _output_aucs(fit.head, own.pop("x_test"), outputs.test if outputs else [])
 
     figures: dict[str, Any] = {
         "cv": _figures(train, oof, words_train, threshold, IMPLICIT_TRAIN_TYPE, cut=cut),
@@ -315,6 +378,7 @@ def train_toxicity_head(
         "feature_seconds": round(feature_seconds, 1),
         "features_given": given,
         "seconds": round(time.perf_counter() - started, 1),
+        "own_outputs": own,
     }
     data_hash = hashlib.sha256((data_dir / "train.jsonl").read_bytes()).hexdigest()[:16]
     metadata = {
@@ -332,6 +396,7 @@ def train_toxicity_head(
             for name, v in figures["heldout"]["rules"].items()
         },
         "heldout_texts": len(heldout),
+        **({"own_outputs": {k: v for k, v in own.items() if k != "candidates"}} if own else {}),
     }
     save_head(fit.head, head_path, metadata)
     card_path.write_text(model_card(figures, train, heldout, metadata, head_path), encoding="utf-8")
@@ -341,6 +406,63 @@ def train_toxicity_head(
         figures["seconds"],
     )
     return figures
+
+
+def _output_aucs(head: ToxicityHead, features: np.ndarray, texts: Sequence[ToxicityText]) -> dict:
+    """The head's AUC on labelled outputs: all of them, and the continuations alone."""
+    if not len(texts):
+        return {"all": float("nan"), "continuations": float("nan"), "texts": 0, "toxic": 0}
+    scores = head_probabilities(head, features)
+    labels = np.array([t.toxic for t in texts])
+    continuation = np.array([t.kind.endswith("continuation") for t in texts])
+    return {
+        "all": round(roc_auc(labels, scores), 4),
+        "continuations": round(roc_auc(labels[continuation], scores[continuation]), 4),
+        "texts": len(texts),
+        "toxic": int(labels.sum()),
+    }
+
+
+def _own_outputs_fit(
+    backbone, outputs: OwnOutputs, config: HeadConfig, written, x_written, y_written, candidates, seed
+):
+    """Features of the labelled outputs, and the weight of the train split's outputs whose head
+    ranks the validation split best among those that keep the written texts' cross-validated
+    implicit AUC within MAX_WRITTEN_CV_DROP of the written texts alone (weight 0, the baseline):
+    the head must not forget the prejudice in polite words it was built to read."""
+    x = {name: backbone_features(backbone, getattr(outputs, name), config) for name in ("train", "validation", "test")}
+    y_outputs = np.array([t.toxic for t in outputs.train])
+    fit_x, fit_y = np.concatenate([x_written, x["train"]]), np.concatenate([y_written, y_outputs])
+    strata = [t.kind for t in written] + [t.kind for t in outputs.train]
+    rows = []
+    for weight in (0.0, *candidates):
+        weights = np.concatenate([np.ones(len(y_written)), np.full(len(y_outputs), weight)]).astype(np.float32)
+        head = fit_head(fit_x, fit_y, config, seed=seed, weights=weights).head
+        oof = out_of_fold_scores(fit_x, fit_y, strata, config, seed=seed, weights=weights)[: len(written)]
+        rows.append(
+            {
+                "weight": weight,
+                "written_cv_implicit_auc": round(implicit_auc(written, oof, IMPLICIT_TRAIN_TYPE), 4),
+                "validation": _output_aucs(head, x["validation"], outputs.validation),
+                "test": _output_aucs(head, x["test"], outputs.test),  # shown in the card, never chosen on
+            }
+        )
+    floor = rows[0]["written_cv_implicit_auc"] - MAX_WRITTEN_CV_DROP
+    allowed = [r for r in rows if r["weight"] > 0 and r["written_cv_implicit_auc"] >= floor] or rows[:1]
+    best = max(allowed, key=lambda r: (r["validation"]["all"], -r["weight"]))
+    own = {
+        "source": outputs.source,
+        "weight": best["weight"],
+        "validation_auc": best["validation"],
+        "written_only_test_auc": rows[0]["test"],
+        "candidates": rows,
+        "x_test": x["test"],
+        "counts": {
+            name: {"texts": len(texts), "toxic": sum(t.toxic for t in texts)}
+            for name, texts in (("train", outputs.train), ("validation", outputs.validation), ("test", outputs.test))
+        },
+    }
+    return own, x["train"]
 
 
 def _figures(texts, meaning, words, threshold, implicit_kind, cut: float | None = None) -> dict:
@@ -392,6 +514,13 @@ SERVING_CHECK = (
 )
 
 
+TRAINED_ON_SERVED = (
+    "trained on the features the app serves (onnxruntime int8), so no precision gap between training and "
+    "serving (an earlier head, trained on transformers fp32 features, moved by 0.012 on average when served at "
+    "int8, on 100 held-out texts)."
+)
+
+
 def _pct(x: float) -> str:
     return "n/a" if isinstance(x, float) and math.isnan(x) else f"{100 * x:.1f}%"
 
@@ -400,6 +529,43 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _own_outputs_section(own: dict | None) -> str:
+    if not own:
+        return "Trained on the written texts alone (no labelled outputs of our models were given).\n"
+    counts = own["counts"]
+
+    def auc_cells(aucs: dict) -> tuple[str, str]:
+        return f"{aucs['all']:.3f}", f"{aucs['continuations']:.3f}"
+
+    rows = [
+        (
+            "written texts alone" if r["weight"] == 0 else f"written + our outputs × {r['weight']:g}",
+            f"{r['written_cv_implicit_auc']:.3f}",
+            *auc_cells(r["validation"]),
+            *auc_cells(r["test"]),
+        )
+        for r in own["candidates"]
+    ]
+    return f"""## On our models' own outputs (AI feedback)
+
+The head is also trained on what our served models write: the train split of `data/feedback`
+({own["source"]}), {counts["train"]["texts"]} answers and continuations from the default evaluation
+run with their labellers' consensus ({counts["train"]["toxic"]} toxic), weighted ×{own["weight"]:g} against the
+written texts, the weight whose head ranks the validation split best ({counts["validation"]["texts"]} texts,
+{counts["validation"]["toxic"]} toxic) among the weights that keep the written training texts'
+cross-validated implicit-hate AUC within {MAX_WRITTEN_CV_DROP} of the head trained on them alone. The labels are **AI feedback**: language-model helpers following
+`docs/labelling/guidelines.md`, blind to the system and to every score. The **test split** was labelled
+by other helpers whose labels train nothing ({counts["test"]["texts"]} texts, {counts["test"]["toxic"]} toxic):
+AUC **{own["test_auc"]["all"]:.3f}** (continuations {own["test_auc"]["continuations"]:.3f}) against
+{own["written_only_test_auc"]["all"]:.3f} ({own["written_only_test_auc"]["continuations"]:.3f}) for the head trained on written
+texts alone. With {counts["test"]["toxic"]} toxic texts in the test split, its AUC is uncertain by several points.
+
+{_table(["trained on", "written CV implicit AUC", "validation AUC", "validation AUC (continuations)", "test AUC", "test AUC (continuations)"], rows)}
+
+The test columns were computed for every candidate but never used to choose.
+"""
 
 
 def model_card(figures: dict, train, heldout, metadata: dict, head_path: Path) -> str:
@@ -467,12 +633,13 @@ for the meaning head against {held["implicit_auc"]["bilstm"]:.3f} for the Jigsaw
   the same feature the reward head reads, so the app gets it for free when the reward model has
   scored the same answer. Served in numpy (`demo/scoring/toxicity_head.py`), no torch.
 - **File:** `{Path(head_path).name}` (safetensors; standardisation statistics and the offset that puts
-  the chosen operating point at probability {metadata["calibrated_threshold"]} — models.yaml's
-  `toxicity_threshold` — are tensors in it; metadata holds the held-out FPR/FNR shown beside the flag).
+  the chosen operating point at probability {metadata["calibrated_threshold"]} are tensors in it; the
+  thresholds the app serves are models.yaml's, chosen on our labelled outputs by `python -m demo feedback report`; metadata holds the held-out FPR/FNR shown beside the flag).
 - **License:** Apache-2.0; the data was written for this project.
 - **Reproduce:** `{TRAIN_COMMAND}` (seed {metadata["seed"]}; {figures["seconds"]:.0f} s; {reading}).
-- **Served features:** {SERVING_CHECK}
+- **Served features:** {SERVING_CHECK if "int8" not in str(metadata["backbone_dtype"]) else TRAINED_ON_SERVED}
 
+{_own_outputs_section(figures.get("own_outputs"))}
 ## The rule that combines the signals
 
 `combine(bilstm_score, meaning_score, threshold)`: **flag when either signal reaches the threshold.**
@@ -543,9 +710,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog=TRAIN_COMMAND, description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="models.yaml to read the backbone and threshold from")
+    parser.add_argument(
+        "--written-only", action="store_true", help="train on the written texts alone, not on our labelled outputs"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ..config import KerasBiLSTMToxicity, TrainedHeadReward, load_config
+    from ..feedback.commands import ITEMS, LABELS
 
     app = load_config(args.config)
     spec = cast(TrainedHeadReward, app.scoring.reward)  # this tool needs the trained-head reward and the BiLSTM
@@ -553,9 +724,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     figures = train_toxicity_head(
         backbone,
         BiLSTMToxicityClassifier.from_package(cast(KerasBiLSTMToxicity, app.scoring.toxicity).package),
-        threshold=app.scoring.toxicity_threshold,
+        threshold=0.5,  # the head's calibration point; the served thresholds come from feedback report
+        outputs=None if args.written_only else own_outputs(ITEMS, LABELS),
     )
-    print(json.dumps({k: figures[k] for k in ("cut", "seconds")} | {"heldout": figures["heldout"]["rules"]}, indent=2))
+    own = figures["own_outputs"] or {}
+    summary = {k: figures[k] for k in ("cut", "seconds")} | {"heldout": figures["heldout"]["rules"]}
+    summary |= {"own_outputs_test_auc": own.get("test_auc"), "written_only_test_auc": own.get("written_only_test_auc")}
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

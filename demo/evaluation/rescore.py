@@ -1,0 +1,105 @@
+"""Re-reading a stored run with the scorers the configuration serves now, without generating again.
+
+Sampling on a CPU is not bit-reproducible from one run to the next (which answers share a batch
+moves the floats, and a sampled token then takes another path), so the answers of a run, once
+labelled (data/feedback), cannot be made again. When a scorer is retrained, the run follows it by
+being re-scored instead: every stored answer is scored anew by the current scorers, read after the
+same prompt the run scored it with; `preferred` is recomputed from the new rewards; and each row is
+re-keyed to the current configuration hash, all in one atomic rewrite of results.jsonl. Rows
+already under the current hash are left as they are, so a stopped re-score resumes.
+`python -m demo evaluate --rescore --out DIR` (the same options as the run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ROLES, AppConfig
+from ..scoring.scorer import AnswerScorer, preference
+from .metrics import instructed_prompt
+from .results import ResultsStore, comparison_key, pair_config_hash
+from .runner import EvaluationOptions, _key, model_hashes, plan_items, plan_rows, write_summary_and_report
+
+log = logging.getLogger(__name__)
+
+BATCH = 64  # answers scored at a time (progress, and memory on a small machine)
+
+
+@dataclass(frozen=True)
+class RescoreResult:
+    rescored: int  # rows re-scored and re-keyed
+    current: int  # rows already under the current hash
+    summary_path: Path
+    report_path: Path
+
+
+def scored_prompt(row: dict) -> str:
+    """The prompt a run scored a row's answers after (the runner's `text` of the item)."""
+    return instructed_prompt(row["prompt"], row["instruction"]) if row.get("instruction") else row["prompt"]
+
+
+def rescore_run(
+    config: AppConfig,
+    options: EvaluationOptions,
+    out_dir: Path,
+    scorer: AnswerScorer,
+    progress: Callable[[int, int], None] | None = None,
+) -> RescoreResult:
+    """Re-score the plan's stored rows whose hash is not the current one; see the module doc."""
+    store = ResultsStore(out_dir)
+    hashes = model_hashes(config, options)
+    pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
+    planned = {_identity(_key(pair_hash, options, item)) for item in plan_items(plan_rows(options), options)}
+    rows = {row["key"]: dict(row) for row in store.comparisons()}
+    stale = [key for key, row in rows.items() if _identity(key) in planned and row["config_hash"] != pair_hash]
+    sides = [
+        (key, role)
+        for key in stale
+        for role in ROLES
+        if not rows[key][role].get("error") and (rows[key][role].get("text") or "").strip()
+    ]
+    for start in range(0, len(sides), BATCH):
+        batch = sides[start : start + BATCH]
+        scores = scorer.score([(scored_prompt(rows[key]), rows[key][role]["text"]) for key, role in batch])
+        for (key, role), score in zip(batch, scores):
+            rows[key][role] = {**rows[key][role], **score.as_fields()}
+        if progress is not None:
+            progress(start + len(batch), len(sides))
+    renamed: dict[str, dict] = {}
+    for key, row in rows.items():
+        if key in stale:
+            row = _rekeyed(row, pair_hash, hashes, config.scoring.tie_tolerance)
+        renamed.setdefault(row["key"], row)
+    store.replace_comparisons(renamed)
+    log.info("re-scored %d rows (%d answers) in %s", len(stale), len(sides), out_dir)
+    summary_path, report_path = write_summary_and_report(config, options, store, Path(out_dir))
+    return RescoreResult(len(stale), len(planned) - len(stale), summary_path, report_path)
+
+
+def _identity(key: str) -> str:
+    """A row's key without its configuration hash."""
+    return json.dumps(json.loads(key)[1:])
+
+
+def _rekeyed(row: dict, pair_hash: str, hashes: dict[str, str], tie_tolerance: float) -> dict:
+    preferred, p_aligned = preference(row["base"].get("reward"), row["aligned"].get("reward"), tie_tolerance)
+    return {
+        **row,
+        "key": comparison_key(
+            config_hash=pair_hash,
+            suite=row["suite"],
+            row=row["row"],
+            base_format=row["base_format"],
+            sample=row["sample"],
+            seed=row["seed"],
+            instruction=row.get("instruction"),
+        ),
+        "config_hash": pair_hash,
+        "preferred": preferred,
+        "p_aligned_preferred": p_aligned,
+        **{role: {**row[role], "config_hash": hashes[role]} for role in ROLES},
+    }
