@@ -21,7 +21,7 @@ from pathlib import Path
 from ..config import ROLES, AppConfig
 from ..scoring.scorer import AnswerScorer, preference
 from .metrics import instructed_prompt
-from .results import ResultsStore, comparison_key, pair_config_hash
+from .results import ResultsStore, comparison_record_key, pair_config_hash
 from .runner import EvaluationOptions, _key, model_hashes, plan_items, plan_rows, write_summary_and_report
 
 log = logging.getLogger(__name__)
@@ -87,19 +87,11 @@ def _identity(key: str) -> str:
 
 def _rekeyed(row: dict, pair_hash: str, hashes: dict[str, str], tie_tolerance: float) -> dict:
     preferred, p_aligned = preference(row["base"].get("reward"), row["aligned"].get("reward"), tie_tolerance)
-    return {
+    row = {
         **row,
-        "key": comparison_key(
-            config_hash=pair_hash,
-            suite=row["suite"],
-            row=row["row"],
-            base_format=row["base_format"],
-            sample=row["sample"],
-            seed=row["seed"],
-            instruction=row.get("instruction"),
-        ),
         "config_hash": pair_hash,
         "preferred": preferred,
         "p_aligned_preferred": p_aligned,
         **{role: {**row[role], "config_hash": hashes[role]} for role in ROLES},
     }
+    return {**row, "key": comparison_record_key(row)}
