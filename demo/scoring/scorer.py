@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from ..config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
 from ..errors import public_message
+from ..session import SCORE_FIELDS
 
 Preference = Literal["base", "aligned", "tie"]
 
@@ -30,15 +31,8 @@ class AnswerScores:
     extra: dict[str, Any] | None = None  # from scorers beyond reward and toxicity
 
     def as_fields(self) -> dict[str, Any]:
-        """The JSON keys of a side (`reward`, `toxicity`, ...), and any extra scorer's keys."""
-        fields = {
-            "reward": self.reward,
-            "toxicity": self.toxicity,
-            "toxic": self.toxic,
-            "toxicity_labels": self.toxicity_labels,
-            "reward_error": self.reward_error,
-        }
-        return fields | (self.extra or {})
+        """The JSON keys of a side (session.SCORE_FIELDS), and any extra scorer's keys."""
+        return {key: getattr(self, key) for key in SCORE_FIELDS} | (self.extra or {})
 
 
 class Scorer(Protocol):
@@ -336,11 +330,10 @@ class AnswerScorer:
         for scorer in self.scorers:
             for row, result in zip(merged, scorer.score(pairs)):
                 row.update(result)
-        core = ("reward", "toxicity", "toxic", "toxicity_labels", "reward_error")
         return [
             AnswerScores(
-                **{key: row.get(key) for key in core},
-                extra={k: v for k, v in row.items() if k not in core} or None,
+                **{key: row.get(key) for key in SCORE_FIELDS},
+                extra={k: v for k, v in row.items() if k not in SCORE_FIELDS} or None,
             )
             for row in merged
         ]
