@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|evaluate|train-reward|votes|align|bench|fidelity|feedback|docs|prepare|serve`.
+"""Command line: `python -m demo compare|score|evaluate|train-toxicity|train-reward|votes|align|bench|fidelity|feedback|docs|prepare|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -77,6 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings_flags(evaluate, skip=("seed",))  # --seed above is the sampling seed
     _add_config(evaluate)
+
+    toxicity = commands.add_parser(
+        "train-toxicity", help="train the meaning-aware toxicity head on the written texts and our labelled outputs"
+    )
+    toxicity.add_argument(
+        "--written-only", action="store_true", help="train on the written texts alone, not on our labelled outputs"
+    )
+    toxicity.add_argument(
+        "--out-dir",
+        type=Path,
+        help="write the head and its card here (default: a new folder under <cache>/trained/, never the shipped head)",
+    )
+    toxicity.add_argument(
+        "--replace-shipped", action="store_true", help="write over the served head and card in data/toxicity/"
+    )
+    _add_config(toxicity)
 
     train = commands.add_parser("train-reward", help="train the demo reward head on data/preferences")
     train.add_argument("--seed", type=int, default=0)
@@ -363,6 +379,15 @@ def _rescore(config, options, out_dir: Path, as_json: bool) -> int:
     return 0
 
 
+def run_train_toxicity(args) -> int:
+    from .training.toxicity_head import train_command
+
+    train_command(
+        args.config, written_only=args.written_only, out_dir=args.out_dir, replace_shipped=args.replace_shipped
+    )
+    return 0
+
+
 def run_train_reward(args) -> int:
     from .training.reward import train_reward_head
 
@@ -373,12 +398,9 @@ def run_train_reward(args) -> int:
         votes = VoteTraining.from_file(args.with_votes)
     out_dir = args.out_dir
     if out_dir is None and not args.replace_shipped:
-        import datetime
+        from .training.outputs import new_output_dir
 
-        from .cache import cache_dir
-
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-        out_dir = cache_dir() / "trained" / f"reward-{stamp}"
+        out_dir = new_output_dir("reward")
     report = train_reward_head(load_config(args.config), seed=args.seed, out_dir=out_dir, votes=votes)
     print(f"wrote {out_dir or 'the shipped head (models.yaml scoring.reward)'}", file=sys.stderr)
     print(json.dumps(report.to_json() if hasattr(report, "to_json") else report.__dict__, indent=2, default=str))
@@ -511,6 +533,7 @@ COMMANDS = {
     "score": run_score,
     "evaluate": run_evaluate,
     "train-reward": run_train_reward,
+    "train-toxicity": run_train_toxicity,
     "votes": run_votes,
     "bench": run_bench,
     "docs": run_docs,

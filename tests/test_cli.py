@@ -273,3 +273,22 @@ def test_bench_json_reports_the_issue_keys_on_the_tiny_models(tiny_config_file, 
     for figures in report["models"].values():
         assert BENCH_MODEL_KEYS <= set(figures)
         assert all(figures[key] > 0 for key in BENCH_MODEL_KEYS)
+
+
+def test_train_toxicity_is_a_subcommand_that_never_overwrites_the_shipped_head_by_default(monkeypatch, tmp_path):
+    """`python -m demo train-toxicity` writes to a new folder unless --replace-shipped."""
+    from demo import cli
+    from demo.training import toxicity_head
+
+    calls = []
+    monkeypatch.setattr(toxicity_head, "train_command", lambda config, **kw: calls.append(kw) or {})
+    assert cli.main(["train-toxicity"]) == 0
+    assert cli.main(["train-toxicity", "--replace-shipped", "--written-only"]) == 0
+    assert calls == [
+        {"written_only": False, "out_dir": None, "replace_shipped": False},
+        {"written_only": True, "out_dir": None, "replace_shipped": True},
+    ]
+    monkeypatch.setenv("DEMO_CACHE_DIR", str(tmp_path))
+    assert toxicity_head.output_folder(None, replace_shipped=False).parent == tmp_path / "trained"
+    assert toxicity_head.output_folder(tmp_path / "mine", replace_shipped=False) == tmp_path / "mine"
+    assert toxicity_head.output_folder(None, replace_shipped=True) is None  # the shipped head's place

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 HEAD_FORMAT = "demo-toxicity-head/1"
 METADATA_KEY = "demo_toxicity_head"
-TRAIN_COMMAND = "python -m demo.training.toxicity_head"
+TRAIN_COMMAND = "python -m demo train-toxicity"
 
 # What each scorer cannot see, for the legend beside the flag (from the held-out errors in
 # data/toxicity/MODEL_CARD.md).

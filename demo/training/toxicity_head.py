@@ -5,16 +5,16 @@ read as an assistant answer (the reward model's own feature), trained with binar
 on data/toxicity/train.jsonl (640 texts written for this project). Every choice — feature,
 head, operating point — is made by stratified 5-fold cross-validation within that file;
 data/toxicity/heldout.jsonl (another writer, another brief) is scored once, at the end, for the
-model card. Run: `python -m demo.training.toxicity_head` (a few minutes on a 2-core CPU).
+model card. Run: `python -m demo train-toxicity` (a few minutes on a 2-core CPU).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -636,7 +636,7 @@ for the meaning head against {held["implicit_auc"]["bilstm"]:.3f} for the Jigsaw
   the chosen operating point at probability {metadata["calibrated_threshold"]} are tensors in it; the
   thresholds the app serves are models.yaml's, chosen on our labelled outputs by `python -m demo feedback report`; metadata holds the held-out FPR/FNR shown beside the flag).
 - **License:** Apache-2.0; the data was written for this project.
-- **Reproduce:** `{TRAIN_COMMAND}` (seed {metadata["seed"]}; {figures["seconds"]:.0f} s; {reading}).
+- **Reproduce:** `{TRAIN_COMMAND} --replace-shipped` (seed {metadata["seed"]}; {figures["seconds"]:.0f} s; {reading}).
 - **Served features:** {SERVING_CHECK if "int8" not in str(metadata["backbone_dtype"]) else TRAINED_ON_SERVED}
 
 {_own_outputs_section(figures.get("own_outputs"))}
@@ -704,34 +704,38 @@ writer with a different brief (implicit hate, explicit, neutral texts about grou
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def output_folder(out_dir: Path | None, replace_shipped: bool) -> Path | None:
+    """Where a training run writes: `out_dir`, else a new folder in the cache; None (the shipped
+    head's place) only when asked to replace it."""
+    from .outputs import new_output_dir
+
+    return None if replace_shipped else out_dir or new_output_dir("toxicity-head")
+
+
+def train_command(config_path: str | None, *, written_only: bool, out_dir: Path | None, replace_shipped: bool) -> dict:
+    """`python -m demo train-toxicity`: train on the written texts and (unless `written_only`) our
+    labelled outputs; write to `out_dir`, or a new folder under <cache>/trained/, or over the
+    shipped head when `replace_shipped`. Prints where it wrote and the held-out figures."""
+    from ..config import KerasBiLSTMToxicity, TrainedHeadReward, load_config
+    from ..feedback.commands import ITEMS, LABELS
     from ..scoring.reward_backbone import OnnxBackbone
     from ..scoring.toxicity_bilstm import BiLSTMToxicityClassifier
 
-    parser = argparse.ArgumentParser(prog=TRAIN_COMMAND, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None, help="models.yaml to read the backbone and threshold from")
-    parser.add_argument(
-        "--written-only", action="store_true", help="train on the written texts alone, not on our labelled outputs"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from ..config import KerasBiLSTMToxicity, TrainedHeadReward, load_config
-    from ..feedback.commands import ITEMS, LABELS
-
-    app = load_config(args.config)
+    target = output_folder(out_dir, replace_shipped)
+    app = load_config(config_path)
     spec = cast(TrainedHeadReward, app.scoring.reward)  # this tool needs the trained-head reward and the BiLSTM
     backbone = OnnxBackbone.from_config(app, spec, layer=HeadConfig().layer)
     figures = train_toxicity_head(
         backbone,
         BiLSTMToxicityClassifier.from_package(cast(KerasBiLSTMToxicity, app.scoring.toxicity).package),
-        threshold=0.5,  # the head's calibration point; the served thresholds come from feedback report
-        outputs=None if args.written_only else own_outputs(ITEMS, LABELS),
+        threshold=0.5,  # the head's calibration point; the served thresholds come from `feedback report`
+        outputs=None if written_only else own_outputs(ITEMS, LABELS),
+        head_path=None if target is None else target / "toxicity_head.safetensors",
+        card_path=None if target is None else target / "MODEL_CARD.md",
     )
+    print(f"wrote {target or 'the shipped head (data/toxicity/)'}", file=sys.stderr)
     own = figures["own_outputs"] or {}
     summary = {k: figures[k] for k in ("cut", "seconds")} | {"heldout": figures["heldout"]["rules"]}
     summary |= {"own_outputs_test_auc": own.get("test_auc"), "written_only_test_auc": own.get("written_only_test_auc")}
     print(json.dumps(summary, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    return figures
