@@ -183,6 +183,8 @@ def test_the_same_prompt_never_gives_an_answer_compare_or_another_battle_gave(vo
         page.click("#vote-tie")
         expect(page.locator("#arena-next")).to_be_visible(timeout=TIMEOUT_MS)
         page.click("#arena-next")
+        # Next clears the prompt when its answer arrives: wait for it, or it clears the next one.
+        expect(page.locator("#arena-next")).to_be_hidden(timeout=TIMEOUT_MS)
 
 
 def test_an_over_long_prompt_gets_the_token_limit_and_starts_no_model(voting_app, browser):
