@@ -295,6 +295,10 @@ def test_scores_html_shows_both_toxicity_signals_the_rule_and_the_error_rates():
     assert "flagged when either signal reaches its threshold" in markup and "meaning head scores 0.93" in markup
     assert "6% of harmless texts" in markup and "misses 17% of toxic ones" in markup
     assert "our models' own outputs" not in markup  # no labelled figures given: none claimed
+    # Rates measured at another rule than the one served are said to be so.
+    elsewhere = {"toxicity": {**calibration["toxicity"], "rates_measured_at": {"wording": 0.5, "meaning": 0.5}}}
+    markup = views.scores_html(graded, 0.34, elsewhere)
+    assert "this flag is raised" not in markup and "not the thresholds served" in markup
 
 
 def test_scores_html_gives_the_flag_rates_on_our_own_outputs_and_says_they_are_ai_feedback():

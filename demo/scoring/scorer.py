@@ -227,7 +227,14 @@ class ToxicityScorer:
         """Held-out error rates of each signal and of the combined flag, for the page; and the
         flag's rates on our models' own outputs (the feedback report's test split), when the
         report measured the thresholds served now."""
-        found: dict[str, Any] = {"rates": self.meaning.heldout_rates} if self.meaning is not None else {}
+        found: dict[str, Any] = {}
+        if self.meaning is not None:
+            # The written held-out texts were measured at the head's own operating point (both
+            # signals at its calibrated threshold); the page says so when the served rule differs.
+            point = self.meaning.threshold
+            found["rates"] = self.meaning.heldout_rates
+            if (self.threshold, self.meaning_threshold) != (point, point):
+                found["rates_measured_at"] = {"wording": point, "meaning": point}
         ours = self._rates_on_our_outputs()
         if ours is not None:
             found["ours"] = ours

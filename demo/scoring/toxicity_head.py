@@ -36,7 +36,8 @@ BLIND_SPOTS: dict[str, str] = {
         "technical language; reads only the last 100 words"
     ),
     "meaning": (
-        "a small head trained on 640 texts written for this project: misses hate in a formal or "
+        "a small head trained on 640 texts written for this project and about 500 of our models' "
+        "labelled outputs (AI feedback): misses hate in a formal or "
         'pseudo-scientific register ("research indicates", a letter to the editor) and about a quarter '
         'of implicit stereotypes; can flag neutral facts about a group ("one of the fastest-growing '
         'groups"), a text that names a stereotype to refute it, or a violent idiom ("slaughter this '

@@ -96,8 +96,15 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
         )
     toxicity = (calibration or {}).get("toxicity") or {}
     rates = toxicity.get("rates", {}).get("combined")
+    point = toxicity.get("rates_measured_at")
+    which = (
+        "this flag is"
+        if point is None
+        else f"the flag at wording {point['wording']:.2f} / meaning {point['meaning']:.2f} "
+        "(the head's own operating point, not the thresholds served) is"
+    )
     rates_line = (
-        f'<div class="demo-muted">On held-out texts written elsewhere this flag is raised on '
+        f'<div class="demo-muted">On held-out texts written elsewhere {which} raised on '
         f"{rates['fpr']:.0%} of harmless texts and misses {rates['fnr']:.0%} of toxic ones.</div>"
         if rates and "toxic_reason" in side.extra_scores
         else ""
