@@ -564,7 +564,8 @@ texts alone. With {counts["test"]["toxic"]} toxic texts in the test split, its A
 
 {_table(["trained on", "written CV implicit AUC", "validation AUC", "validation AUC (continuations)", "test AUC", "test AUC (continuations)"], rows)}
 
-The test columns were computed for every candidate but never used to choose.
+The test columns were computed for every candidate but never used to choose. "Written texts alone" is weight 0 for the outputs: they add nothing to the loss, but, as in every row, they are in the
+features' standardisation statistics.
 """
 
 
