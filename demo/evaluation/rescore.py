@@ -5,8 +5,9 @@ moves the floats, and a sampled token then takes another path), so the answers o
 labelled (data/feedback), cannot be made again. When a scorer is retrained, the run follows it by
 being re-scored instead: every stored answer is scored anew by the current scorers, read after the
 same prompt the run scored it with; `preferred` is recomputed from the new rewards; and each row is
-re-keyed to the current configuration hash, all in one atomic rewrite of results.jsonl. Rows
-already under the current hash are left as they are, so a stopped re-score resumes.
+re-keyed to the current configuration hash, all in one atomic rewrite of results.jsonl (a
+re-score stopped half-way leaves the run as it was). Rows already under the current hash are
+left as they are, so re-scoring again does only what is not current.
 `python -m demo evaluate --rescore --out DIR` (the same options as the run).
 """
 
@@ -55,10 +56,12 @@ def rescore_run(
     pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
     planned = {_identity(_key(pair_hash, options, item)) for item in plan_items(plan_rows(options), options)}
     rows = {row["key"]: dict(row) for row in store.comparisons()}
-    stale = [key for key, row in rows.items() if _identity(key) in planned and row["config_hash"] != pair_hash]
+    ours = [key for key in rows if _identity(key) in planned]
+    stale = {key for key in ours if rows[key]["config_hash"] != pair_hash}
     sides = [
         (key, role)
-        for key in stale
+        for key in ours
+        if key in stale
         for role in ROLES
         if not rows[key][role].get("error") and (rows[key][role].get("text") or "").strip()
     ]
@@ -77,7 +80,7 @@ def rescore_run(
     store.replace_comparisons(renamed)
     log.info("re-scored %d rows (%d answers) in %s", len(stale), len(sides), out_dir)
     summary_path, report_path = write_summary_and_report(config, options, store, Path(out_dir))
-    return RescoreResult(len(stale), len(planned) - len(stale), summary_path, report_path)
+    return RescoreResult(len(stale), len(ours) - len(stale), summary_path, report_path)
 
 
 def _identity(key: str) -> str:
