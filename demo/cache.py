@@ -33,9 +33,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .paths import REPO_ROOT
+
 CACHE_ENV_VAR = "DEMO_CACHE_DIR"
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_ROOT = str(REPO_ROOT)
 _TRANSCRIPT_LINES = 20
 
 

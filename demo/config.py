@@ -27,10 +27,9 @@ from pydantic import (
 )
 
 from .backend_registry import backend_entry
+from .paths import DEFAULT_CONFIG_PATH, REPO_ROOT
 from .settings import SETTINGS, SamplingSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = REPO_ROOT / "models.yaml"
 CONFIG_ENV_VAR = "DEMO_CONFIG"
 
 # The two sides of a comparison, as the JSON contract names them.

@@ -13,10 +13,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import REPO_ROOT, AppConfig, load_config
+from .config import AppConfig, load_config
+from .paths import DEFAULT_RUN_DIR, README, RESULTS_DIR
 
-RESULTS = REPO_ROOT / "results"
-DOCUMENTS = (REPO_ROOT / "README.md",)
+RESULTS = RESULTS_DIR
+DOCUMENTS = (README,)
 _REGION = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
 
 
@@ -152,9 +153,7 @@ def _check_default_run(config: AppConfig) -> None:
     from .evaluation.results import ResultsStore
     from .evaluation.runner import EvaluationOptions, pending_work
 
-    pending, mc_pending = pending_work(
-        config, EvaluationOptions(), ResultsStore(REPO_ROOT / "evaluation" / "default-run")
-    )
+    pending, mc_pending = pending_work(config, EvaluationOptions(), ResultsStore(DEFAULT_RUN_DIR))
     if pending or mc_pending:
         raise StaleFigures(
             f"evaluation/default-run lacks {len(pending)} comparisons and {len(mc_pending)} likelihood rows of the "

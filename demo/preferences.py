@@ -30,9 +30,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .config import REPO_ROOT
+from .paths import DATA_DIR
 
-PREFERENCES_DIR = REPO_ROOT / "data" / "preferences"
+PREFERENCES_DIR = DATA_DIR / "preferences"
 WRITTEN_GLOB = "written/part_*.jsonl"
 TEST_FRACTION = 0.15
 _FIELDS = ("prompt", "chosen", "rejected", "category", "aspect", "flaw")

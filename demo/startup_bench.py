@@ -21,7 +21,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import REPO_ROOT, AppConfig
+from .config import AppConfig
+from .paths import REPO_ROOT
 
 START_TIMEOUT_SECONDS = 1500.0
 QUESTION = "Name three fruits."

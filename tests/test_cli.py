@@ -12,7 +12,8 @@ import yaml
 from conftest import REPO_ROOT, subprocess_env, toxic_classifier_installed
 
 from demo import cli
-from demo.config import DEFAULT_CONFIG_PATH, load_config
+from demo.config import load_config
+from demo.paths import DEFAULT_CONFIG_PATH
 from demo.session import Comparison, SideState
 
 TOP_KEYS = {"prompt", "pair", "base", "aligned", "preferred", "p_aligned_preferred", "error"}

@@ -9,6 +9,7 @@ import pytest
 
 from demo import docs
 from demo.config import load_config
+from demo.paths import README
 
 
 def test_the_committed_readme_matches_its_results():
@@ -16,7 +17,7 @@ def test_the_committed_readme_matches_its_results():
 
 
 def test_a_figure_typed_by_hand_is_found():
-    text = (docs.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    text = README.read_text(encoding="utf-8")
     region = text.index("<!-- figures:fidelity -->")
     first_bold = text.index("**", region)
     tampered = text[: first_bold + 2] + "9" + text[first_bold + 3 :]

@@ -413,7 +413,8 @@ def test_served_answer_matches_in_process_at_temperature_0(
 
 
 def test_the_vllm_config_loads():
-    from demo.config import REPO_ROOT, load_config
+    from demo.config import load_config
+    from demo.paths import REPO_ROOT
 
     config = load_config(REPO_ROOT / "configs" / "vllm.yaml")
     runtimes = [config.models[model_id].runtime for model_id in config.served_model_ids()]

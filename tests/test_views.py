@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from demo.config import DEFAULT_CONFIG_PATH, load_config
+from demo.config import load_config
 from demo.generation.loading import LoadedModelInfo
+from demo.paths import DEFAULT_CONFIG_PATH
 from demo.session import Comparison, SideState
 from demo.ui import views
 

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..compare import Comparator, InvalidPrompt, validate_prompt
-from ..config import REPO_ROOT, AppConfig
+from ..config import AppConfig
 from ..errors import public_message
+from ..paths import REPO_ROOT
 from ..scoring.scorer import preference
 from ..session import Comparison
 from ..settings import SamplingSettings, clamp_settings

@@ -24,6 +24,7 @@ from ..config import ROLES, AppConfig
 from ..feedback.commands import labellers_on_run
 from ..generation.formatting import BaseMode
 from ..generation.runner import Failed, Finished, GenerationRequest
+from ..paths import RUNS_DIR
 from ..scoring.scorer import flag_rule, preference
 from ..session import SideState
 from ..settings import SamplingSettings, clamp_settings
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 # Comparisons per round: each model gets up to this many prompts, in batches of its back end.
 # DEMO_EVAL_CHUNK overrides it (the resume test writes rows early with small rounds).
 CHUNK = int(os.environ.get("DEMO_EVAL_CHUNK", "32"))
-RUNS_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "runs"
 
 Progress = Callable[[int, int, float | None], None]  # (done, total, eta seconds)
 # Identities of one generated answer: the aligned one is shared by the base formats.

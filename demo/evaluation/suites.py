@@ -15,9 +15,10 @@ from typing import Literal
 
 import yaml
 
+from ..paths import SUITES_DIR
+
 Kind = Literal["instruction", "truthfulness", "toxicity"]
 KINDS: tuple[Kind, ...] = ("instruction", "truthfulness", "toxicity")
-SUITES_DIR = Path(__file__).resolve().parents[2] / "evaluation"
 SUITE_SUFFIXES = (".jsonl", ".yaml", ".yml")
 _FIELDS = ("prompt", "category", "kind", "correct", "incorrect")
 

@@ -16,15 +16,15 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import REPO_ROOT
+from ..paths import DATA_DIR, DEFAULT_RUN_DIR, RESULTS_DIR
 from .labels import AI_FEEDBACK, GUIDELINE_VERSION, ingest, parse_labels, read_labels
 from .report import build_report, judge_agreement
 from .tasks import items_from_run, read_items, write_batch, write_items
 
-ITEMS = REPO_ROOT / "data" / "feedback" / "items.jsonl"
-LABELS = REPO_ROOT / "data" / "feedback" / "labels.jsonl"
-REPORT = REPO_ROOT / "results" / "feedback" / "report.json"
-DEFAULT_RUN = REPO_ROOT / "evaluation" / "default-run"
+ITEMS = DATA_DIR / "feedback" / "items.jsonl"
+LABELS = DATA_DIR / "feedback" / "labels.jsonl"
+REPORT = RESULTS_DIR / "feedback" / "report.json"
+DEFAULT_RUN = DEFAULT_RUN_DIR
 RULE_BEFORE = (0.5, 0.5)  # (wording, meaning): the flag rule the default run was scored with, before labels v1
 
 

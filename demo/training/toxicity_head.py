@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..paths import DATA_DIR
 from ..scoring.toxicity_head import BLIND_SPOTS, HEAD_FORMAT, METADATA_KEY, TRAIN_COMMAND, combine
 
 log = logging.getLogger(__name__)
 
-TOXICITY_DIR = Path(__file__).resolve().parents[2] / "data" / "toxicity"
+TOXICITY_DIR = DATA_DIR / "toxicity"
 IMPLICIT_TRAIN_TYPE = "implicit_stereotype"
 IMPLICIT_HELDOUT_GROUP = "implicit_hate"
 EXPLICIT_HELDOUT_GROUP = "explicit"

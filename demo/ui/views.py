@@ -13,13 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from ..config import REPO_ROOT, AppConfig, KerasBiLSTMToxicity, ModelSpec, StagesSpec, TrainedHeadReward
+from ..config import AppConfig, KerasBiLSTMToxicity, ModelSpec, StagesSpec, TrainedHeadReward
+from ..paths import EXAMPLES_DIR
 from ..scoring.reward_head import read_head_metadata
 from ..scoring.reward_inputs import RewardUnavailable
 from ..scoring.toxicity_head import BLIND_SPOTS
 from ..session import Comparison, SideState
 
-EXAMPLES_DIR = REPO_ROOT / "examples"
 ROLE_LABELS = {"base": "Base model", "aligned": "Aligned model"}
 STAGE_LABELS = {"pretrained": "Base model", "sft": "SFT model", "preference-tuned": "Aligned model"}
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from ...config import REPO_ROOT
+from ...paths import DATA_DIR
 from ...preferences import load_written, split_pairs
 from ..reward import HeadConfig, RewardHead, fit_head, pair_accuracy, save_head
 from .common import END_OF_TURN, chat_tokenizer, load_causal_lm, read_jsonl
@@ -29,7 +29,7 @@ from .common import END_OF_TURN, chat_tokenizer, load_causal_lm, read_jsonl
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-INDEPENDENT = REPO_ROOT / "data" / "preferences" / "independent" / "heldout.jsonl"
+INDEPENDENT = DATA_DIR / "preferences" / "independent" / "heldout.jsonl"
 HEAD_FILE = "reward_head.safetensors"
 # (chosen, rejected) features of the same pairs, row for row: two [pairs, hidden] tensors.
 PairTensors = tuple[torch.Tensor, torch.Tensor]

@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 import torch
 from tqdm.auto import tqdm
 
-from ...config import REPO_ROOT
+from ...paths import DATA_DIR
 from .common import chat_tokenizer, read_jsonl, set_stop_tokens, stop_token_ids
 
 if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-RL_PROMPTS = REPO_ROOT / "data" / "rl" / "prompts.jsonl"
+RL_PROMPTS = DATA_DIR / "rl" / "prompts.jsonl"
 Scorer = Callable[[Sequence[tuple[str, str]]], list[float]]
 # The independent judge may fail to score an answer: None there, left out of its mean.
 Judge = Callable[[Sequence[tuple[str, str]]], Sequence[float | None]]

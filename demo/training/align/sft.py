@@ -11,14 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from ...config import REPO_ROOT
+from ...paths import DATA_DIR
 from .common import chat_tokenizer, read_jsonl, seeded_split, set_stop_tokens
 
 if TYPE_CHECKING:
     from peft import LoraConfig, PeftModel
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-DEMONSTRATIONS = sorted((REPO_ROOT / "data" / "demonstrations").glob("part_*.jsonl"))
+DEMONSTRATIONS = sorted((DATA_DIR / "demonstrations").glob("part_*.jsonl"))
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 

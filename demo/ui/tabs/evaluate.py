@@ -23,10 +23,10 @@ from ...evaluation.report import render_report
 from ...evaluation.results import config_hash
 from ...evaluation.runner import EvaluationOptions, count_work, model_hashes, run_evaluation, run_sampling
 from ...evaluation.suites import load_suite, shipped_suites
+from ...paths import DEFAULT_RUN_DIR
 from ..context import UIContext
 
 TITLE = "Evaluate"
-DEFAULT_RUN_DIR = Path(__file__).resolve().parents[3] / "evaluation" / "default-run"
 MAX_SAMPLES = 4
 RESULT_FILES = ("results.jsonl", "likelihoods.jsonl", "summary.json", "report.md")
 
