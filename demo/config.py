@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
@@ -175,6 +175,7 @@ WeightsSource = Annotated[
 # --- how a model runs --------------------------------------------------------------------------
 
 Stage = Literal["pretrained", "sft", "preference-tuned"]
+STAGES: tuple[Stage, ...] = get_args(Stage)  # in training order
 
 
 class RuntimeSpec(BaseModel):

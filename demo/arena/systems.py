@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import AppConfig
+from ..config import STAGES, AppConfig
 from ..generation.formatting import BaseMode
 
 SystemFormat = Literal["raw", "prompted", "chat"]
-STAGE_ORDER = {"pretrained": 0, "sft": 1, "preference-tuned": 2}
+STAGE_ORDER: dict[str, int] = {stage: order for order, stage in enumerate(STAGES)}
 FORMAT_LABELS = {"raw": "raw prompt", "prompted": "few-shot prompted", "chat": "chat template"}
 
 
