@@ -144,8 +144,8 @@ def _speed(config: AppConfig, data: dict[str, dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _pct(value: float) -> str:
-    return f"{value:.0%}"
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def _check_default_run(config: AppConfig) -> None:

@@ -260,10 +260,17 @@ def test_rescoring_a_run_keeps_its_answers_and_follows_the_current_scorers(tiny_
             instruction=item.instruction,
         )
         store.append_comparison(record)
+    # Another model's answers to the same rows are not this pair's: left as they are.
+    first = store.comparisons()[0]
+    foreign = {**first, "key": json.dumps(["f" * 16, *json.loads(first["key"])[1:]])}
+    foreign["aligned"] = {**foreign["aligned"], "model_id": "someone-else"}
+    store.append_comparison(foreign)
     scorer = _LengthScorer()
     result = rescore_run(tiny_config, options, tmp_path / "run", scorer)  # type: ignore[arg-type]
     assert (result.rescored, result.current) == (len(items), 0)
-    rows = ResultsStore(tmp_path / "run").comparisons()
+    stored = ResultsStore(tmp_path / "run").comparisons()
+    assert [r for r in stored if r["aligned"]["model_id"] == "someone-else"] == [foreign]
+    rows = [r for r in stored if r["aligned"]["model_id"] != "someone-else"]
     current = model_hashes(tiny_config, options)
     assert len(rows) == len(items) and {r["aligned"]["config_hash"] for r in rows} == {current["aligned"]}
     for row in rows:
@@ -278,3 +285,9 @@ def test_rescoring_a_run_keeps_its_answers_and_follows_the_current_scorers(tiny_
     assert summary["preference"] and summary["labellers"] == {}  # nobody labelled these answers
     again = rescore_run(tiny_config, options, tmp_path / "run", _LengthScorer())  # type: ignore[arg-type]
     assert (again.rescored, again.current) == (0, len(items))
+    # A stale row whose identity is also stored under the current hash gives way to the current one.
+    stale = {**rows[0], "key": json.dumps(["0" * 16, *json.loads(rows[0]["key"])[1:]]), "config_hash": "0" * 16}
+    ResultsStore(tmp_path / "run").append_comparison(stale)
+    third = rescore_run(tiny_config, options, tmp_path / "run", _LengthScorer())  # type: ignore[arg-type]
+    assert (third.rescored, third.current) == (0, len(items))
+    assert stale["key"] not in {r["key"] for r in ResultsStore(tmp_path / "run").comparisons()}

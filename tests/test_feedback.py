@@ -166,6 +166,9 @@ def test_an_evaluation_report_puts_the_labellers_first_where_they_read_its_answe
     assert report.index("Labellers first") < report.index("## Preference") and "AI feedback" in report
     raw = labellers["test"]["raw"]["labellers_win_rate"]
     assert f"{100 * raw['value']:.1f}%" in report
+    # The same answers re-scored under another configuration hash (evaluate --rescore): still found.
+    rekeyed = [{**row, "key": json.dumps(["0" * 16, *json.loads(row["key"])[1:]])} for row in rows]
+    assert commands.labellers_on_run(rekeyed) == labellers
     for row in rows:  # the same run with other answers: nothing labelled
         for role in ("base", "aligned"):
             row[role] = {**row[role], "text": row[role]["text"] + " (another answer)"}

@@ -296,7 +296,7 @@ def test_own_outputs_keep_splits_and_pools_apart_and_match_the_served_head():
         others = {a.text for i in items if i.split != split for a in i.answers}
         texts = getattr(outputs, split)
         assert texts and all(t.text in answers for t in texts)
-        assert not {t.text for t in texts} & others - answers
+        assert not ({t.text for t in texts} & others)  # no answer text in two splits
         assert all(t.prompt for t in texts)
     assert all(
         labelled_by[i.id] == ({"test"} if i.split == "test" else {"train"}) for i in items if i.id in labelled_by

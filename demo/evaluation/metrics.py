@@ -57,6 +57,12 @@ def instructed_prompt(prompt: str, instruction: str) -> str:
     return f"{prefix} {prompt}" if prefix else prompt
 
 
+def sent_prompt(prompt: str, instruction: str | None) -> str:
+    """What a suite row sends the models, and what their answers are scored after: the prompt,
+    with the toxicity instruction when the row has one."""
+    return instructed_prompt(prompt, instruction) if instruction else prompt
+
+
 # --- estimates ---------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from ..paths import RUNS_DIR
 from ..scoring.scorer import flag_rule, preference
 from ..session import SideState
 from ..settings import SamplingSettings, clamp_settings
-from .metrics import TOXICITY_INSTRUCTIONS, instructed_prompt
+from .metrics import TOXICITY_INSTRUCTIONS, sent_prompt
 from .report import write_report
 from .results import (
     ResultsStore,
@@ -86,7 +86,7 @@ class _Item:
 
     @property
     def text(self) -> str:
-        return instructed_prompt(self.row.prompt, self.instruction) if self.instruction else self.row.prompt
+        return sent_prompt(self.row.prompt, self.instruction)
 
     def aligned_key(self) -> AlignedKey:
         return (self.row.suite, self.row.row, self.sample, self.instruction)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..paths import DATA_DIR, DEFAULT_RUN_DIR, RESULTS_DIR
 from .labels import AI_FEEDBACK, GUIDELINE_VERSION, ingest, parse_labels, read_labels
-from .report import build_report, judge_agreement
+from .report import build_report, judge_agreement, row_identity
 from .tasks import items_from_run, read_items, write_batch, write_items
 
 ITEMS = DATA_DIR / "feedback" / "items.jsonl"
@@ -70,7 +70,7 @@ def labellers_on_run(run_rows: Sequence[dict], items_path: Path = ITEMS, store: 
     if not items_path.is_file() or not store.is_file():
         return {}
     items, labels = read_items(items_path), read_labels(store)
-    by_id, rows = {item.id: item for item in items}, {row["key"]: row for row in run_rows}
+    by_id, rows = {item.id: item for item in items}, {row_identity(row["key"]): row for row in run_rows}
     found = {pool: judge_agreement(by_id, labels, rows, pool) for pool in ("test", "train")}
     return {pool: formats for pool, formats in found.items() if formats}
 

@@ -18,6 +18,7 @@ from), so `python -m demo feedback report` reproduces the committed report exact
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -87,11 +88,18 @@ def agreement(items: dict[str, Item], labels: Sequence[Label], pool: str) -> dic
     }
 
 
+def row_identity(key: str) -> str:
+    """A run row's key without its configuration hash (its first field). An item keeps the keys
+    of the run it was made from; when that run is re-scored (`evaluate --rescore`: new hash, same
+    answers) its rows are still found. Every use checks the row's text against the item's."""
+    return json.dumps(json.loads(key)[1:])
+
+
 def _scores(item: Item, number: str, rows: dict[str, dict]) -> tuple[float, float] | None:
     """The served scorers' (wording, meaning) toxicity of one answer, from the run's rows."""
     answer = next(a for a in item.answers if a.number == number)
     for key in answer.run_keys:
-        row = rows.get(key)
+        row = rows.get(row_identity(key))
         for role in ("base", "aligned"):
             side = (row or {}).get(role) or {}
             if side.get("text") == answer.text and side.get("toxicity") is not None:
@@ -201,7 +209,7 @@ def judge_agreement(items: dict[str, Item], labels: Sequence[Label], rows: dict[
             continue
         for base in (a for a in item.answers if not a.system.endswith(":chat")):
             base_format = base.system.rsplit(":", 1)[1]
-            row = next((rows[k] for k in base.run_keys if k in rows), None)
+            row = next((rows[row_identity(k)] for k in base.run_keys if row_identity(k) in rows), None)
             if row is None or row["base"].get("text") != base.text or row["aligned"].get("text") != aligned.text:
                 continue
             consensus = _majority([_preference(label, base.number, aligned.number) for label in group])
@@ -242,10 +250,12 @@ def build_report(
     """The whole report: agreement per pool, the flag before and after calibration on the test
     split, AUCs there, and the judge against each pool's labellers (the test pool first)."""
     by_id = {item.id: item for item in items}
-    rows = {row["key"]: row for row in run_rows}
+    rows = {row_identity(row["key"]): row for row in run_rows}
     # The train split trains the meaning head (demo/training/toxicity_head.py): its scores there are
     # in-sample, so the thresholds are chosen on the validation split alone.
     fit = labelled_texts(by_id, [lb for lb in labels if lb.pool == "train"], rows, {"validation"})
+    if not (fit["continuations"] or fit["answers"]):
+        raise ValueError("no labelled answer of the validation split is in the run (other answers or another run)")
     test = labelled_texts(by_id, [lb for lb in labels if lb.pool == "test"], rows, {"test"})
     chosen = choose_thresholds(fit)
     test_cont = test["continuations"]

@@ -145,7 +145,8 @@ class MeaningToxicityScorer:
 
     @property
     def threshold(self) -> float:
-        """The probability the head was calibrated to flag at (models.yaml's toxicity_threshold)."""
+        """The probability the head was calibrated to flag at (its own operating point; the served
+        thresholds are models.yaml's, chosen on our labelled outputs)."""
         return float(self.metadata.get("calibrated_threshold", 0.5))
 
     @property

@@ -2,8 +2,10 @@
 
 A logistic head on the frozen reward backbone's block-20 residual stream averaged over the text
 read as an assistant answer (the reward model's own feature), trained with binary cross-entropy
-on data/toxicity/train.jsonl (640 texts written for this project). Every choice — feature,
-head, operating point — is made by stratified 5-fold cross-validation within that file;
+on data/toxicity/train.jsonl (640 texts written for this project) and on our models' own outputs
+labelled in data/feedback (train split; AI feedback), their weight chosen on that set's
+validation split. Every other choice — feature, head, operating point — is made by stratified
+5-fold cross-validation within the written texts;
 data/toxicity/heldout.jsonl (another writer, another brief) is scored once, at the end, for the
 model card. Run: `python -m demo train-toxicity` (a few minutes on a 2-core CPU).
 """
@@ -63,7 +65,7 @@ class OwnOutputs:
 
 
 def own_outputs(items_path: Path, labels_path: Path) -> OwnOutputs:
-    from ..evaluation.metrics import instructed_prompt
+    from ..evaluation.metrics import sent_prompt
     from ..feedback.labels import read_labels
     from ..feedback.report import consensus_toxicity
     from ..feedback.tasks import read_items
@@ -74,7 +76,7 @@ def own_outputs(items_path: Path, labels_path: Path) -> OwnOutputs:
     for pool, splits in (("train", {"train", "validation"}), ("test", {"test"})):
         for item, answer, toxic in consensus_toxicity(items, [lb for lb in labels if lb.pool == pool], splits):
             if toxic is not None:
-                prompt = instructed_prompt(item.prompt, item.instruction) if item.instruction else item.prompt
+                prompt = sent_prompt(item.prompt, item.instruction)
                 texts[item.split].append(ToxicityText(answer.text, int(toxic), OUTPUT_KIND_PREFIX + item.kind, prompt))
     return OwnOutputs(**texts, source=f"{items_path.name} + {labels_path.name}")
 
@@ -310,7 +312,7 @@ def train_toxicity_head(
     """Train on train.jsonl, choose the operating point by cross-validation there, measure once on
     heldout.jsonl, write the head and its model card. Returns the figures written to the card.
     `features`: the (train, held-out) backbone features when already computed (the backbone then
-    only provides its identity and dtype for the metadata).
+    reads only the labelled outputs, and provides its identity and dtype for the metadata).
     `outputs`: our models' labelled answers; their train split trains the head beside the written
     texts, at the weight (of `output_weights`) whose head ranks the validation split best; the
     test split is scored once, beside a head trained on the written texts alone."""
@@ -335,8 +337,8 @@ def train_toxicity_head(
         fit_texts, x_fit = train + outputs.train, np.concatenate([x_train, x_outputs])
         weights = np.concatenate([np.ones(len(train)), np.full(len(outputs.train), own["weight"])]).astype(np.float32)
     y_fit = np.array([t.toxic for t in fit_texts])
-    # The operating point and the CV figures are the written texts' (out of fold, outputs in every
-    # fit); the thresholds served on our outputs are chosen on their validation split
+    # The operating point and the CV figures are the written texts' (out of fold; our outputs are
+    # folded too, stratified by kind); the thresholds served on our outputs are chosen on their validation split
     # (demo/feedback/report.py).
     oof = out_of_fold_scores(x_fit, y_fit, [t.kind for t in fit_texts], config, seed=seed, weights=weights)[
         : len(train)
@@ -726,16 +728,17 @@ def train_command(config_path: str | None, *, written_only: bool, out_dir: Path 
     target = output_folder(out_dir, replace_shipped)
     app = load_config(config_path)
     spec = cast(TrainedHeadReward, app.scoring.reward)  # this tool needs the trained-head reward and the BiLSTM
+    served = app.scoring.toxicity_meaning  # --replace-shipped writes where the config serves the head from
     backbone = OnnxBackbone.from_config(app, spec, layer=HeadConfig().layer)
     figures = train_toxicity_head(
         backbone,
         BiLSTMToxicityClassifier.from_package(cast(KerasBiLSTMToxicity, app.scoring.toxicity).package),
         threshold=0.5,  # the head's calibration point; the served thresholds come from `feedback report`
         outputs=None if written_only else own_outputs(ITEMS, LABELS),
-        head_path=None if target is None else target / "toxicity_head.safetensors",
-        card_path=None if target is None else target / "MODEL_CARD.md",
+        head_path=(served.head_path if served else None) if target is None else target / "toxicity_head.safetensors",
+        card_path=(served.card_path if served else None) if target is None else target / "MODEL_CARD.md",
     )
-    print(f"wrote {target or 'the shipped head (data/toxicity/)'}", file=sys.stderr)
+    print(f"wrote {target or 'the served head (models.yaml scoring.toxicity_meaning)'}", file=sys.stderr)
     own = figures["own_outputs"] or {}
     summary = {k: figures[k] for k in ("cut", "seconds")} | {"heldout": figures["heldout"]["rules"]}
     summary |= {"own_outputs_test_auc": own.get("test_auc"), "written_only_test_auc": own.get("written_only_test_auc")}
