@@ -61,7 +61,7 @@ class OwnOutputs:
     train: list[ToxicityText]
     validation: list[ToxicityText]
     test: list[ToxicityText]
-    source: str  # the files, for the card
+    source: str  # the files and their content hashes, for the card and the head's metadata
 
 
 def own_outputs(items_path: Path, labels_path: Path) -> OwnOutputs:
@@ -78,7 +78,10 @@ def own_outputs(items_path: Path, labels_path: Path) -> OwnOutputs:
             if toxic is not None:
                 prompt = sent_prompt(item.prompt, item.instruction)
                 texts[item.split].append(ToxicityText(answer.text, int(toxic), OUTPUT_KIND_PREFIX + item.kind, prompt))
-    return OwnOutputs(**texts, source=f"{items_path.name} + {labels_path.name}")
+    digests = ", ".join(
+        f"{path.name} sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:16]}" for path in (items_path, labels_path)
+    )
+    return OwnOutputs(**texts, source=digests)
 
 
 def load_texts(path: Path) -> list[ToxicityText]:
