@@ -174,3 +174,16 @@ def test_an_evaluation_report_puts_the_labellers_first_where_they_read_its_answe
             row[role] = {**row[role], "text": row[role]["text"] + " (another answer)"}
     assert commands.labellers_on_run(rows) == {}
     assert "Labellers first" not in render_report({**summary, "labellers": {}})
+
+
+def test_a_report_on_a_run_none_of_whose_answers_was_labelled_is_an_error_not_thresholds():
+    """Labels that match no row of the run (other answers) would leave nothing to choose the
+    thresholds on; the report says so instead of retiring both signals."""
+    from demo.feedback.report import build_report
+
+    rows = [json.loads(line) for line in (commands.DEFAULT_RUN / "results.jsonl").read_text().splitlines() if line]
+    for row in rows:
+        for role in ("base", "aligned"):
+            row[role] = {**row[role], "text": "another answer"}
+    with pytest.raises(ValueError, match="no labelled answer"):
+        build_report(ITEMS, read_labels(commands.LABELS), rows, commands.RULE_BEFORE)
