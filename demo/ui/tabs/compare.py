@@ -25,6 +25,7 @@ TITLE = "Compare"
 
 # The page shows at most 20 snapshots a second (see compare.paced).
 SCREEN_INTERVAL_SECONDS = 0.05
+SETTLE_SECONDS = 1.0  # after a clear or a switch, how long a stopped run's last snapshot may take to arrive
 
 
 def settings_controls(context: UIContext) -> dict[str, gr.components.Component]:
@@ -220,6 +221,12 @@ def build(context: UIContext) -> None:
         switch = gr.Radio(interactive=has_base_model, info=BASE_FORMAT_INFO if has_base_model else NO_BASE_FORMAT)
         return [*headers, views.model_card_markdown(config, context.loaded_info(), pair_id), switch, *cleared]
 
+    def settled():
+        """Cleared once more a moment later: a snapshot the stopped run sent just before the switch
+        can reach the page after the first clear (under load, CI saw it happen)."""
+        time.sleep(SETTLE_SECONDS)
+        return cleared
+
     def format_changed(request: gr.Request):
         """The base model's input changed: its answer (and the comparison) no longer match."""
         context.stops.abandon(request.session_hash or "anonymous")
@@ -251,6 +258,9 @@ def build(context: UIContext) -> None:
     # Clearing or switching what the answers belong to cancels a run in the browser too, so a
     # snapshot already on its way cannot refill the cleared answers (the server-side flag alone
     # cannot catch one sent a moment before the switch).
+    settle: dict[str, Any] = dict(
+        fn=settled, inputs=None, outputs=result_outputs, queue=False, api_visibility="private"
+    )
     clear_btn.click(
         lambda: ["", *cleared],
         None,
@@ -258,7 +268,7 @@ def build(context: UIContext) -> None:
         queue=False,
         api_visibility="private",
         cancels=run_events,
-    )
+    ).then(**settle)
     pair_choice.change(
         show_pair,
         pair_choice,
@@ -266,8 +276,10 @@ def build(context: UIContext) -> None:
         queue=False,
         api_visibility="private",
         cancels=run_events,
-    )
-    base_format.input(format_changed, None, result_outputs, queue=False, api_visibility="private", cancels=run_events)
+    ).then(**settle)
+    base_format.input(
+        format_changed, None, result_outputs, queue=False, api_visibility="private", cancels=run_events
+    ).then(**settle)
     prompt.change(
         lambda text: views.prompt_size_note(text or "", limits),
         prompt,
