@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import psutil
 
-from .compare import start_comparator
+from .compare import start_comparator, token_shift_unavailable
 from .config import ROLES, AppConfig, RuntimeSpec
 from .generation.formatting import BASE_MODES
 from .generation.loading import load_runner
@@ -243,6 +243,7 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
             else:
                 report["scoring_seconds"] = None
                 report["scoring_error"] = comparator.scoring_error
+            report["token_shift"] = token_shift_speed(comparator, config, result)
             report["evaluation_throughput"] = evaluation_throughput(comparator, config)
             rss.snapshot()
         finally:
@@ -262,6 +263,32 @@ def run_benchmark(config: AppConfig, *, as_json: bool = False, baseline: bool = 
     else:
         print(format_table(report))
     return 0
+
+
+def token_shift_speed(comparator, config: AppConfig, comparison) -> dict | None:
+    """Seconds for the token-shift view of the default pair's aligned answer (one teacher-forced
+    pass of the base side's worker, as the page runs it): the first call (it opens the
+    all-positions graph) and the median of 5 after it, and per 128 answer tokens. None for a
+    pair of two families, where the view does not apply."""
+    pair = config.default_pair
+    if token_shift_unavailable(config, pair.base, pair.aligned) is not None:
+        return None
+    worker = comparator.pair_workers()["base"]
+    text = comparison.aligned.text
+
+    def once() -> tuple[float, int]:
+        started = time.perf_counter()
+        view = worker.call("token_shift", comparison.prompt, text, "raw")
+        return time.perf_counter() - started, len(view.tokens)
+
+    first, tokens = once()
+    median = statistics.median(once()[0] for _ in range(5))
+    return {
+        "answer_tokens": tokens,
+        "first_call_seconds": round(first, 3),
+        "seconds": round(median, 3),
+        "seconds_per_128_tokens": round(median * 128 / max(tokens, 1), 3),
+    }
 
 
 def evaluation_throughput(comparator, config: AppConfig) -> dict:
@@ -405,6 +432,12 @@ def format_table(report: dict) -> str:
         f"PSS after the run {report['pss_mib']:.0f} MiB; sum of per-process peaks {report['high_water_mark_sum_mib']:.0f} MiB)"
     )
     lines.append(f"torch imported by the app   {'yes' if report['torch_imported'] else 'no'}")
+    shift = report.get("token_shift")
+    if shift:
+        lines.append(
+            f"token-shift view            {shift['seconds']:.3f} s for {shift['answer_tokens']} answer tokens "
+            f"({shift['seconds_per_128_tokens']:.3f} s per 128; first call {shift['first_call_seconds']:.2f} s)"
+        )
     throughput = report.get("evaluation_throughput")
     if throughput:
         counts = throughput["answers"]

@@ -1,4 +1,4 @@
-"""Command line: `python -m demo compare|score|evaluate|train-toxicity|train-reward|votes|align|bench|fidelity|feedback|docs|prepare|serve`.
+"""Command line: `python -m demo compare|score|evaluate|token-shift|train-toxicity|train-reward|votes|align|bench|fidelity|feedback|docs|prepare|serve`.
 
 The commands call the same functions as the UI (`Comparator`, `AnswerScorer`), load models once
 per invocation, and print one JSON object per line with `--json`. Errors are caught here, once,
@@ -17,6 +17,7 @@ from .config import ConfigError, load_config
 from .generation.formatting import BASE_MODES
 from .provenance import provenance
 from .settings import SETTINGS, SamplingSettings, settings_from_values
+from .token_shift import TokenShift, Unavailable
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--base-format", choices=BASE_MODES, default="raw")
     compare.add_argument("--pair", help="id of a configured pair (default: the first in models.yaml)")
     compare.add_argument("--json", action="store_true", help="one JSON object per prompt, per line")
+    compare.add_argument(
+        "--token-shift",
+        action="store_true",
+        help="rank each aligned answer token under the base side (one family only): the JSON's aligned.token_shift",
+    )
+    compare.add_argument(
+        "--report",
+        action="store_true",
+        help="print each comparison as a Markdown report (prompt, answers, scores, token shift, model versions)",
+    )
     _add_config(compare)
 
     score = commands.add_parser("score", help="reward and toxicity of answers")
@@ -131,6 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     _add_config(stats)
 
+    shift = commands.add_parser(
+        "token-shift",
+        help="rank the stored aligned answers of evaluation runs under the model before each step (token shift)",
+    )
+    shift.add_argument(
+        "--run",
+        type=Path,
+        action="append",
+        dest="runs",
+        metavar="DIR",
+        help="an evaluation run folder (repeatable; default: evaluation/align/sft-vs-base, rlhf-vs-sft and the default run)",
+    )
+    shift.add_argument("--out-dir", type=Path, help="where to write (default: results/token-shift/)")
+    shift.add_argument("--fresh", action="store_true", help="start over instead of resuming answers.jsonl")
+    shift.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_config(shift)
     bench = commands.add_parser("bench", help="measure load, latency, throughput and memory")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--skip-baseline", action="store_true", help="skip the naive fp32 baseline")
@@ -228,6 +255,10 @@ def settings_from_args(args, config) -> SamplingSettings:
 
 def run_compare(args) -> int:
     from .compare import start_comparator
+    from .sharing import markdown_report
+
+    if args.json and args.report:
+        raise SystemExit("compare: choose --json or --report, not both")
 
     config = load_config(args.config)
     settings = settings_from_args(args, config)
@@ -240,9 +271,12 @@ def run_compare(args) -> int:
         elif comparator.scorer is not None and comparator.scorer.reward_error:
             print(f"warning: reward unavailable: {comparator.scorer.reward_error}", file=sys.stderr)
         for prompt in args.prompts:
-            result = comparator.run(prompt, settings, args.base_format, pair=args.pair)
+            result = comparator.run(prompt, settings, args.base_format, pair=args.pair, token_shift=args.token_shift)
             if args.json:
                 print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            elif args.report:
+                report = markdown_report(result, config, settings, args.base_format, comparator.calibration())
+                print(report, flush=True)
             else:
                 print(_human(result), flush=True)
     finally:
@@ -262,6 +296,10 @@ def _human(result) -> str:
             f"[{side.new_tokens} tokens, {side.seconds:.2f} s, reward {side.reward}, "
             f"toxicity {side.toxicity}, toxic {side.toxic}]"
         )
+        if isinstance(side.token_shift, TokenShift):
+            lines.append(f"[token shift: {side.token_shift.summary()}; shifted: {side.token_shift.shifted_texts()}]")
+        elif isinstance(side.token_shift, Unavailable):
+            lines.append(f"[token shift not shown: {side.token_shift.reason}]")
     lines.append(f"preferred: {result.preferred} (P(aligned) = {result.p_aligned_preferred})")
     return "\n".join(lines)
 
@@ -454,6 +492,22 @@ def run_votes(args) -> int:
     return 0
 
 
+def run_token_shift(args) -> int:
+    from .evaluation.token_shift import DEFAULT_RUNS, OUT_DIR, report_markdown, run_token_shift
+
+    config = load_config(args.config)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 25 == 0:
+            print(f"token shift: {done}/{total} answers ranked", file=sys.stderr, flush=True)
+
+    summary = run_token_shift(
+        config, args.runs or DEFAULT_RUNS, args.out_dir or OUT_DIR, resume=not args.fresh, progress=progress
+    )
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else report_markdown(summary))
+    return 0
+
+
 def run_bench(args) -> int:
     from .bench import run_benchmark
 
@@ -530,6 +584,7 @@ def run_align(args) -> int:
 COMMANDS = {
     "align": run_align,
     "compare": run_compare,
+    "token-shift": run_token_shift,
     "score": run_score,
     "evaluate": run_evaluate,
     "train-reward": run_train_reward,

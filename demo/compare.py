@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 
@@ -24,6 +25,7 @@ from .generation.runner import Failed, Finished, GenerationRequest, Started, Tex
 from .scoring.scorer import AnswerScorer, preference
 from .session import Comparison, SideState, StagesRun
 from .settings import SamplingSettings, clamp_settings
+from .token_shift import ShiftResult, Unavailable
 
 if TYPE_CHECKING:
     from .generation.prompt_length import PromptLength
@@ -53,6 +55,33 @@ class _Snapshot(Protocol):
 
 
 Snapshot = TypeVar("Snapshot", bound=_Snapshot)
+
+
+@dataclass(frozen=True)
+class ShiftFrom:
+    """A side's token-shift view: its answer teacher-forced through `model_id` (the model before
+    its alignment step) in that model's input format `base_mode`; or, with `unavailable`, why
+    the view does not apply."""
+
+    model_id: str
+    base_mode: BaseMode = "raw"
+    unavailable: str | None = None
+
+
+def token_shift_unavailable(config: AppConfig, before_id: str, after_id: str) -> str | None:
+    """Why the token-shift view of `after_id`'s answers under `before_id` would be noise, or
+    None when it applies: the answer is re-tokenized and ranked by the before model, which
+    means something only for one family (one tokenizer) and a model run here."""
+    before, after = config.models[before_id], config.models[after_id]
+    if before.family != after.family:
+        return (
+            f"{after.name} and {before.name} are different families ({after.family}; {before.family}) with "
+            "different tokenizers, so ranking one's tokens under the other would show tokenization, not alignment."
+        )
+    runtimes = [runtime for runtime in (before.cpu, before.gpu) if runtime is not None]
+    if runtimes and all(runtime.backend == "openai" for runtime in runtimes):
+        return f"{before.name} is served over an API that does not return every position's probabilities."
+    return None
 
 
 class Comparator:
@@ -142,10 +171,17 @@ class Comparator:
         base_mode: BaseMode = "raw",
         should_stop: Callable[[], bool] = lambda: False,
         pair: str | None = None,
+        token_shift: bool = False,
     ) -> Iterator[Comparison]:
+        """With `token_shift`, the aligned answer, once complete, is ranked token by token under
+        the pair's base side (`SideState.token_shift`)."""
         spec = self.config.pair(pair)
         sides: dict[str, tuple[str, BaseMode]] = {role: (getattr(spec, role), base_mode) for role in ROLES}
-        yield from self.stream_models(prompt, settings, sides, should_stop, pair=spec.id)
+        shift = None
+        if token_shift:
+            why = token_shift_unavailable(self.config, spec.base, spec.aligned)
+            shift = ShiftFrom(spec.base, base_mode, why)
+        yield from self.stream_models(prompt, settings, sides, should_stop, pair=spec.id, shift=shift)
 
     def stream_models(
         self,
@@ -154,6 +190,7 @@ class Comparator:
         sides: dict[str, tuple[str, BaseMode]],
         should_stop: Callable[[], bool] = lambda: False,
         pair: str | None = None,
+        shift: ShiftFrom | None = None,
     ) -> Iterator[Comparison]:
         """`stream` for any two served models, each with its own base-model input format:
         `sides` maps "base" and "aligned" to (model id, base mode). The blind vote uses it to
@@ -164,7 +201,8 @@ class Comparator:
         modes = [sides[role][1] for role in ROLES]
         per_side = [settings[role] for role in ROLES] if isinstance(settings, dict) else settings
         # closing(): a reader that leaves stops the workers now, not when the core is collected.
-        with contextlib.closing(self._stream_sides(comparison, modes, per_side, should_stop)) as snapshots:
+        shifts = [None, shift]  # role order: only the aligned side is ranked under the other
+        with contextlib.closing(self._stream_sides(comparison, modes, per_side, should_stop, shifts)) as snapshots:
             for _ in snapshots:
                 if comparison.done and comparison.error is None:  # both answers are in and scored
                     comparison.preferred, comparison.p_aligned_preferred = preference(
@@ -179,17 +217,24 @@ class Comparator:
         prompt: str,
         settings: SamplingSettings,
         should_stop: Callable[[], bool] = lambda: False,
+        token_shift: bool = False,
     ) -> Iterator[StagesRun]:
         """The models of `stages:` on one prompt at once, a side each in stage order, each answer
         scored; a `StagesRun` snapshot after every change. A base model gets the prompt raw, as a
         document to continue (the model as pretraining left it); a chat model applies its own
-        chat template, whatever the base mode says."""
+        chat template, whatever the base mode says. With `token_shift`, each stage after the
+        first is ranked token by token under the stage before it."""
         stages = self.config.stages
         if stages is None:
             raise ValueError("this config has no `stages:` section (the stages view is off)")
         run = StagesRun(prompt=prompt, sides=[self._new_side(model_id) for model_id in stages.models])
         modes: list[BaseMode] = ["raw"] * len(run.sides)
-        yield from self._stream_sides(run, modes, settings, should_stop)
+        shifts: list[ShiftFrom | None] = [None] * len(run.sides)
+        if token_shift:
+            for index in range(1, len(run.sides)):
+                before, after = stages.models[index - 1], stages.models[index]
+                shifts[index] = ShiftFrom(before, "raw", token_shift_unavailable(self.config, before, after))
+        yield from self._stream_sides(run, modes, settings, should_stop, shifts)
 
     def _stream_sides(
         self,
@@ -197,11 +242,15 @@ class Comparator:
         modes: Sequence[BaseMode],
         settings: SamplingSettings | Sequence[SamplingSettings],
         should_stop: Callable[[], bool],
+        shifts: Sequence[ShiftFrom | None] = (),
     ) -> Generator[Snapshot, None, None]:
         """The core of every view: each of `snapshot.sides` (the model its `model_id` names) runs
-        with the base mode (and the settings, when given per side) at its index, all at once, one thread each, under the server's limits;
-        each answer is scored as it finishes. Yields `snapshot` after every change. An invalid
-        prompt becomes the snapshot's error, every side done, and nothing runs."""
+        with the base mode (and the settings, when given per side) at its index, all at once, one
+        thread each, under the server's limits; each answer is scored as it finishes and, where
+        `shifts` names a before model at its index, ranked under that model on another thread
+        (the before model's worker takes it once its own answer is done). Yields `snapshot` after
+        every change. An invalid prompt becomes the snapshot's error, every side done, and
+        nothing runs."""
         limits = self.config.limits
         sides = snapshot.sides
         try:
@@ -238,12 +287,15 @@ class Comparator:
                 name=f"gen-{index}-{side.model_id}",
                 daemon=True,
             ).start()
-        pending = set(range(len(sides)))
+        pending: set[int | tuple[str, int]] = set(range(len(sides)))
         try:
             while pending:
                 index, event = events.get()
                 side = sides[index]
-                if event is None:
+                if isinstance(event, _ShiftDone):
+                    pending.discard(("shift", index))
+                    side.token_shift = event.result
+                elif event is None:
                     pending.discard(index)
                     side.done = True
                     if side.error is None and side.stop_reason is None:
@@ -251,6 +303,10 @@ class Comparator:
                     if timed_out.is_set() and side.stop_reason == "cancelled":
                         side.error = f"stopped after the {limits.request_timeout_seconds:.0f} s time limit"
                     self._score(snapshot.prompt, side)
+                    shift = shifts[index] if index < len(shifts) else None
+                    if shift is not None:
+                        pending.add(("shift", index))
+                        self._start_shift(snapshot.prompt, index, side, shift, abandoned, events)
                 else:
                     _apply(side, event)
                 yield snapshot
@@ -258,10 +314,15 @@ class Comparator:
             abandoned.set()
 
     def run(
-        self, prompt: str, settings: SamplingSettings, base_mode: BaseMode = "raw", pair: str | None = None
+        self,
+        prompt: str,
+        settings: SamplingSettings,
+        base_mode: BaseMode = "raw",
+        pair: str | None = None,
+        token_shift: bool = False,
     ) -> Comparison:
         last = None
-        for last in self.stream(prompt, settings, base_mode, pair=pair):
+        for last in self.stream(prompt, settings, base_mode, pair=pair, token_shift=token_shift):
             pass
         assert last is not None  # stream always yields at least one snapshot
         return last
@@ -275,11 +336,42 @@ class Comparator:
         finally:
             events.put((index, None))
 
+    def _start_shift(
+        self, prompt: str, index: int, side: SideState, shift: ShiftFrom, abandoned: threading.Event, events
+    ) -> None:
+        """Rank a finished side's answer under its before model, on a thread; the result comes
+        back through `events` as a `_ShiftDone`."""
+        if shift.unavailable is not None:
+            events.put((index, _ShiftDone(Unavailable(shift.unavailable))))
+            return
+        if side.error is not None or not side.text.strip():
+            events.put((index, _ShiftDone(Unavailable("there is no complete answer to rank"))))
+            return
+        worker, text = self.workers[shift.model_id], side.text
+
+        def rank() -> None:
+            result: ShiftResult
+            if abandoned.is_set():
+                result = Unavailable("the run was left before the answer could be ranked")
+            else:
+                try:
+                    result = worker.call("token_shift", prompt, text, shift.base_mode)
+                except Exception as error:  # the view is an extra: a failure leaves the answer shown
+                    result = Unavailable(public_message(error, "ranking the answer under the model before it"))
+            events.put((index, _ShiftDone(result)))
+
+        threading.Thread(target=rank, name=f"shift-{index}", daemon=True).start()
+
     def _score(self, prompt: str, side: SideState) -> None:
         self.scorer_ready.wait(self.config.limits.request_timeout_seconds)
         if self.scorer is None or side.error is not None:
             return
         side.apply_scores(self.scorer.score([(prompt, side.text)])[0].as_fields())
+
+
+@dataclass(frozen=True)
+class _ShiftDone:
+    result: ShiftResult
 
 
 def paced(
@@ -297,9 +389,10 @@ def paced(
     last_shown, shown_state, pending = None, None, None
     try:
         for snapshot in snapshots:
-            state = tuple((side.done, side.error, side.reward, side.stop_reason) for side in snapshot.sides) + (
-                snapshot.error,
-            )
+            state = tuple(
+                (side.done, side.error, side.reward, side.stop_reason, side.token_shift is None)
+                for side in snapshot.sides
+            ) + (snapshot.error,)
             now = clock()
             if state != shown_state or last_shown is None or now - last_shown >= min_interval:
                 last_shown, shown_state, pending = now, state, None

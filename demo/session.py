@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .token_shift import ShiftResult
+
 SCORE_FIELDS = ("reward", "toxicity", "toxic", "toxicity_labels", "reward_error")
 
 
@@ -35,6 +37,9 @@ class SideState:
     toxicity_labels: dict[str, float] | None = None
     reward_error: str | None = None
     extra_scores: dict[str, Any] = field(default_factory=dict)  # from scorers beyond the built-in keys
+    # Where the model before this one's alignment step ranks each token (demo/token_shift.py):
+    # set on an aligned side when the run asked for it.
+    token_shift: ShiftResult | None = None
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -59,6 +64,8 @@ class SideState:
         data.update({key: getattr(self, key) for key in SCORE_FIELDS})
         data.update(self.extra_scores)
         data["error"] = self.error
+        if self.token_shift is not None:
+            data["token_shift"] = self.token_shift.to_json()
         return data
 
 

@@ -127,6 +127,7 @@ def test_only_compare_is_a_public_named_endpoint(client):
         "repetition_penalty",
         "base_format",
         "pair",
+        "token_shift",
     ]
     assert not parameters["prompt"]["parameter_has_default"]
     assert all(p["parameter_has_default"] for name, p in parameters.items() if name != "prompt")

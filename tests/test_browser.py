@@ -275,6 +275,11 @@ def test_stages_tab_answers_with_every_model_and_scores_each(stages_app, open_pa
         expect(answer.locator(".demo-flag")).to_have_count(1)
         assert answer.locator(".demo-answer").inner_text().strip()
     assert page.inner_text("#stages-message").strip() == ""
+    # Each stage after the first is ranked under the one before: the tiny SFT stage is another
+    # family than the tiny base (no view, and why), the aligned stage the SFT's own family.
+    expect(page.locator("#stages-answer-0 .demo-shift")).to_have_count(0)
+    expect(page.locator("#stages-answer-1")).to_contain_text("Token shift not shown", timeout=TIMEOUT_MS)
+    expect(page.locator("#stages-answer-2")).to_contain_text("Where alignment changed the answer", timeout=TIMEOUT_MS)
     assert page.locator("#base-stats").inner_text().strip() == ""  # the Compare tab did not run
     shot(page, "browser-stages.png")
 

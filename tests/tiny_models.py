@@ -217,6 +217,7 @@ def make_gemma_base_checkpoint(directory: str | Path, seed: int = 1) -> Path:
 
 
 TINY_SFT_ID = "tiny-sft"
+TINY_SAME_FAMILY_PAIR = "tiny-sft-vs-aligned"
 
 
 def tiny_config_dict(
@@ -263,6 +264,15 @@ def tiny_config_dict(
     if stages:
         raw["models"][TINY_SFT_ID] = dict(
             copy.deepcopy(aligned), name="Tiny Llama (test, SFT)", stage="sft", training="test weights"
+        )
+        # A pair of one family (the same tokenizer on both sides): the token-shift view applies.
+        raw["pairs"].append(
+            {
+                "id": TINY_SAME_FAMILY_PAIR,
+                "label": "Tiny SFT vs tiny aligned (one family)",
+                "base": TINY_SFT_ID,
+                "aligned": pair["aligned"],
+            }
         )
         raw["stages"] = {
             "label": "Tiny: pretrained → SFT → preference-tuned",

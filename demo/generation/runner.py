@@ -16,9 +16,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from ..config import ModelSpec, PromptedFormat
 from ..errors import UserFacingError
 from ..settings import SamplingSettings
+from ..token_shift import TokenShift, build_token_shift, ranks_and_top, token_texts
 from .formatting import BaseMode, format_prompt, special_token_strings
 
 
@@ -372,6 +375,41 @@ class ModelRunner:
         else:
             logprobs = [self.backend.continuation_logprobs(prompt_ids, ids) for ids in continuations]
         return [(float(sum(values)), len(values)) for values in logprobs]
+
+    def token_shift(self, prompt: str, answer: str, base_mode: BaseMode = "raw") -> TokenShift:
+        """Another model's answer teacher-forced through this one, after the prompt in this
+        model's own input format: each answer token's rank here and this model's top choices
+        (demo/token_shift.py). One pass over prompt + answer."""
+        started = time.perf_counter()
+        logits_of = getattr(self.backend, "continuation_logits", None)
+        if logits_of is None:
+            raise TokenShiftUnsupported(f"{self.spec.name}'s back end does not expose every position's logits")
+        prompt_ids = self.encode(self.format(prompt, base_mode))
+        # A base model reads the answer after a space, as in answer_logprobs; the lead is not
+        # part of the answer, so the first token's text drops it.
+        lead = " " if self.spec.prompt_format == "base" and answer[:1] not in ("", " ", "\n") else ""
+        encoded = self.tokenizer(lead + answer, add_special_tokens=False, return_offsets_mapping=True)
+        ids = list(encoded["input_ids"])
+        if not ids:
+            return TokenShift(tokens=(), before_model=self.spec.name, seconds=time.perf_counter() - started)
+        logits = np.asarray(logits_of(prompt_ids, ids))
+        ranks, top_ids, top_probabilities = ranks_and_top(logits, ids, self.suppress_ids)
+        pieces = token_texts(lead + answer, [start for start, _ in encoded["offset_mapping"]], skip=len(lead))
+        if lead and pieces[0] == "":  # the lead is a token of its own: forced, but not the answer's
+            pieces, ranks, top_ids, top_probabilities = pieces[1:], ranks[1:], top_ids[1:], top_probabilities[1:]
+        return build_token_shift(
+            pieces,
+            ranks,
+            top_ids,
+            top_probabilities,
+            lambda token_id: self.tokenizer.decode([token_id]),
+            self.spec.name,
+            time.perf_counter() - started,
+        )
+
+
+class TokenShiftUnsupported(UserFacingError, RuntimeError):
+    """This model cannot teacher-force another model's answer (a remote server, say)."""
 
 
 def final_event(events) -> Finished | Failed:

@@ -171,7 +171,7 @@ class InProcessWorker(_WorkerBase):
 
 
 # The runner methods a worker runs on request, besides streaming.
-_CALLABLE = ("generate_batch", "answer_logprobs")
+_CALLABLE = ("generate_batch", "answer_logprobs", "token_shift")
 
 
 def _child_main(

@@ -16,7 +16,7 @@ from ..cache import storage_is_persistent
 from ..compare import Comparator, start_comparator
 from ..config import AppConfig, load_config
 from ..prepare import follow_loading
-from . import views
+from . import shift_view, views
 from .context import UIContext
 from .tabs import arena, compare, evaluate, leaderboard, stages
 
@@ -71,6 +71,7 @@ def build_ui(config: AppConfig, comparator: Comparator) -> gr.Blocks:
     context = UIContext(config, comparator)
     limits = config.limits
     with gr.Blocks(title=config.title) as demo:
+        context.page = demo
         gr.Markdown(f"# {config.title}\n{config.description}")
         status = gr.HTML(views.loading_status(comparator)[0], elem_id="status")
         note = views.storage_note(storage_is_persistent())
@@ -127,7 +128,7 @@ def launch_options() -> dict:
     # address is believed (demo/arena/limits.py), so uvicorn believes none unless told so.
     os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     return {
-        "css": CSS,
+        "css": CSS + shift_view.CSS,
         "head": HEAD,
         "theme": gr.themes.Soft(),
         "footer_links": ["api", "gradio"],

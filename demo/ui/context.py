@@ -6,6 +6,8 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
+import gradio as gr
+
 from ..arena.service import Arena, LeaderboardCache, start_services
 from ..compare import Comparator
 from ..config import AppConfig
@@ -54,6 +56,7 @@ class UIContext:
     config: AppConfig
     comparator: Comparator
     stops: StopFlags = field(default_factory=StopFlags)
+    page: gr.Blocks | None = None  # the page being built, for tabs that act on its load (a shared link)
     _arena: tuple[Arena, LeaderboardCache] | None = field(default=None, init=False, repr=False)
     _arena_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 

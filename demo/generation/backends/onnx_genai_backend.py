@@ -398,19 +398,32 @@ class OnnxGenaiGenerator:
         return self.batch_decoder().continuation_logprobs(prompt_ids, continuations, prefix)
 
     def continuation_logprobs(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> list[float]:
-        """Log-probability of each continuation token given everything before it (teacher
-        forcing one token at a time: the runtime only exposes the last position's logits)."""
+        """Log-probability of each continuation token given everything before it, one token at
+        a time through the runtime's own generator (the reference the batch paths are tested
+        against)."""
+        logits = self._stepwise_logits(prompt_ids, continuation_ids).astype(np.float64)
+        top = logits.max(axis=1, keepdims=True)
+        normaliser = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+        return [float(logits[i, t] - normaliser[i]) for i, t in enumerate(continuation_ids)]
+
+    def continuation_logits(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> np.ndarray:
+        """The logits [len(continuation), vocab] that predicted each continuation token: on the
+        CPU one teacher-forced pass over the all-positions graph (onnx_batch.py); elsewhere one
+        token at a time (the runtime exposes only the last position's logits)."""
+        if self.device == "cpu":
+            return self.batch_decoder().continuation_logits(prompt_ids, continuation_ids)
+        return self._stepwise_logits(prompt_ids, continuation_ids)
+
+    def _stepwise_logits(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> np.ndarray:
         plain = SamplingSettings(max_new_tokens=max(len(continuation_ids), 1), temperature=0.0, repetition_penalty=1.0)
         generator = og.Generator(self.model, self._params(len(prompt_ids), plain))
         try:
             generator.append_tokens(np.asarray(prompt_ids, dtype=np.int32))
-            result = []
+            rows = []
             for token in continuation_ids:
-                logits = np.asarray(generator.get_logits(), dtype=np.float64)
-                logits = logits.reshape(-1, logits.shape[-1])[-1]
-                top = logits.max()
-                result.append(float(logits[token] - top - np.log(np.exp(logits - top).sum())))
+                logits = np.asarray(generator.get_logits(), dtype=np.float32)
+                rows.append(logits.reshape(-1, logits.shape[-1])[-1])
                 generator.append_tokens(np.asarray([token], dtype=np.int32))
-            return result
+            return np.stack(rows)
         finally:
             del generator

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import (
     AutoModelForCausalLM,
@@ -178,6 +179,12 @@ class TransformersGenerator:
             picked = logprobs[i, start - 1 : start - 1 + len(continuation)].gather(1, targets[:, None]).squeeze(1)
             out.append(picked.tolist())
         return out
+
+    @torch.inference_mode()
+    def continuation_logits(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> np.ndarray:
+        """The logits [len(continuation), vocab] that predicted each continuation token (one pass)."""
+        ids = torch.tensor([list(prompt_ids) + list(continuation_ids)], device=self.device)
+        return self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float().cpu().numpy()
 
     @torch.inference_mode()
     def continuation_logprobs(self, prompt_ids: Sequence[int], continuation_ids: Sequence[int]) -> list[float]:

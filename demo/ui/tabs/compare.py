@@ -18,7 +18,8 @@ from ...compare import InvalidPrompt, paced, validate_prompt
 from ...config import ROLES
 from ...generation.formatting import BASE_MODES, BaseMode
 from ...settings import SETTINGS, InvalidSetting, settings_from_values
-from .. import views
+from ...sharing import SharedComparison, markdown_report, read_query
+from .. import share_views, shift_view, views
 from ..context import UIContext
 
 TITLE = "Compare"
@@ -121,6 +122,9 @@ def build(context: UIContext) -> None:
                     "stats": gr.Markdown(elem_id=f"{role}-stats"),
                     "scores": gr.HTML(elem_id=f"{role}-scores"),
                 }
+                if role == "aligned":
+                    # Each aligned token ranked under the pair's base side (demo/token_shift.py).
+                    token_shift = gr.HTML(elem_id="aligned-token-shift")
                 with gr.Accordion("Exact input this model received", open=False):
                     outputs[role]["input"] = gr.Textbox(
                         show_label=False,
@@ -130,6 +134,16 @@ def build(context: UIContext) -> None:
                         elem_id=f"{role}-input",
                     )
     preference = gr.HTML(elem_id="preference")
+    with gr.Accordion("Share this comparison", open=False, elem_id="share"):
+        share_link = gr.HTML(elem_id="share-link")
+        report = gr.Textbox(
+            label="Report (Markdown): prompt, answers, scores, token shift, model versions",
+            lines=6,
+            max_lines=30,
+            interactive=False,
+            buttons=["copy"],
+            elem_id="share-report",
+        )
     gr.Markdown(views.LEGEND)
 
     with gr.Accordion("Settings", open=False):
@@ -163,9 +177,10 @@ def build(context: UIContext) -> None:
     run_inputs = {prompt, pair_choice, base_format, *controls.values()}
     side_keys = ("answer", "stats", "scores", "input")
     result_outputs = [message, preference] + [outputs[role][key] for role in ROLES for key in side_keys]
+    result_outputs += [token_shift, share_link, report]
     skip_rest = [gr.skip()] * (len(result_outputs) - 1)
 
-    def render(comparison, streaming: bool, note: str = ""):
+    def render(comparison, streaming: bool, note: str = "", shared: SharedComparison | None = None, page: str = ""):
         calibration = comparator.calibration()
         values = [note, views.preference_html(comparison, calibration)]
         for role in ROLES:
@@ -176,9 +191,20 @@ def build(context: UIContext) -> None:
                 views.scores_html(side, threshold, calibration),
                 side.input_text,
             ]
-        return values
+        aligned = comparison.aligned
+        waiting = aligned.done and aligned.error is None and not comparison.error
+        values.append(shift_view.token_shift_html(aligned.token_shift, waiting=waiting))
+        settled = comparison.done and (aligned.token_shift is not None or not waiting)
+        if shared is None or not settled or comparison.error:
+            return [*values, "", ""]
+        link = share_views.link_html(shared)
+        text = markdown_report(comparison, config, shared.settings, shared.base_format, calibration, page or None)
+        return [*values, link, text]
 
     def run(data: dict, request: gr.Request):
+        if data.get(linked) is False:
+            yield [gr.skip()] * len(result_outputs)  # the page opened without a shared link
+            return
         prompt_text = data[prompt]
         try:
             validate_prompt(prompt_text, limits)
@@ -196,18 +222,21 @@ def build(context: UIContext) -> None:
         while any(w.state == "loading" for w in workers) and not flag.is_set():
             yield [views.loading_status(comparator)[0], *skip_rest]
             time.sleep(1.0)
-        snapshots = comparator.stream(prompt_text, settings, mode, should_stop=flag.is_set, pair=pair_id)
+        snapshots = comparator.stream(
+            prompt_text, settings, mode, should_stop=flag.is_set, pair=pair_id, token_shift=True
+        )
+        shared = SharedComparison(prompt_text, pair_id, mode, settings)
+        page = share_views.page_url(request)
         for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
             if context.stops.abandoned(flag):
                 return  # the pair or format changed: these answers belong to the old heading
-            yield render(
-                snapshot, streaming=True, note=" ".join(filter(None, [adjusted, views.escape(snapshot.error or "")]))
-            )
+            note = " ".join(filter(None, [adjusted, views.escape(snapshot.error or "")]))
+            yield render(snapshot, streaming=True, note=note, shared=shared, page=page)
 
     def stop(request: gr.Request):
         context.stops.stop(request.session_hash or "anonymous")
 
-    cleared = ["", ""] + ["", "", "", ""] * len(ROLES)  # message, preference, each side's four
+    cleared = [""] * len(result_outputs)
 
     def show_pair(pair_id, request: gr.Request):
         """A new pair: its headings and cards, the raw/prompted switch only where a base model
@@ -269,7 +298,9 @@ def build(context: UIContext) -> None:
         api_visibility="private",
         cancels=run_events,
     ).then(**settle)
-    pair_choice.change(
+    # .input, not .change: a shared link sets the pair in code (fill_from_link) and must not
+    # abandon the run it starts.
+    pair_choice.input(
         show_pair,
         pair_choice,
         [outputs["base"]["header"], outputs["aligned"]["header"], cards, base_format, *result_outputs],
@@ -298,6 +329,30 @@ def build(context: UIContext) -> None:
     timer = gr.Timer(1.0)
     timer.tick(refresh_cards, pair_choice, [cards, timer], queue=False, api_visibility="private")
 
+    def fill_from_link(request: gr.Request):
+        """A shared link (`?prompt=…&pair=…`): its prompt, pair, format and settings filled in
+        and, through `linked`, run once; what the link got wrong is said, not raised."""
+        shared, notes = read_query(dict(request.query_params), config)
+        fields = [prompt, pair_choice, base_format, *controls.values()]
+        if shared is None:
+            return [*(gr.skip() for _ in fields), gr.skip(), gr.skip(), gr.skip(), gr.skip(), False]
+        models = config.pair_models(shared.pair)
+        chat_only = models["base"].prompt_format != "base"
+        values = [shared.prompt, shared.pair, gr.Radio(value=shared.base_format, interactive=not chat_only)]
+        values += [getattr(shared.settings, name) for name in controls]
+        note = "Opened from a shared link." + "".join(f" Note: {views.escape(n)}." for n in notes)
+        headers = [views.model_header(role, models[role]) for role in ROLES]
+        card = views.model_card_markdown(config, context.loaded_info(), shared.pair)
+        return [*values, *headers, card, f'<div class="demo-muted">{note}</div>', True]
+
+    linked = gr.State(False)
+    link_outputs = [prompt, pair_choice, base_format, *controls.values()]
+    link_outputs += [outputs["base"]["header"], outputs["aligned"]["header"], cards, message, linked]
+    linked_run = dict(run_args, inputs=run_inputs | {linked})
+    page = context.page
+    if page is not None:
+        page.load(fill_from_link, None, link_outputs, queue=False, api_visibility="private").then(**linked_run)
+
     gr.api(
         compare_endpoint(context),
         api_name="compare",
@@ -307,7 +362,9 @@ def build(context: UIContext) -> None:
 
 
 def compare_endpoint(context: UIContext):
-    """`/compare(prompt, <each setting>, base_format, pair)`: both answers with scores, as JSON.
+    """`/compare(prompt, <each setting>, base_format, pair, token_shift)`: both answers with
+    scores, as JSON; with `token_shift=True` the aligned side has a `token_shift` key
+    (demo/token_shift.py).
 
     The signature is derived from demo/settings.py, so the API lists exactly the page's settings
     with the configured defaults. Plain HTTP/JS clients may send null for an optional argument:
@@ -327,13 +384,18 @@ def compare_endpoint(context: UIContext):
         try:
             mode = cast(BaseMode, resolve_choice(values.pop("base_format"), list(BASE_MODES), "base_format", "raw"))
             pair_id = resolve_choice(values.pop("pair"), pair_ids, "pair", config.default_pair.id)
+            token_shift = values.pop("token_shift")
+            if token_shift is None:
+                token_shift = False
+            if not isinstance(token_shift, bool):
+                raise InvalidSetting(f"token_shift must be true or false; got {token_shift!r}")
             settings = settings_from_values(values, defaults, limits)
         except InvalidSetting as error:
             raise gr.Error(str(error)) from None
         # Only this pair's models: a request for the default pair must not wait for models that
         # load after it (each waited for in turn, that was up to four timeouts).
         comparator.wait_ready(limits.request_timeout_seconds, pair=pair_id)
-        return comparator.run(text, settings, mode, pair=pair_id).to_json()  # type: ignore[arg-type]  # None: Comparator.stream's validate_prompt refuses it
+        return comparator.run(text, settings, mode, pair=pair_id, token_shift=token_shift).to_json()  # type: ignore[arg-type]  # None: Comparator.stream's validate_prompt refuses it
 
     parameters = [inspect.Parameter("prompt", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
     annotations: dict[str, object] = {"prompt": str, "return": dict}
@@ -362,8 +424,15 @@ def compare_endpoint(context: UIContext):
         )
     )
     annotations["pair"] = str
+    parameters.append(
+        inspect.Parameter("token_shift", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False, annotation=bool)
+    )
+    annotations["token_shift"] = bool
     signature = inspect.Signature(parameters, return_annotation=dict)
     compare.__signature__ = signature  # type: ignore[attr-defined]
     compare.__annotations__ = annotations
-    compare.__doc__ = "Run a prompt through a configured pair (base and aligned); both answers with scores."
+    compare.__doc__ = (
+        "Run a prompt through a configured pair (base and aligned); both answers with scores. "
+        "token_shift=True adds the aligned answer's tokens ranked under the base side."
+    )
     return compare

@@ -15,7 +15,7 @@ import gradio as gr
 from ...compare import InvalidPrompt, paced, validate_prompt
 from ...config import AppConfig
 from ...settings import settings_from_values
-from .. import views
+from .. import shift_view, views
 from ..context import UIContext
 
 TITLE = "Three stages"
@@ -69,13 +69,16 @@ def build(context: UIContext) -> None:
         while any(w.state == "loading" for w in workers) and not flag.is_set():
             yield [views.loading_status(comparator)[0], *skip_answers]
             time.sleep(1.0)
-        snapshots = comparator.stream_stages(prompt_text, settings, should_stop=flag.is_set)
+        snapshots = comparator.stream_stages(prompt_text, settings, should_stop=flag.is_set, token_shift=True)
         for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
             yield [
                 views.escape(snapshot.error or ""),
                 *(
                     views.side_html(side, threshold, comparator.calibration(), streaming=True)
-                    for side in snapshot.sides
+                    + shift_view.token_shift_html(
+                        side.token_shift, waiting=index > 0 and side.done and side.error is None
+                    )
+                    for index, side in enumerate(snapshot.sides)
                 ),
             ]
 
