@@ -25,7 +25,7 @@ from .generation.runner import Failed, Finished, GenerationRequest, Started, Tex
 from .scoring.scorer import AnswerScorer, preference
 from .session import Comparison, SideState, StagesRun
 from .settings import SamplingSettings, clamp_settings
-from .token_shift import ShiftResult, Unavailable
+from .token_shift import ShiftResult, TokenShift, Unavailable
 
 if TYPE_CHECKING:
     from .generation.prompt_length import PromptLength
@@ -55,6 +55,7 @@ class _Snapshot(Protocol):
 
 
 Snapshot = TypeVar("Snapshot", bound=_Snapshot)
+SHIFT_GRACE_SECONDS = 30.0  # how long after the request's deadline a token-shift ranking may take
 
 
 @dataclass(frozen=True)
@@ -71,16 +72,14 @@ class ShiftFrom:
 def token_shift_unavailable(config: AppConfig, before_id: str, after_id: str) -> str | None:
     """Why the token-shift view of `after_id`'s answers under `before_id` would be noise, or
     None when it applies: the answer is re-tokenized and ranked by the before model, which
-    means something only for one family (one tokenizer) and a model run here."""
+    means something only for one family (one tokenizer). (A model that cannot be teacher-forced,
+    one served over an API, says so when asked: ModelRunner.token_shift.)"""
     before, after = config.models[before_id], config.models[after_id]
     if before.family != after.family:
         return (
             f"{after.name} and {before.name} are different families ({after.family}; {before.family}) with "
             "different tokenizers, so ranking one's tokens under the other would show tokenization, not alignment."
         )
-    runtimes = [runtime for runtime in (before.cpu, before.gpu) if runtime is not None]
-    if runtimes and all(runtime.backend == "openai" for runtime in runtimes):
-        return f"{before.name} is served over an API that does not return every position's probabilities."
     return None
 
 
@@ -290,7 +289,17 @@ class Comparator:
         pending: set[int | tuple[str, int]] = set(range(len(sides)))
         try:
             while pending:
-                index, event = events.get()
+                try:
+                    # Answers end by the deadline (their workers poll it); a ranking still out
+                    # SHIFT_GRACE_SECONDS after it is given up, so a run never hangs on one.
+                    wait = None if any(isinstance(key, int) for key in pending) else deadline + SHIFT_GRACE_SECONDS
+                    index, event = events.get(timeout=None if wait is None else max(0.01, wait - time.monotonic()))
+                except queue.Empty:
+                    for key in [key for key in pending if isinstance(key, tuple)]:
+                        sides[key[1]].token_shift = Unavailable("ranking the answer took longer than the time limit")
+                        pending.discard(key)
+                    yield snapshot
+                    continue
                 side = sides[index]
                 if isinstance(event, _ShiftDone):
                     pending.discard(("shift", index))
@@ -306,7 +315,7 @@ class Comparator:
                     shift = shifts[index] if index < len(shifts) else None
                     if shift is not None:
                         pending.add(("shift", index))
-                        self._start_shift(snapshot.prompt, index, side, shift, abandoned, events)
+                        self._start_shift(snapshot.prompt, index, side, modes[index], shift, abandoned, events)
                 else:
                     _apply(side, event)
                 yield snapshot
@@ -337,30 +346,58 @@ class Comparator:
             events.put((index, None))
 
     def _start_shift(
-        self, prompt: str, index: int, side: SideState, shift: ShiftFrom, abandoned: threading.Event, events
+        self,
+        prompt: str,
+        index: int,
+        side: SideState,
+        own_mode: BaseMode,
+        shift: ShiftFrom,
+        abandoned: threading.Event,
+        events,
     ) -> None:
-        """Rank a finished side's answer under its before model, on a thread; the result comes
-        back through `events` as a `_ShiftDone`."""
+        """Rank a finished side's answer under its before model and, as the control, under its
+        own model (two workers at once), on threads; the result comes back through `events` as
+        a `_ShiftDone`, whatever happens."""
         if shift.unavailable is not None:
             events.put((index, _ShiftDone(Unavailable(shift.unavailable))))
             return
-        if side.error is not None or not side.text.strip():
+        if side.error is not None or side.stop_reason == "cancelled" or not side.text.strip():
             events.put((index, _ShiftDone(Unavailable("there is no complete answer to rank"))))
             return
-        worker, text = self.workers[shift.model_id], side.text
+        text = side.text
+        jobs = {
+            "before": (self.workers[shift.model_id], shift.base_mode),
+            "own": (self.workers[side.model_id], own_mode),
+        }
+        found: dict[str, object] = {}
 
-        def rank() -> None:
-            result: ShiftResult
-            if abandoned.is_set():
-                result = Unavailable("the run was left before the answer could be ranked")
-            else:
-                try:
-                    result = worker.call("token_shift", prompt, text, shift.base_mode)
-                except Exception as error:  # the view is an extra: a failure leaves the answer shown
-                    result = Unavailable(public_message(error, "ranking the answer under the model before it"))
-            events.put((index, _ShiftDone(result)))
+        def rank(which: str) -> None:
+            worker, mode = jobs[which]
+            try:
+                if abandoned.is_set():
+                    raise _Left
+                found[which] = worker.call("token_shift", prompt, text, mode)
+            except _Left:
+                found[which] = Unavailable("the run was left before the answer could be ranked")
+            except Exception as error:  # the view is an extra: a failure leaves the answer shown
+                found[which] = Unavailable(public_message(error, "ranking the answer"))
 
-        threading.Thread(target=rank, name=f"shift-{index}", daemon=True).start()
+        def both() -> None:
+            result: ShiftResult = Unavailable("ranking the answer failed")
+            try:
+                helper = threading.Thread(target=rank, args=("own",), name=f"shift-own-{index}", daemon=True)
+                helper.start()
+                rank("before")
+                helper.join()
+                before, own = found.get("before"), found.get("own")
+                if isinstance(before, TokenShift):
+                    result = before.with_self(own) if isinstance(own, TokenShift) else before
+                elif isinstance(before, Unavailable):
+                    result = before
+            finally:
+                events.put((index, _ShiftDone(result)))
+
+        threading.Thread(target=both, name=f"shift-{index}", daemon=True).start()
 
     def _score(self, prompt: str, side: SideState) -> None:
         self.scorer_ready.wait(self.config.limits.request_timeout_seconds)
@@ -372,6 +409,10 @@ class Comparator:
 @dataclass(frozen=True)
 class _ShiftDone:
     result: ShiftResult
+
+
+class _Left(Exception):
+    """The reader left before a ranking started."""
 
 
 def paced(

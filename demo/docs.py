@@ -134,6 +134,13 @@ def _speed(config: AppConfig, data: dict[str, dict]) -> str:
         f"| peak memory of the whole app ({bench.get('processes', 'all')} processes) | **{bench['peak_rss_mib']:,.0f} MiB** "
         f"summed RSS (PSS {bench['pss_mib']:,.0f} MiB) | ≤ 1.5 GiB |",
     ]
+    shift = bench.get("token_shift")
+    if shift:
+        rows.append(
+            f"| token-shift view (one teacher-forced pass of the base side, {shift['answer_tokens']} answer tokens) | "
+            f"{shift['seconds']:.2f} s ({shift['seconds_per_128_tokens']:.2f} s per 128 tokens; first call "
+            f"{shift['first_call_seconds']:.1f} s) | ≤ 0.3 s per 128 tokens |"
+        )
     if throughput:
         rows.append(
             f"| evaluation throughput, batched vs one at a time | {throughput['batched_answers_per_minute']:.1f} vs "
@@ -288,7 +295,18 @@ def _feedback(config: AppConfig, data: dict[str, dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _token_shift(config: AppConfig, data: dict[str, dict]) -> str:
+    from .evaluation.token_shift import steps_table
+
+    summary = data["token-shift/summary.json"]
+    return (
+        steps_table(summary)
+        + f"\n(`python -m demo token-shift`, over {', '.join(summary['runs'])}; results/token-shift/.)\n"
+    )
+
+
 RENDERERS: dict[str, Renderer] = {
+    "token-shift": Renderer(("token-shift/summary.json",), _token_shift),
     "feedback": Renderer(("feedback/report.json",), _feedback),
     "headline": Renderer(("../evaluation/default-run/summary.json",), _headline),
     "headline-int4": Renderer(("evaluation/default-run-int4/summary.json",), _headline_before),

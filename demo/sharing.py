@@ -20,7 +20,7 @@ from .config import ROLES, AppConfig
 from .generation.formatting import BASE_MODES, BaseMode
 from .session import Comparison, SideState
 from .settings import SETTINGS, InvalidSetting, SamplingSettings, settings_from_values
-from .token_shift import TokenShift, Unavailable
+from .token_shift import TokenShift, Unavailable, markdown_code
 
 QUERY_KEYS = ("prompt", "pair", "base_format", *(setting.name for setting in SETTINGS))
 
@@ -124,7 +124,7 @@ def markdown_report(
             lines += [f"Error: {side.error}", ""]
         lines += [_scores_line(side), ""]
         if isinstance(side.token_shift, TokenShift):
-            shifted = ", ".join(f"`{t}`" for t in side.token_shift.shifted_texts() if "`" not in t)
+            shifted = ", ".join(markdown_code(t) for t in side.token_shift.shifted_texts())
             lines += [f"Token shift: {side.token_shift.summary()}." + (f" Shifted: {shifted}." if shifted else ""), ""]
         elif isinstance(side.token_shift, Unavailable):
             lines += [f"Token shift not shown: {side.token_shift.reason}", ""]
@@ -147,7 +147,13 @@ def markdown_report(
     if page_url:
         lines.append(f"Reproduce: {page_url}?{share_query(shared)}")
     else:
-        lines.append(f"Reproduce: `{compare_command(shared)}`, or open the app with `?{share_query(shared)}`")
+        lines += [
+            "Reproduce from the command line, or open the app with the query below:",
+            "",
+            _fenced(compare_command(shared), "sh"),
+            "",
+            f"`?{share_query(shared)}`",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,12 @@ LLMs", 2023).
 
 A token the before model ranks first is *unshifted* (it would have written it too), one in its
 top 3 *marginal*, any other *shifted* (a token alignment put there: a style marker, a refusal, a
-transition). Tokens the before model may never emit (models.yaml `suppress_tokens`) are left out
+transition).
+
+A control goes with it: the same answer ranked under the model that wrote it. Sampled at a
+temperature, a small model writes many tokens outside its own top 3 (Gemma 3 270M at 0.7: about
+half), and those count as "shifted" under any other model too; the paper decoded greedily. The
+difference between the two shares is what the alignment step changed. Tokens the before model may never emit (models.yaml `suppress_tokens`) are left out
 of its ranking, as they are left out of its generation.
 
 The answer is re-tokenized with the before model's tokenizer, so the view means something only
@@ -15,7 +20,7 @@ here are pure.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -57,11 +62,43 @@ class TokenShift:
     tokens: tuple[ShiftedToken, ...]
     before_model: str
     seconds: float
+    # The control: each token's rank under the model that wrote the answer (`with_self`).
+    self_ranks: tuple[int, ...] | None = None
+    self_model: str | None = None
 
     def share(self, kind: ShiftKind) -> float:
         if not self.tokens:
             return 0.0
         return sum(token.kind == kind for token in self.tokens) / len(self.tokens)
+
+    def self_share(self, kind: ShiftKind) -> float | None:
+        if self.self_ranks is None:
+            return None
+        if not self.self_ranks:
+            return 0.0
+        return sum(shift_kind(rank) == kind for rank in self.self_ranks) / len(self.self_ranks)
+
+    def with_self(self, own: TokenShift) -> TokenShift:
+        """This view with the control: `own` is the same answer ranked under the model that wrote
+        it. Where the two tokenizations agree (one family) ranks pair up one to one; where they
+        differ (a base model reads a lead space) each token takes the rank of the first `own`
+        token that ends after its start."""
+        if [t.text for t in self.tokens] == [t.text for t in own.tokens]:
+            ranks = [t.rank for t in own.tokens]
+        else:
+            ends, position = [], 0
+            for token in own.tokens:
+                position += len(token.text)
+                ends.append(position)
+            ranks, index, position = [], 0, 0
+            for token in self.tokens:
+                while index + 1 < len(ends) and ends[index] <= position:
+                    index += 1
+                ranks.append(own.tokens[index].rank if own.tokens else 1)
+                position += len(token.text)
+        return replace(
+            self, self_ranks=tuple(ranks), self_model=own.before_model, seconds=max(self.seconds, own.seconds)
+        )
 
     @property
     def shifted_share(self) -> float:
@@ -78,10 +115,17 @@ class TokenShift:
     def summary(self) -> str:
         """The shares in one phrase (the page's summary line and the report's)."""
         unshifted = 1.0 - self.shifted_share - self.marginal_share
-        return (
+        text = (
             f"{self.shifted_share:.0%} shifted, {self.marginal_share:.0%} marginal, {unshifted:.0%} unshifted "
             f"of {len(self.tokens)} tokens under {self.before_model}"
         )
+        own = self.self_share("shifted")
+        if own is not None:
+            text += (
+                f"; {self.self_model} itself ranks {own:.0%} of its own tokens outside its top {MARGINAL_MAX_RANK} "
+                f"(sampling alone), so about {self.shifted_share - own:+.0%} is what the step changed"
+            )
+        return text
 
     def shifted_texts(self, count: int = 8) -> list[str]:
         """The shifted tokens' texts in answer order, stripped, each once, at most `count`."""
@@ -93,14 +137,20 @@ class TokenShift:
         return seen[:count]
 
     def to_json(self) -> dict:
-        """The `token_shift` key of /compare and `compare --token-shift --json`."""
-        return {
+        """The `token_shift` key of /compare and `compare --token-shift --json` (with the control,
+        `self_shifted_share`, `self_marginal_share` and `self_model` too)."""
+        data = {
             "tokens": [token.to_json() for token in self.tokens],
             "shifted_share": round(self.shifted_share, 4),
             "marginal_share": round(self.marginal_share, 4),
             "before_model": self.before_model,
             "seconds": round(self.seconds, 4),
         }
+        if self.self_ranks is not None:
+            data["self_shifted_share"] = round(self.self_share("shifted") or 0.0, 4)
+            data["self_marginal_share"] = round(self.self_share("marginal") or 0.0, 4)
+            data["self_model"] = self.self_model
+        return data
 
 
 @dataclass(frozen=True)
@@ -114,6 +164,19 @@ class Unavailable:
 
 
 ShiftResult = TokenShift | Unavailable
+
+
+def markdown_code(text: str) -> str:
+    """A token as a Markdown code span that nothing in it can end, safe in a table cell: a
+    fence longer than any backtick run inside, pipes escaped, line breaks shown as ↵."""
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
+    shown = text.replace("\n", "↵").replace("|", "\\|")
+    return f"{fence}{pad}{shown}{pad}{fence}"
 
 
 def ranks_and_top(

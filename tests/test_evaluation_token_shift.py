@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from tiny_models import TINY_SAME_FAMILY_PAIR
 
 from demo.evaluation.token_shift import report_markdown, run_token_shift, shift_jobs, summarise
@@ -57,20 +58,27 @@ def test_a_run_writes_records_summary_report_and_chart_and_resumes(tiny_stages_c
     assert len(records) == 3 and calls[-1] == 3
     for record in records:
         text = ANSWERS[(record["category"], json.loads(record["key"].split(":", 1)[1])[2])]
-        assert "".join(t for t, _ in record["tokens"]) == text
-        # The ranks are the before model's: the tiny SFT stage is the tiny chat checkpoint.
+        assert "".join(t for t, _, _ in record["tokens"]) == text
+        # The ranks are the before model's: the tiny SFT stage is the tiny chat checkpoint (and
+        # so is the model that wrote the answer, the control).
         direct = llama_runner.token_shift(f"Question {json.loads(record['key'].split(':', 1)[1])[2]}?", text)
-        assert [rank for _, rank in record["tokens"]] == [t.rank for t in direct.tokens]
+        assert [rank for _, rank, _ in record["tokens"]] == [t.rank for t in direct.tokens]
+        assert [own for _, _, own in record["tokens"]] == [t.rank for t in direct.tokens]
+        assert record["base_format"] == "chat"  # the before model is a chat model
     (step,) = summary["steps"]
-    ranks = [rank for r in records for _, rank in r["tokens"]]
-    per_answer = [sum(shift_kind(k) == "shifted" for _, k in r["tokens"]) / len(r["tokens"]) for r in records]
+    ranks = [rank for r in records for _, rank, _ in r["tokens"]]
+    per_answer = [sum(shift_kind(k) == "shifted" for _, k, _ in r["tokens"]) / len(r["tokens"]) for r in records]
     assert step["answers"] == 3 and step["tokens"] == len(ranks)
     assert abs(step["shifted_share"] - sum(per_answer) / 3) < 1e-9
     assert step["shifted_share_ci"][0] <= step["shifted_share"] <= step["shifted_share_ci"][1]
+    assert step["self_shifted_share"] == step["shifted_share"] and step["step_shifted_share"] == 0.0
     assert [c["category"] for c in step["categories"]] == ["generation", "open_qa"]
     assert all(t["shifted"] <= t["occurrences"] for t in step["most_shifted"])
     assert (out / "shares.png").stat().st_size > 1000 and (out / "report.md").read_text() == report_markdown(summary)
-    # A second run resumes: nothing is ranked again, the summary is the same.
+    # A second run resumes: nothing is ranked again, the summary is the same; a last line a kill
+    # cut short is ranked again, not a crash.
+    with (out / "answers.jsonl").open("a") as sink:
+        sink.write('{"key": "cut sh')
     calls.clear()
     again = run_token_shift(tiny_stages_config, [run], out, progress=lambda done, total: calls.append(total))
     assert calls == [] and again["steps"] == summary["steps"]
@@ -85,7 +93,7 @@ def test_most_shifted_tokens_are_counted_per_step():
             "suite": "x",
             "category": "c",
             "seconds": 0.1,
-            "tokens": [["Sure", 9], ["!", 1], [" Sure", 5], [" yes", 2]],
+            "tokens": [["Sure", 9, 1], ["!", 1, 1], [" Sure", 5, 9], [" yes", 2, 1]],
         },
         {
             "step": "s",
@@ -94,9 +102,11 @@ def test_most_shifted_tokens_are_counted_per_step():
             "suite": "x",
             "category": "c",
             "seconds": 0.1,
-            "tokens": [["Sure", 1], ["\n", 50]],
+            "tokens": [["Sure", 1, 1], ["\n", 50, 1]],
         },
     ]
     (step,) = summarise(records)["steps"]
     assert step["most_shifted"][0] == {"token": "Sure", "shifted": 2, "occurrences": 3}
     assert step["shifted_share"] == (2 / 4 + 1 / 2) / 2  # "\n" is shifted too; it has no text to list
+    assert step["self_shifted_share"] == (1 / 4 + 0) / 2
+    assert step["step_shifted_share"] == pytest.approx(((2 / 4 - 1 / 4) + (1 / 2 - 0)) / 2)

@@ -80,5 +80,6 @@ def test_without_a_page_address_the_report_gives_the_command_line(tiny_config):
     report = markdown_report(comparison, tiny_config, SamplingSettings(), "prompted")
     assert "Token shift not shown: two families" in report
     shared = SharedComparison(comparison.prompt, comparison.pair, "prompted", SamplingSettings())
-    assert f"`{compare_command(shared)}`" in report
+    # In a fence longer than any backtick run of the prompt: the link's prompt cannot end it.
+    assert f"````sh\n{compare_command(shared)}\n````" in report
     assert "--base-format prompted" in compare_command(shared) and "-- 'Say ``` hi'" in compare_command(shared)

@@ -56,6 +56,33 @@ def test_piece_texts_join_to_the_text_whatever_the_offsets():
     assert "".join(token_texts(" " + "hello world", [0, 6], skip=1)) == "hello world"
 
 
+def test_the_control_takes_the_rank_of_the_own_token_covering_each_start():
+    from demo.token_shift import ShiftedToken
+
+    before = TokenShift(tuple(ShiftedToken(t, r, ()) for t, r in [("Su", 5), ("re", 1), ("!", 9)]), "base", 0.1)
+    own = TokenShift((ShiftedToken("Sure", 2, ()), ShiftedToken("!", 7, ())), "aligned", 0.2)
+    view = before.with_self(own)
+    assert view.self_ranks == (2, 2, 7) and view.self_model == "aligned" and view.seconds == 0.2
+    assert view.self_share("shifted") == pytest.approx(1 / 3) and view.shifted_share == pytest.approx(2 / 3)
+    data = view.to_json()
+    assert data["self_shifted_share"] == pytest.approx(0.3333) and data["self_model"] == "aligned"
+    assert "aligned itself ranks 33% of its own tokens outside its top 3" in view.summary()
+
+
+def test_the_view_shows_model_text_as_text_never_markup():
+    from demo.token_shift import ShiftedToken
+    from demo.ui.shift_view import token_shift_html
+
+    payload = '"><img src=x onerror=alert(1)>'
+    view = TokenShift((ShiftedToken(payload, 7, ((payload, 0.5), ("<b>", 0.1), ("\n", 0.1))),), "<i>base</i>", 0.01)
+    markup = token_shift_html(view)
+    assert "<img" not in markup and "<i>" not in markup
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in markup and 'class="ts ts-shifted"' in markup
+    assert "&lt;b&gt;" in markup and "&lt;i&gt;base&lt;/i&gt;" in markup
+    unavailable = token_shift_html(Unavailable("<script>x</script>"))
+    assert "<script>" not in unavailable and "&lt;script&gt;" in unavailable
+
+
 def test_shares_count_the_tokens_by_class():
     from demo.token_shift import ShiftedToken
 
@@ -75,7 +102,7 @@ def direct_pass(runner, checkpoint, prompt: str, answer: str, base_mode: str = "
     prompt + answer, computed here."""
     model = AutoModelForCausalLM.from_pretrained(str(checkpoint), torch_dtype=torch.float32).eval()
     prompt_ids = runner.encode(runner.format(prompt, base_mode))
-    lead = " " if runner.spec.prompt_format == "base" and not answer[:1].isspace() else ""
+    lead = runner.lead(answer)
     answer_ids = runner.tokenizer(lead + answer, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([prompt_ids + answer_ids])).logits[0].float()
@@ -85,6 +112,8 @@ def direct_pass(runner, checkpoint, prompt: str, answer: str, base_mode: str = "
         row = logits[len(prompt_ids) - 1 + position]
         ranks.append(int((row > row[token]).sum()) + 1)
         first.append(float(torch.softmax(row, dim=-1).max()))
+    if lead and runner.tokenizer.decode(answer_ids[:1]).strip() == "":  # the lead alone: not the answer's
+        return ranks[1:], first[1:]
     return ranks, first
 
 
@@ -147,3 +176,38 @@ def test_stages_rank_each_stage_under_the_one_before(tiny_stages_config, stage_w
     # The tiny SFT stage is the tiny chat checkpoint: the aligned answer ranked as a direct pass
     # of that checkpoint, after the prompt in its chat format, ranks it.
     assert [t.rank for t in view.tokens] == direct_pass(llama_runner, tiny_llama_dir, PROMPT, aligned.text)[0]
+    # The control: the answer under the model that wrote it, the same checkpoint here.
+    assert view.self_ranks == tuple(t.rank for t in view.tokens) and view.self_model == aligned.model
+
+
+def test_a_stopped_answer_is_not_ranked(tiny_stages_config, stage_workers):  # noqa: F811
+    comparator = Comparator(tiny_stages_config, stage_workers, None, "off")
+    last = None
+    for last in comparator.stream_stages(PROMPT, SETTINGS, should_stop=lambda: True, token_shift=True):
+        pass
+    aligned = last.sides[2]
+    assert aligned.stop_reason == "cancelled"
+    assert isinstance(aligned.token_shift, Unavailable) and "no complete answer" in aligned.token_shift.reason
+
+
+def test_a_ranking_that_fails_leaves_the_answer_and_says_why(tiny_stages_config, stage_workers):  # noqa: F811
+    class Failing:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def stream(self, request, should_stop=lambda: False):
+            yield from self.inner.stream(request, should_stop)
+
+        def call(self, method, *args):
+            raise RuntimeError("the worker died")
+
+    workers = dict(stage_workers)
+    sft = tiny_stages_config.stages.models[1]
+    workers[sft] = Failing(stage_workers[sft])
+    last = None
+    for last in Comparator(tiny_stages_config, workers, None, "off").stream_stages(PROMPT, SETTINGS, token_shift=True):
+        pass
+    aligned = last.sides[2]
+    assert aligned.text and aligned.error is None
+    # A failure's own text stays in the server log; the page gets a plain sentence.
+    assert isinstance(aligned.token_shift, Unavailable) and "ranking the answer" in aligned.token_shift.reason

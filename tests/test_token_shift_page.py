@@ -31,7 +31,12 @@ def test_the_api_adds_the_view_to_the_aligned_side_only_when_asked(stages_app):
     client = stages_app.client()
     result = client.predict(prompt=PROMPT, pair=TINY_SAME_FAMILY_PAIR, seed=4, token_shift=True, api_name="/compare")
     view = result["aligned"]["token_shift"]
-    assert set(view) == {"tokens", "shifted_share", "marginal_share", "before_model", "seconds"}
+    assert set(view) == {"tokens", "shifted_share", "marginal_share", "before_model", "seconds"} | {
+        "self_shifted_share",
+        "self_marginal_share",
+        "self_model",
+    }
+    assert view["self_model"] == result["aligned"]["model"]
     assert "".join(token["text"] for token in view["tokens"]) == result["aligned"]["text"]
     assert view["before_model"] == result["base"]["model"]
     for token in view["tokens"]:
@@ -88,7 +93,7 @@ def test_hovering_a_token_shows_the_before_models_choices_and_a_shared_link_repr
         assert re.search(
             r"\d+% shifted, \d+% marginal, \d+% unshifted of \d+ tokens under Tiny Llama \(test, SFT\)", summary
         )
-        visible = tokens.filter(has_text=re.compile(r"\S")).first
+        visible = tokens.filter(has_text=re.compile(r"[A-Za-z]")).first
         visible.scroll_into_view_if_needed()
         visible.hover()
         tip = visible.evaluate("element => getComputedStyle(element, '::after').content")

@@ -97,10 +97,11 @@ def tokens_only_the_build_writes(
     runner, info = load_runner(spec, config.base_prompted)
     prompt_ids = list(runner.encode(runner.format(prompt, "raw")))
     reference = _reference_logits(Path(info.checkpoint))
-    lead = "" if spec.prompt_format == "chat" else " "
     found = []
     for text in answers:
-        answer_ids = list(runner.tokenizer(lead + text.strip(), add_special_tokens=False)["input_ids"])
+        answer_ids = list(
+            runner.tokenizer(runner.lead(text.strip()) + text.strip(), add_special_tokens=False)["input_ids"]
+        )
         log_probs = _log_softmax(reference(prompt_ids, answer_ids).astype(np.float64))
         rare = log_probs[np.arange(len(answer_ids)), answer_ids] < np.log(RARE_PROBABILITY)
         found.append([runner.tokenizer.decode([token]) for token, flag in zip(answer_ids, rare) if flag])
@@ -149,8 +150,8 @@ def measure_model(
         if not isinstance(event, Finished) or not event.text.strip():
             continue
         prompt_ids = runner.encode(runner.format(prompt, "raw"))
-        lead = "" if spec.prompt_format == "chat" else " "
-        answer_ids = list(runner.tokenizer(lead + event.text.strip(), add_special_tokens=False)["input_ids"])
+        text = event.text.strip()
+        answer_ids = list(runner.tokenizer(runner.lead(text) + text, add_special_tokens=False)["input_ids"])
         if answer_ids:
             samples.append((list(prompt_ids), answer_ids))
     log(f"{spec.name}: {len(samples)} answers sampled ({time.perf_counter() - started:.0f} s)")

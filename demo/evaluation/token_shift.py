@@ -7,7 +7,9 @@ bootstrap intervals over answers), a chart, and the most often shifted tokens pe
 comparisons in evaluation/align/ and the default run) into results/token-shift/: `answers.jsonl`
 (a record per answer, appended as it goes, so `--resume` continues a stopped run),
 `summary.json`, `report.md` and `shares.png`. The answers are those the runs stored, so the
-figures are about what our models actually wrote.
+figures are about what our models actually wrote. Each answer is also ranked under the model
+that wrote it, the control (demo/token_shift.py): the stored answers were sampled, and sampling
+alone puts tokens outside a model's own top 3.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from ..compare import token_shift_unavailable
 from ..config import AppConfig
 from ..paths import DEFAULT_RUN_DIR, REPO_ROOT, RESULTS_DIR
-from ..token_shift import SHIFT_KINDS, shift_kind
+from ..token_shift import SHIFT_KINDS, markdown_code, shift_kind
 from .metrics import bootstrap_mean, sent_prompt
 
 DEFAULT_RUNS = (
@@ -69,6 +71,9 @@ def shift_jobs(config: AppConfig, runs: Sequence[Path]) -> tuple[list[ShiftJob],
             if why is not None or aligned.get("error") or not (aligned.get("text") or "").strip():
                 skipped.append(f"{run.name}: {why or 'no aligned answer'}")
                 continue
+            before_format = row.get("base_format") or "raw"
+            if config.models[pair.base].prompt_format == "chat":
+                before_format = "chat"
             jobs.append(
                 ShiftJob(
                     key=f"{run.name}:{row['key']}",
@@ -79,7 +84,7 @@ def shift_jobs(config: AppConfig, runs: Sequence[Path]) -> tuple[list[ShiftJob],
                     suite=row["suite"],
                     category=row.get("category") or row["suite"],
                     prompt=sent_prompt(row["prompt"], row.get("instruction")),
-                    base_format=row.get("base_format") or "raw",
+                    base_format=before_format,
                     text=aligned["text"],
                 )
             )
@@ -97,17 +102,26 @@ def rank_answers(
     before models load here, one at a time."""
     from ..generation.loading import load_runner
 
-    done = {json.loads(line)["key"] for line in out.read_text(encoding="utf-8").splitlines()} if out.exists() else set()
+    done = {record["key"] for record in read_records(out)}
     todo = [job for job in jobs if job.key not in done]
-    by_model: dict[str, list[ShiftJob]] = defaultdict(list)
-    for job in todo:
-        by_model[job.before].append(job)
     finished = 0
+    # Each job needs two models (its before model, and its own for the control): load them in
+    # pairs, so no more than two are in memory, each pair's jobs ranked together.
+    groups: dict[tuple[str, str], list[ShiftJob]] = defaultdict(list)
+    for job in todo:
+        groups[(job.before, job.after)].append(job)
+    runners: dict[str, object] = {}
     with out.open("a", encoding="utf-8") as sink:
-        for model_id, group in by_model.items():
-            runner, _ = load_runner(config.models[model_id], config.base_prompted)
+        for (before, after), group in groups.items():
+            for model_id in list(runners):
+                if model_id not in (before, after):
+                    del runners[model_id]
+            for model_id in (before, after):
+                if model_id not in runners:
+                    runners[model_id] = load_runner(config.models[model_id], config.base_prompted)[0]
             for job in group:
-                view = runner.token_shift(job.prompt, job.text, job.base_format)  # type: ignore[arg-type]
+                own = runners[after].token_shift(job.prompt, job.text, "raw")  # type: ignore[attr-defined]
+                view = runners[before].token_shift(job.prompt, job.text, job.base_format).with_self(own)  # type: ignore[attr-defined]
                 record = {
                     "key": job.key,
                     "run": job.run,
@@ -117,14 +131,27 @@ def rank_answers(
                     "category": job.category,
                     "base_format": job.base_format,
                     "seconds": round(view.seconds, 4),
-                    "tokens": [[token.text, token.rank] for token in view.tokens],
+                    # [text, rank under the before model, rank under the model that wrote it]
+                    "tokens": [[t.text, t.rank, own] for t, own in zip(view.tokens, view.self_ranks or ())],
                 }
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
                 finished += 1
                 if progress is not None:
                     progress(finished, len(todo))
-            del runner
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of answers.jsonl; a last line cut short by a kill is dropped (it is ranked again)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
 
 
 def _shown(path: Path) -> str:
@@ -151,15 +178,17 @@ def summarise(records: Iterable[dict]) -> dict:
             groups[(record["step"], record["pair"], record["base_format"])].append(record)
     steps = []
     for (step, pair, base_format), rows in groups.items():
-        shares = [_shares([rank for _, rank in r["tokens"]]) for r in rows]
+        shares = [_shares([token[1] for token in r["tokens"]]) for r in rows]
+        own = [_shares([token[2] for token in r["tokens"]]) for r in rows]
         categories = []
         for category in sorted({r["category"] for r in rows}):
             picked = [s for s, r in zip(shares, rows) if r["category"] == category]
-            categories.append({"category": category, **_estimates(picked)})
+            picked_own = [s for s, r in zip(own, rows) if r["category"] == category]
+            categories.append({"category": category, **_estimates(picked, picked_own)})
         occurrences: Counter[str] = Counter()
         shifted: Counter[str] = Counter()
         for r in rows:
-            for text, rank in r["tokens"]:
+            for text, rank, _ in r["tokens"]:
                 word = text.strip()
                 if word:
                     occurrences[word] += 1
@@ -172,7 +201,7 @@ def summarise(records: Iterable[dict]) -> dict:
                 "suites": sorted({r["suite"] for r in rows}),
                 "tokens": sum(len(r["tokens"]) for r in rows),
                 "seconds_per_answer": round(sum(r["seconds"] for r in rows) / len(rows), 4),
-                **_estimates(shares),
+                **_estimates(shares, own),
                 "categories": categories,
                 "most_shifted": [
                     {"token": word, "shifted": count, "occurrences": occurrences[word]}
@@ -191,12 +220,19 @@ def summarise(records: Iterable[dict]) -> dict:
     return {"steps": steps}
 
 
-def _estimates(shares: Sequence[dict[str, float]]) -> dict:
+def _estimates(shares: Sequence[dict[str, float]], own: Sequence[dict[str, float]]) -> dict:
+    """Mean shares with 95 % intervals: under the before model, under the answer's own model (the
+    control), and the difference per answer (what the step changed)."""
     out: dict = {"answers": len(shares)}
     for kind in ("shifted", "marginal"):
-        estimate = bootstrap_mean([s[kind] for s in shares])
-        out[f"{kind}_share"] = estimate.value
-        out[f"{kind}_share_ci"] = estimate.ci
+        for prefix, values in (
+            ("", [s[kind] for s in shares]),
+            ("self_", [s[kind] for s in own]),
+            ("step_", [s[kind] - o[kind] for s, o in zip(shares, own)]),
+        ):
+            estimate = bootstrap_mean(values)
+            out[f"{prefix}{kind}_share"] = estimate.value
+            out[f"{prefix}{kind}_share_ci"] = estimate.ci
     return out
 
 
@@ -208,15 +244,15 @@ def shares_chart(summary: dict):
 
     rows = []
     for step in summary["steps"]:
-        series = f"{step['step']} · base {step['base_format']}" if "base" in step["pair"] else step["step"]
+        series = step["step"] if step["base_format"] == "chat" else f"{step['step']} · base {step['base_format']}"
         for category in [{"category": "all", **step}, *step["categories"]]:
-            for kind in ("shifted", "marginal"):
+            for kind, label in (("shifted", "shifted"), ("self_shifted", "shifted under itself (sampling alone)")):
                 low, high = category[f"{kind}_share_ci"]
                 rows.append(
                     {
                         "series": series,
                         "category": category["category"],
-                        "kind": kind,
+                        "kind": label,
                         "share": category[f"{kind}_share"],
                         "low": low,
                         "high": high,
@@ -249,44 +285,61 @@ def shares_chart(summary: dict):
     )
 
 
+def _share(row: dict, key: str) -> str:
+    low, high = row[f"{key}_ci"]
+    sign = "+" if key.startswith("step_") else ""
+    return f"{row[key]:{sign}.1%} ({low:{sign}.1%} to {high:{sign}.1%})"
+
+
+def steps_table(summary: dict) -> str:
+    """One row per step: the shares under the before model, under the answer's own model (the
+    control) and their difference, with 95 % intervals, and the most often shifted tokens."""
+    rows = [
+        "| step | before model's input | answers | tokens | shifted | under its own model (sampling alone) "
+        "| what the step changed | marginal | most shifted tokens (times) |",
+        "|---|---|---:|---:|---|---|---|---|---|",
+    ]
+    for step in summary["steps"]:
+        tokens = ", ".join(f"{markdown_code(t['token'])} {t['shifted']}" for t in step["most_shifted"][:6])
+        rows.append(
+            f"| {step['step']} | {step['base_format']} | {step['answers']} | {step['tokens']:,} | "
+            f"{_share(step, 'shifted_share')} | {_share(step, 'self_shifted_share')} | "
+            f"{_share(step, 'step_shifted_share')} | {_share(step, 'marginal_share')} | {tokens} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def report_markdown(summary: dict) -> str:
     lines = [
         "# Token shift: where each alignment step changed our models' answers",
         "",
         "Each stored aligned answer is teacher-forced through the model before the step, after the prompt in",
         "that model's input format; a token is unshifted (its first choice), marginal (2nd or 3rd) or shifted",
-        "(lower), as in Lin et al. (2023). Means over answers with 95 % bootstrap intervals. The answers are",
-        "the ones the evaluation runs stored (sampled, our models' own outputs).",
+        "(lower), as in Lin et al. (2023). The control ranks the same answer under the model that wrote it:",
+        "the stored answers were sampled (temperature 0.7), and sampling alone puts tokens outside a small",
+        "model's own top 3. Means over answers with 95 % bootstrap intervals; the answers are our models' own.",
         "",
-        "| step | base input | suites | answers | tokens | shifted | marginal |",
-        "|---|---|---|---:|---:|---|---|",
+        steps_table(summary),
     ]
-
-    def share(row: dict, kind: str) -> str:
-        low, high = row[f"{kind}_share_ci"]
-        return f"{row[f'{kind}_share']:.1%} ({low:.1%}–{high:.1%})"
-
     for step in summary["steps"]:
-        lines.append(
-            f"| {step['step']} | {step['base_format']} | {', '.join(step['suites'])} | {step['answers']} | "
-            f"{step['tokens']} | {share(step, 'shifted')} | {share(step, 'marginal')} |"
-        )
-    for step in summary["steps"]:
-        lines += ["", f"## {step['step']} (base input {step['base_format']})", ""]
-        lines += ["| category | answers | shifted | marginal |", "|---|---:|---|---|"]
+        lines += [f"## {step['step']} (before model's input: {step['base_format']})", ""]
         lines += [
-            f"| {c['category']} | {c['answers']} | {share(c, 'shifted')} | {share(c, 'marginal')} |"
+            "| category | answers | shifted | under its own model | what the step changed | marginal |",
+            "|---|---:|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['category']} | {c['answers']} | {_share(c, 'shifted_share')} | {_share(c, 'self_shifted_share')} | "
+            f"{_share(c, 'step_shifted_share')} | {_share(c, 'marginal_share')} |"
             for c in step["categories"]
         ]
-        most = ", ".join(f"`{t['token']}` {t['shifted']}" for t in step["most_shifted"][:12] if "`" not in t["token"])
+        most = ", ".join(f"{markdown_code(t['token'])} {t['shifted']}" for t in step["most_shifted"][:12])
         often = ", ".join(
-            f"`{t['token']}` {t['fraction']:.0%} of {t['occurrences']}"
+            f"{markdown_code(t['token'])} {t['fraction']:.0%} of {t['occurrences']}"
             for t in step["most_often_shifted"][:12]
-            if "`" not in t["token"]
         )
         lines += ["", f"Most frequently shifted tokens (times shifted): {most}.", ""]
-        lines += [f"Most often shifted when they occur (≥ {MIN_OCCURRENCES} occurrences): {often}."]
-    return "\n".join(lines) + "\n"
+        lines += [f"Most often shifted when they occur (≥ {MIN_OCCURRENCES} occurrences): {often}.", ""]
+    return "\n".join(lines)
 
 
 def run_token_shift(
@@ -307,7 +360,7 @@ def run_token_shift(
     jobs, skipped = shift_jobs(config, runs)
     rank_answers(config, jobs, answers, progress=progress)
     wanted = {job.key for job in jobs}
-    records = [r for r in map(json.loads, answers.read_text(encoding="utf-8").splitlines()) if r["key"] in wanted]
+    records = [r for r in read_records(answers) if r["key"] in wanted]
     summary = summarise(records)
     summary["runs"] = [_shown(Path(run)) for run in runs]
     summary["skipped"] = skipped

@@ -71,6 +71,12 @@ def special_token_strings(tokenizer) -> tuple[str, ...]:
     return tuple(sorted(strings))
 
 
+def answer_lead(prompt_format: Literal["base", "chat"], answer: str) -> str:
+    """What goes between a prompt and an answer teacher-forced after it: a base model reads the
+    answer after a space, as a document continues; a chat template ends where the answer begins."""
+    return " " if prompt_format != "chat" and answer[:1] and not answer[:1].isspace() else ""
+
+
 def format_prompt(
     prompt: str,
     *,

@@ -22,7 +22,7 @@ from ..config import ModelSpec, PromptedFormat
 from ..errors import UserFacingError
 from ..settings import SamplingSettings
 from ..token_shift import TokenShift, build_token_shift, ranks_and_top, token_texts
-from .formatting import BaseMode, format_prompt, special_token_strings
+from .formatting import BaseMode, answer_lead, format_prompt, special_token_strings
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,10 @@ class ModelRunner:
     def encode(self, formatted) -> list[int]:
         return list(self.tokenizer(formatted.text, add_special_tokens=formatted.add_special_tokens)["input_ids"])
 
+    def lead(self, answer: str) -> str:
+        """What this model reads between a prompt and an answer forced after it (formatting.answer_lead)."""
+        return answer_lead(self.spec.prompt_format, answer)
+
     def shared_prefix(self, base_mode: BaseMode) -> tuple[int, ...]:
         """The ids every prompt of this input format begins with (the few-shot examples, the chat
         template's opening turns): what different probe prompts have in common."""
@@ -363,9 +367,9 @@ class ModelRunner:
         for multiple-choice truthfulness. A base model's answer follows after a space."""
         formatted = self.format(prompt, base_mode)
         prompt_ids = self.encode(formatted)
-        lead = "" if self.spec.prompt_format == "chat" else " "
         continuations = [
-            list(self.tokenizer(lead + answer.strip(), add_special_tokens=False)["input_ids"]) for answer in answers
+            list(self.tokenizer(self.lead(answer.strip()) + answer.strip(), add_special_tokens=False)["input_ids"])
+            for answer in answers
         ]
         batched = getattr(self.backend, "continuation_logprobs_batch", None)
         if batched is not None and getattr(self.backend, "reuses_prefixes", False):
@@ -385,9 +389,7 @@ class ModelRunner:
         if logits_of is None:
             raise TokenShiftUnsupported(f"{self.spec.name}'s back end does not expose every position's logits")
         prompt_ids = self.encode(self.format(prompt, base_mode))
-        # A base model reads the answer after a space, as in answer_logprobs; the lead is not
-        # part of the answer, so the first token's text drops it.
-        lead = " " if self.spec.prompt_format == "base" and answer[:1] not in ("", " ", "\n") else ""
+        lead = self.lead(answer)  # not part of the answer: the first token's text drops it
         encoded = self.tokenizer(lead + answer, add_special_tokens=False, return_offsets_mapping=True)
         ids = list(encoded["input_ids"])
         if not ids:

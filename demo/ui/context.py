@@ -43,6 +43,12 @@ class StopFlags:
         if flag is not None:
             flag.set()
 
+    def latest_abandoned(self, session: str) -> bool:
+        """Whether the session's latest run (if any) was abandoned: False once a new run started."""
+        with self._lock:
+            flag = self._flags.get(session)
+            return flag is None or flag in self._abandoned
+
     def abandoned(self, flag: threading.Event) -> bool:
         with self._lock:
             return flag in self._abandoned

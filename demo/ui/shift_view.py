@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 
-from ..token_shift import MARGINAL_MAX_RANK, ShiftResult, Unavailable
+from ..token_shift import MARGINAL_MAX_RANK, ShiftResult, TokenShift, Unavailable
 
 CSS = """
 .demo-shift { margin-top: .5rem; font-size: .92rem; }
@@ -40,11 +40,16 @@ def _visible(text: str) -> str:
     return text.replace("\n", "↵").replace("\t", "⇥").replace(" ", "·") or "∅"
 
 
-def _token_span(token, before: str) -> str:
-    choices = "\n".join(f"{_visible(text)}  {p:.0%}" for text, p in token.top)
-    tip = f"rank {token.rank} under {before}\nits top {len(token.top)}:\n{choices}"
+def _token_span(token, view: TokenShift, own_rank: int | None) -> str:
     kind = token.kind
     classes = "ts" if kind == "unshifted" else f"ts ts-{kind}"
+    if not token.text:
+        # Part of a character split into bytes: counted, but nothing to see or focus.
+        return f'<span class="{classes}" data-rank="{token.rank}"></span>'
+    choices = "\n".join(f"{_visible(text)}  {p:.0%}" for text, p in token.top)
+    tip = f"rank {token.rank} under {view.before_model}\nits top {len(token.top)}:\n{choices}"
+    if own_rank is not None:
+        tip += f"\nrank {own_rank} under {view.self_model} itself"
     return (
         f'<span class="{classes}" tabindex="0" data-rank="{token.rank}" data-top="{html.escape(tip, quote=True)}" '
         f'aria-label="{html.escape(f"{token.text} — {kind}, rank {token.rank}", quote=True)}">'
@@ -61,12 +66,14 @@ def token_shift_html(result: ShiftResult | None, *, waiting: bool = False) -> st
         )
     if isinstance(result, Unavailable):
         return f'<div class="demo-shift demo-muted">Token shift not shown: {html.escape(result.reason)}</div>'
-    tokens = "".join(_token_span(token, result.before_model) for token in result.tokens)
+    own = result.self_ranks or [None] * len(result.tokens)
+    tokens = "".join(_token_span(token, result, rank) for token, rank in zip(result.tokens, own))
     return (
         '<div class="demo-shift">'
         f"<div><b>Where alignment changed the answer</b>: {html.escape(result.summary())} ({result.seconds:.2f} s). "
         f"Tokens outside the top {MARGINAL_MAX_RANK} of the model before alignment are shifted "
-        "(Lin et al., 2023). Hover or tap a token for that model's top choices.</div>"
+        "(Lin et al., 2023). Hover or tap a token for that model's top choices. Sampling puts "
+        "low-ranked tokens into any answer; at temperature 0 (Settings) the view is the paper's greedy one.</div>"
         f'<div class="demo-muted">{LEGEND}</div>'
         f'<div class="demo-shift-text">{tokens}</div></div>'
     )

@@ -62,6 +62,10 @@ def resolve_choice(value, allowed: list[str], name: str, default: str) -> str:
     return value
 
 
+RUN_IF_LINKED = (
+    "() => { if (new URLSearchParams(window.location.search).get('prompt')) "
+    "document.querySelector('#run-btn')?.click(); }"
+)
 SCROLL_TO_ANSWERS = "() => document.getElementById('prompt')?.scrollIntoView({behavior: 'smooth', block: 'start'})"
 BASE_FORMAT_INFO = (
     "raw: the prompt as a document to continue (how GPT-3 was used); prompted: a few-shot "
@@ -202,9 +206,6 @@ def build(context: UIContext) -> None:
         return [*values, link, text]
 
     def run(data: dict, request: gr.Request):
-        if data.get(linked) is False:
-            yield [gr.skip()] * len(result_outputs)  # the page opened without a shared link
-            return
         prompt_text = data[prompt]
         try:
             validate_prompt(prompt_text, limits)
@@ -250,11 +251,18 @@ def build(context: UIContext) -> None:
         switch = gr.Radio(interactive=has_base_model, info=BASE_FORMAT_INFO if has_base_model else NO_BASE_FORMAT)
         return [*headers, views.model_card_markdown(config, context.loaded_info(), pair_id), switch, *cleared]
 
-    def settled():
+    def settled(request: gr.Request):
         """Cleared once more a moment later: a snapshot the stopped run sent just before the switch
-        can reach the page after the first clear (under load, CI saw it happen)."""
+        can reach the page after the first clear (under load, CI saw it happen) — unless the
+        visitor has started a new run meanwhile, whose answers must stay."""
         time.sleep(SETTLE_SECONDS)
+        if not context.stops.latest_abandoned(request.session_hash or "anonymous"):
+            return [gr.skip()] * len(result_outputs)
         return cleared
+
+    def clear(request: gr.Request):
+        context.stops.abandon(request.session_hash or "anonymous")
+        return ["", *cleared]
 
     def format_changed(request: gr.Request):
         """The base model's input changed: its answer (and the comparison) no longer match."""
@@ -291,7 +299,7 @@ def build(context: UIContext) -> None:
         fn=settled, inputs=None, outputs=result_outputs, queue=False, api_visibility="private"
     )
     clear_btn.click(
-        lambda: ["", *cleared],
+        clear,
         None,
         [prompt, *result_outputs],
         queue=False,
@@ -331,27 +339,28 @@ def build(context: UIContext) -> None:
 
     def fill_from_link(request: gr.Request):
         """A shared link (`?prompt=…&pair=…`): its prompt, pair, format and settings filled in
-        and, through `linked`, run once; what the link got wrong is said, not raised."""
+        (the page then presses Run, RUN_IF_LINKED); what the link got wrong is said, not raised."""
         shared, notes = read_query(dict(request.query_params), config)
-        fields = [prompt, pair_choice, base_format, *controls.values()]
         if shared is None:
-            return [*(gr.skip() for _ in fields), gr.skip(), gr.skip(), gr.skip(), gr.skip(), False]
+            return [gr.skip()] * len(link_outputs)
         models = config.pair_models(shared.pair)
         chat_only = models["base"].prompt_format != "base"
         values = [shared.prompt, shared.pair, gr.Radio(value=shared.base_format, interactive=not chat_only)]
         values += [getattr(shared.settings, name) for name in controls]
-        note = "Opened from a shared link." + "".join(f" Note: {views.escape(n)}." for n in notes)
         headers = [views.model_header(role, models[role]) for role in ROLES]
-        card = views.model_card_markdown(config, context.loaded_info(), shared.pair)
-        return [*values, *headers, card, f'<div class="demo-muted">{note}</div>', True]
+        for note in notes:
+            gr.Warning(f"Shared link: {note}.")
+        return [*values, *headers, views.model_card_markdown(config, context.loaded_info(), shared.pair)]
 
-    linked = gr.State(False)
     link_outputs = [prompt, pair_choice, base_format, *controls.values()]
-    link_outputs += [outputs["base"]["header"], outputs["aligned"]["header"], cards, message, linked]
-    linked_run = dict(run_args, inputs=run_inputs | {linked})
-    page = context.page
-    if page is not None:
-        page.load(fill_from_link, None, link_outputs, queue=False, api_visibility="private").then(**linked_run)
+    link_outputs += [outputs["base"]["header"], outputs["aligned"]["header"], cards]
+    if context.page is not None:
+        # A plain click on Run (so the run is queued, cancellable and cleared like any other),
+        # and only when the page was opened with a link.
+        # Queued (a warning needs the queue) but never limited: filling in is instant.
+        context.page.load(fill_from_link, None, link_outputs, concurrency_limit=None, api_visibility="private").then(
+            None, None, None, js=RUN_IF_LINKED
+        )
 
     gr.api(
         compare_endpoint(context),

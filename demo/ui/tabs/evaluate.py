@@ -23,6 +23,8 @@ from ...evaluation.report import render_report
 from ...evaluation.results import config_hash
 from ...evaluation.runner import EvaluationOptions, count_work, model_hashes, run_evaluation, run_sampling
 from ...evaluation.suites import load_suite, shipped_suites
+from ...evaluation.token_shift import OUT_DIR as TOKEN_SHIFT_DIR
+from ...evaluation.token_shift import report_markdown, shares_chart
 from ...paths import DEFAULT_RUN_DIR
 from ..context import UIContext
 
@@ -108,6 +110,17 @@ def views(summary: dict | None, heading: str) -> tuple:
     return tables, plots.win_rate_chart(summary), plots.truthfulness_chart(summary), plots.toxicity_chart(summary)
 
 
+def token_shift_views(summary: dict | None) -> tuple | None:
+    """(chart, markdown) of the committed token-shift results; None when there are none or they
+    were written by another version of `python -m demo token-shift` (the page still serves)."""
+    if summary is None:
+        return None
+    try:
+        return shares_chart(summary), report_markdown(summary).replace("# ", "### ", 1)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def run_dir(context: UIContext, options: EvaluationOptions) -> Path:
     key = config_hash(options, run_sampling(context.config, options), model_hashes(context.config, options))
     return cache_dir() / "evaluations" / key
@@ -144,6 +157,11 @@ def build(context: UIContext) -> None:
         truth_plot = gr.Plot(truth, label="Truthfulness", show_label=False, elem_id="eval-truth")
         tox_plot = gr.Plot(tox, label="Toxicity by instruction", show_label=False, elem_id="eval-toxicity")
     report = gr.Markdown(tables, elem_id="eval-report")
+    shift_views = token_shift_views(load_summary(TOKEN_SHIFT_DIR))
+    if shift_views is not None:
+        with gr.Accordion("Token shift: where each alignment step changed our models' answers", open=False):
+            gr.Plot(shift_views[0], show_label=False, elem_id="eval-shift")
+            gr.Markdown(shift_views[1], elem_id="eval-shift-report")
 
     def update_plan(suite_name, sample_count):
         return describe_plan(plan_request(suite_name, sample_count, limit), limit)
