@@ -74,12 +74,104 @@ BASE_FORMAT_INFO = (
 NO_BASE_FORMAT = "Both sides of this pair are chat models: they read the prompt in their chat format."
 
 
+def answer_columns(config) -> dict[str, dict[str, gr.components.Component]]:
+    """A column per role: heading, answer, progress line, scores (and under the aligned answer
+    the token-shift view), and the exact input the model received."""
+    outputs: dict[str, dict[str, gr.components.Component]] = {}
+    with gr.Row(equal_height=False):
+        for role in ROLES:
+            with gr.Column(min_width=300, elem_classes="demo-side"):
+                header = gr.Markdown(views.model_header(role, config.pair_models()[role]), elem_id=f"{role}-header")
+                outputs[role] = {
+                    "header": header,
+                    "answer": gr.HTML(elem_id=f"{role}-answer"),
+                    "stats": gr.Markdown(elem_id=f"{role}-stats"),
+                    "scores": gr.HTML(elem_id=f"{role}-scores"),
+                }
+                if role == "aligned":
+                    # Each aligned token ranked under the pair's base side (demo/token_shift.py).
+                    outputs[role]["token_shift"] = gr.HTML(elem_id="aligned-token-shift")
+                with gr.Accordion("Exact input this model received", open=False):
+                    outputs[role]["input"] = gr.Textbox(
+                        show_label=False, lines=4, max_lines=20, interactive=False, elem_id=f"{role}-input"
+                    )
+    return outputs
+
+
+def share_panel() -> tuple[gr.HTML, gr.Textbox]:
+    """The link to a finished comparison and its Markdown report (demo/sharing.py)."""
+    with gr.Accordion("Share this comparison", open=False, elem_id="share"):
+        link = gr.HTML(elem_id="share-link")
+        report = gr.Textbox(
+            label="Report (Markdown): prompt, answers, scores, token shift, model versions",
+            lines=6,
+            max_lines=30,
+            interactive=False,
+            buttons=["copy"],
+            elem_id="share-report",
+        )
+    return link, report
+
+
+def example_tabs(examples) -> list[gr.Dataset]:
+    """The example prompts, a tab per group; clicking one runs it."""
+    gr.Markdown("## Examples\nGrouped the way the InstructGPT paper evaluates. Click one to run it.")
+    sets = []
+    with gr.Tabs():
+        for group in examples:
+            with gr.Tab(group.title):
+                gr.Markdown(group.description)
+                sets.append(
+                    gr.Dataset(
+                        components=[gr.Textbox(visible=False)],
+                        samples=[[p] for p in group.prompts],
+                        type="values",
+                        show_label=False,
+                        elem_id=f"examples-{group.id}",
+                    )
+                )
+    return sets
+
+
+def open_shared_links(
+    context: UIContext,
+    choices: list[gr.components.Component],
+    controls: dict[str, gr.components.Component],
+    headers: list[gr.components.Component],
+    cards: gr.components.Component,
+) -> None:
+    """A page opened with a shared link (`?prompt=…&pair=…`, demo/sharing.py) fills in its
+    prompt, pair, format and settings (`choices` are the prompt, pair and format boxes), then
+    presses Run like a visitor (RUN_IF_LINKED): the run is queued, cancellable and cleared like
+    any other. What the link got wrong is said in a warning, never raised."""
+    config = context.config
+    outputs = [*choices, *controls.values(), *headers, cards]
+
+    def fill_from_link(request: gr.Request):
+        shared, notes = read_query(dict(request.query_params), config)
+        if shared is None:
+            return [gr.skip()] * len(outputs)
+        models = config.pair_models(shared.pair)
+        chat_only = models["base"].prompt_format != "base"
+        values = [shared.prompt, shared.pair, gr.Radio(value=shared.base_format, interactive=not chat_only)]
+        values += [getattr(shared.settings, name) for name in controls]
+        values += [views.model_header(role, models[role]) for role in ROLES]
+        for note in notes:
+            gr.Warning(f"Shared link: {note}.")
+        return [*values, views.model_card_markdown(config, context.loaded_info(), shared.pair)]
+
+    if context.page is not None:
+        # Queued (a warning needs the queue) but never limited: filling in is instant.
+        context.page.load(fill_from_link, None, outputs, concurrency_limit=None, api_visibility="private").then(
+            None, None, None, js=RUN_IF_LINKED
+        )
+
+
 def build(context: UIContext) -> None:
     config, comparator = context.config, context.comparator
     limits = config.limits
     threshold = config.scoring.toxicity_threshold
     pair_ids = [pair.id for pair in config.pairs]
-    examples = views.load_examples()
 
     prompt = gr.Textbox(
         label="Prompt",
@@ -115,39 +207,10 @@ def build(context: UIContext) -> None:
         )
     message = gr.HTML(elem_id="message")
 
-    outputs: dict[str, dict[str, gr.components.Component]] = {}
-    with gr.Row(equal_height=False):
-        for position, role in enumerate(ROLES):
-            with gr.Column(min_width=300, elem_classes="demo-side"):
-                header = gr.Markdown(views.model_header(role, config.pair_models()[role]), elem_id=f"{role}-header")
-                outputs[role] = {
-                    "header": header,
-                    "answer": gr.HTML(elem_id=f"{role}-answer"),
-                    "stats": gr.Markdown(elem_id=f"{role}-stats"),
-                    "scores": gr.HTML(elem_id=f"{role}-scores"),
-                }
-                if role == "aligned":
-                    # Each aligned token ranked under the pair's base side (demo/token_shift.py).
-                    token_shift = gr.HTML(elem_id="aligned-token-shift")
-                with gr.Accordion("Exact input this model received", open=False):
-                    outputs[role]["input"] = gr.Textbox(
-                        show_label=False,
-                        lines=4,
-                        max_lines=20,
-                        interactive=False,
-                        elem_id=f"{role}-input",
-                    )
+    outputs = answer_columns(config)
+    token_shift = outputs["aligned"]["token_shift"]
     preference = gr.HTML(elem_id="preference")
-    with gr.Accordion("Share this comparison", open=False, elem_id="share"):
-        share_link = gr.HTML(elem_id="share-link")
-        report = gr.Textbox(
-            label="Report (Markdown): prompt, answers, scores, token shift, model versions",
-            lines=6,
-            max_lines=30,
-            interactive=False,
-            buttons=["copy"],
-            elem_id="share-report",
-        )
+    share_link, report = share_panel()
     gr.Markdown(views.LEGEND)
 
     with gr.Accordion("Settings", open=False):
@@ -157,21 +220,7 @@ def build(context: UIContext) -> None:
             "phrase; sampling around 0.7 with a mild repetition penalty does not."
         )
 
-    gr.Markdown("## Examples\nGrouped the way the InstructGPT paper evaluates. Click one to run it.")
-    example_sets = []
-    with gr.Tabs():
-        for group in examples:
-            with gr.Tab(group.title):
-                gr.Markdown(group.description)
-                example_sets.append(
-                    gr.Dataset(
-                        components=[gr.Textbox(visible=False)],
-                        samples=[[p] for p in group.prompts],
-                        type="values",
-                        show_label=False,
-                        elem_id=f"examples-{group.id}",
-                    )
-                )
+    example_sets = example_tabs(views.load_examples())
 
     with gr.Accordion("About the models and scorers", open=False):
         cards = gr.Markdown(views.model_card_markdown(config, {}))
@@ -337,30 +386,8 @@ def build(context: UIContext) -> None:
     timer = gr.Timer(1.0)
     timer.tick(refresh_cards, pair_choice, [cards, timer], queue=False, api_visibility="private")
 
-    def fill_from_link(request: gr.Request):
-        """A shared link (`?prompt=…&pair=…`): its prompt, pair, format and settings filled in
-        (the page then presses Run, RUN_IF_LINKED); what the link got wrong is said, not raised."""
-        shared, notes = read_query(dict(request.query_params), config)
-        if shared is None:
-            return [gr.skip()] * len(link_outputs)
-        models = config.pair_models(shared.pair)
-        chat_only = models["base"].prompt_format != "base"
-        values = [shared.prompt, shared.pair, gr.Radio(value=shared.base_format, interactive=not chat_only)]
-        values += [getattr(shared.settings, name) for name in controls]
-        headers = [views.model_header(role, models[role]) for role in ROLES]
-        for note in notes:
-            gr.Warning(f"Shared link: {note}.")
-        return [*values, *headers, views.model_card_markdown(config, context.loaded_info(), shared.pair)]
-
-    link_outputs = [prompt, pair_choice, base_format, *controls.values()]
-    link_outputs += [outputs["base"]["header"], outputs["aligned"]["header"], cards]
-    if context.page is not None:
-        # A plain click on Run (so the run is queued, cancellable and cleared like any other),
-        # and only when the page was opened with a link.
-        # Queued (a warning needs the queue) but never limited: filling in is instant.
-        context.page.load(fill_from_link, None, link_outputs, concurrency_limit=None, api_visibility="private").then(
-            None, None, None, js=RUN_IF_LINKED
-        )
+    headers = [outputs[role]["header"] for role in ROLES]
+    open_shared_links(context, [prompt, pair_choice, base_format], controls, headers, cards)
 
     gr.api(
         compare_endpoint(context),
