@@ -261,7 +261,8 @@ def shares_chart(summary: dict):
                 )
     if not rows:
         return None
-    base = alt.Chart(alt.Data(values=rows)).encode(
+    # The data goes on the layer the facet splits, not on its parts (each part would read all of it).
+    base = alt.Chart().encode(
         x=alt.X("category:N", title=None, axis=alt.Axis(labelAngle=-40)),
         xOffset=alt.XOffset("series:N"),
         color=alt.Color(
