@@ -85,25 +85,14 @@ def test_a_run_writes_records_summary_report_and_chart_and_resumes(tiny_stages_c
 
 
 def test_most_shifted_tokens_are_counted_per_step():
+    def record(tokens):
+        return {"step": "s", "pair": "p", "base_format": "raw", "suite": "x", "category": "c", "seconds": 0.1,
+                "tokens": tokens}  # fmt: skip
+
+    # [text, rank under the before model, rank under the answer's own model]
     records = [
-        {
-            "step": "s",
-            "pair": "p",
-            "base_format": "raw",
-            "suite": "x",
-            "category": "c",
-            "seconds": 0.1,
-            "tokens": [["Sure", 9, 1], ["!", 1, 1], [" Sure", 5, 9], [" yes", 2, 1]],
-        },
-        {
-            "step": "s",
-            "pair": "p",
-            "base_format": "raw",
-            "suite": "x",
-            "category": "c",
-            "seconds": 0.1,
-            "tokens": [["Sure", 1, 1], ["\n", 50, 1]],
-        },
+        record([["Sure", 9, 1], ["!", 1, 1], [" Sure", 5, 9], [" yes", 2, 1]]),
+        record([["Sure", 1, 1], ["\n", 50, 1]]),
     ]
     (step,) = summarise(records)["steps"]
     assert step["most_shifted"][0] == {"token": "Sure", "shifted": 2, "occurrences": 3}
