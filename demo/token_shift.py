@@ -123,7 +123,7 @@ class TokenShift:
         if own is not None:
             text += (
                 f"; {self.self_model} itself ranks {own:.0%} of its own tokens outside its top {MARGINAL_MAX_RANK} "
-                f"(sampling alone), so about {self.shifted_share - own:+.0%} is what the step changed"
+                f"(sampling alone), so the step changed about {(self.shifted_share - own) * 100:+.0f} points"
             )
         return text
 
