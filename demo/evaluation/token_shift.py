@@ -288,8 +288,9 @@ def shares_chart(summary: dict):
 
 def _share(row: dict, key: str) -> str:
     low, high = row[f"{key}_ci"]
-    sign = "+" if key.startswith("step_") else ""
-    return f"{row[key]:{sign}.1%} ({low:{sign}.1%} to {high:{sign}.1%})"
+    if key.startswith("step_"):  # a difference of two shares: percentage points
+        return f"{row[key] * 100:+.1f} points ({low * 100:+.1f} to {high * 100:+.1f})"
+    return f"{row[key]:.1%} ({low:.1%} to {high:.1%})"
 
 
 def steps_table(summary: dict) -> str:
