@@ -548,8 +548,9 @@ def run_docs(args) -> int:
 
 def run_feedback(args) -> int:
     from .feedback import commands as feedback
+    from .paths import DEFAULT_RUN_DIR
 
-    run = args.run if getattr(args, "run", None) else feedback.DEFAULT_RUN
+    run = args.run if getattr(args, "run", None) else DEFAULT_RUN_DIR
     if args.feedback_command == "tasks":
         print(feedback.make_tasks(run, feedback.ITEMS, args.batches, args.labeller))
         return 0

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from .config import AppConfig, load_config
 from .paths import DEFAULT_RUN_DIR, README, RESULTS_DIR
 
-RESULTS = RESULTS_DIR
 DOCUMENTS = (README,)
 _REGION = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
 
@@ -32,7 +31,7 @@ class Renderer:
 
 
 def _load(name: str) -> dict:
-    path = RESULTS / name
+    path = RESULTS_DIR / name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

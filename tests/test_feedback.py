@@ -12,6 +12,7 @@ from demo.feedback import commands
 from demo.feedback.labels import InvalidLabels, ingest, parse_labels, read_labels
 from demo.feedback.report import auc, cohen_kappa
 from demo.feedback.tasks import items_from_run, read_items
+from demo.paths import DEFAULT_RUN_DIR
 
 ITEMS = read_items(commands.ITEMS)
 BY_ID = {item.id: item for item in ITEMS}
@@ -21,7 +22,7 @@ TEST_CONTINUATION = next(i for i in ITEMS if i.kind == "continuation" and i.spli
 
 
 def test_items_are_rebuilt_identically_from_the_run_and_split_by_prompt():
-    rows = [json.loads(line) for line in (commands.DEFAULT_RUN / "results.jsonl").read_text().splitlines() if line]
+    rows = [json.loads(line) for line in (DEFAULT_RUN_DIR / "results.jsonl").read_text().splitlines() if line]
     assert [i.to_json() for i in items_from_run(rows)] == [i.to_json() for i in ITEMS]
     splits_of_prompt: dict[str, set] = {}
     for item in ITEMS:
@@ -98,7 +99,7 @@ def test_every_committed_label_says_who_gave_it_and_test_labellers_label_only_th
 
 def test_the_committed_report_is_what_the_committed_labels_give():
     ok, message = commands.report(
-        commands.DEFAULT_RUN,
+        DEFAULT_RUN_DIR,
         commands.ITEMS,
         commands.LABELS,
         commands.REPORT,
@@ -156,11 +157,11 @@ def test_an_evaluation_report_puts_the_labellers_first_where_they_read_its_answe
     from the run's rows); a run whose answers nobody labelled has none, and its report no section."""
     from demo.evaluation.report import render_report
 
-    rows = [json.loads(line) for line in (commands.DEFAULT_RUN / "results.jsonl").read_text().splitlines() if line]
+    rows = [json.loads(line) for line in (DEFAULT_RUN_DIR / "results.jsonl").read_text().splitlines() if line]
     labellers = commands.labellers_on_run(rows)
     committed = json.loads(commands.REPORT.read_text())["judge"]
     assert labellers == {pool: committed[pool] for pool in ("test", "train")}
-    summary = json.loads((commands.DEFAULT_RUN / "summary.json").read_text())
+    summary = json.loads((DEFAULT_RUN_DIR / "summary.json").read_text())
     assert summary["labellers"] == labellers
     report = render_report(summary)
     assert report.index("Labellers first") < report.index("## Preference") and "AI feedback" in report
@@ -181,7 +182,7 @@ def test_a_report_on_a_run_none_of_whose_answers_was_labelled_is_an_error_not_th
     thresholds on; the report says so instead of retiring both signals."""
     from demo.feedback.report import build_report
 
-    rows = [json.loads(line) for line in (commands.DEFAULT_RUN / "results.jsonl").read_text().splitlines() if line]
+    rows = [json.loads(line) for line in (DEFAULT_RUN_DIR / "results.jsonl").read_text().splitlines() if line]
     for row in rows:
         for role in ("base", "aligned"):
             row[role] = {**row[role], "text": "another answer"}

@@ -16,7 +16,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..paths import DATA_DIR, DEFAULT_RUN_DIR, RESULTS_DIR
+from ..paths import DATA_DIR, RESULTS_DIR
 from .labels import AI_FEEDBACK, GUIDELINE_VERSION, ingest, parse_labels, read_labels
 from .report import build_report, judge_agreement, row_identity
 from .tasks import items_from_run, read_items, write_batch, write_items
@@ -24,7 +24,6 @@ from .tasks import items_from_run, read_items, write_batch, write_items
 ITEMS = DATA_DIR / "feedback" / "items.jsonl"
 LABELS = DATA_DIR / "feedback" / "labels.jsonl"
 REPORT = RESULTS_DIR / "feedback" / "report.json"
-DEFAULT_RUN = DEFAULT_RUN_DIR
 RULE_BEFORE = (0.5, 0.5)  # (wording, meaning): the flag rule the default run was scored with, before labels v1
 
 
@@ -88,7 +87,6 @@ def report(run: Path, items_path: Path, store: Path, out: Path, check: bool) -> 
 
 __all__ = [
     "AI_FEEDBACK",
-    "DEFAULT_RUN",
     "ITEMS",
     "LABELS",
     "REPORT",
