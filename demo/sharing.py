@@ -18,9 +18,10 @@ from urllib.parse import urlencode
 from .arena.systems import SystemFormat, config_hash
 from .config import ROLES, AppConfig
 from .generation.formatting import BASE_MODES, BaseMode
+from .markdown import code_span, fenced
 from .session import Comparison, SideState
 from .settings import SETTINGS, InvalidSetting, SamplingSettings, settings_from_values
-from .token_shift import TokenShift, Unavailable, markdown_code
+from .token_shift import TokenShift, Unavailable
 
 QUERY_KEYS = ("prompt", "pair", "base_format", *(setting.name for setting in SETTINGS))
 
@@ -75,16 +76,6 @@ def read_query(params: Mapping[str, str], config: AppConfig) -> tuple[SharedComp
     return SharedComparison(prompt, pair, base_format, settings), notes  # type: ignore[arg-type]  # checked against BASE_MODES above
 
 
-def _fenced(text: str, info: str = "text") -> str:
-    """Text in a code fence longer than any backtick run inside it (an answer cannot end it)."""
-    longest = run = 0
-    for char in text:
-        run = run + 1 if char == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{info}\n{text}\n{fence}"
-
-
 def _scores_line(side: SideState) -> str:
     parts = []
     if side.reward is not None:
@@ -113,18 +104,18 @@ def markdown_report(
     summary, settings and the model versions (the configuration hash the leaderboard shows)."""
     pair = config.pair(comparison.pair)
     shared = SharedComparison(comparison.prompt, pair.id, base_format, settings)
-    lines = [f"## {pair.label}", "", "**Prompt**", "", _fenced(comparison.prompt), ""]
+    lines = [f"## {pair.label}", "", "**Prompt**", "", fenced(comparison.prompt), ""]
     for role in ROLES:
         side = comparison.side(role)
         spec = config.models[side.model_id]
         system_format: SystemFormat = "chat" if spec.prompt_format == "chat" else base_format
         lines += [f"### {role.capitalize()}: {side.model}", ""]
-        lines += [_fenced(side.text) if side.text else "_(no answer)_", ""]
+        lines += [fenced(side.text) if side.text else "_(no answer)_", ""]
         if side.error:
             lines += [f"Error: {side.error}", ""]
         lines += [_scores_line(side), ""]
         if isinstance(side.token_shift, TokenShift):
-            shifted = ", ".join(markdown_code(t) for t in side.token_shift.shifted_texts())
+            shifted = ", ".join(code_span(t) for t in side.token_shift.shifted_texts())
             lines += [f"Token shift: {side.token_shift.summary()}." + (f" Shifted: {shifted}." if shifted else ""), ""]
         elif isinstance(side.token_shift, Unavailable):
             lines += [f"Token shift not shown: {side.token_shift.reason}", ""]
@@ -150,7 +141,7 @@ def markdown_report(
         lines += [
             "Reproduce from the command line, or open the app with the query below:",
             "",
-            _fenced(compare_command(shared), "sh"),
+            fenced(compare_command(shared), "sh"),
             "",
             f"`?{share_query(shared)}`",
         ]

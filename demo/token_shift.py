@@ -166,19 +166,6 @@ class Unavailable:
 ShiftResult = TokenShift | Unavailable
 
 
-def markdown_code(text: str) -> str:
-    """A token as a Markdown code span that nothing in it can end, safe in a table cell: a
-    fence longer than any backtick run inside, pipes escaped, line breaks shown as ↵."""
-    longest = run = 0
-    for char in text:
-        run = run + 1 if char == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * (longest + 1)
-    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
-    shown = text.replace("\n", "↵").replace("|", "\\|")
-    return f"{fence}{pad}{shown}{pad}{fence}"
-
-
 def ranks_and_top(
     logits: np.ndarray, targets: Sequence[int], banned: Sequence[int] = (), k: int = TOP_K
 ) -> tuple[list[int], np.ndarray, np.ndarray]:

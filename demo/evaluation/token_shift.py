@@ -23,8 +23,9 @@ from pathlib import Path
 
 from ..compare import token_shift_unavailable
 from ..config import AppConfig
+from ..markdown import code_span
 from ..paths import DEFAULT_RUN_DIR, REPO_ROOT, RESULTS_DIR
-from ..token_shift import SHIFT_KINDS, markdown_code, shift_kind
+from ..token_shift import SHIFT_KINDS, shift_kind
 from .metrics import bootstrap_mean, sent_prompt
 
 DEFAULT_RUNS = (
@@ -302,7 +303,7 @@ def steps_table(summary: dict) -> str:
         "|---|---|---:|---:|---|---|---|---|---|",
     ]
     for step in summary["steps"]:
-        tokens = ", ".join(f"{markdown_code(t['token'])} {t['shifted']}" for t in step["most_shifted"][:6])
+        tokens = ", ".join(f"{code_span(t['token'])} {t['shifted']}" for t in step["most_shifted"][:6])
         rows.append(
             f"| {step['step']} | {step['base_format']} | {step['answers']} | {step['tokens']:,} | "
             f"{_share(step, 'shifted_share')} | {_share(step, 'self_shifted_share')} | "
@@ -334,9 +335,9 @@ def report_markdown(summary: dict) -> str:
             f"{_share(c, 'step_shifted_share')} | {_share(c, 'marginal_share')} |"
             for c in step["categories"]
         ]
-        most = ", ".join(f"{markdown_code(t['token'])} {t['shifted']}" for t in step["most_shifted"][:12])
+        most = ", ".join(f"{code_span(t['token'])} {t['shifted']}" for t in step["most_shifted"][:12])
         often = ", ".join(
-            f"{markdown_code(t['token'])} {t['fraction']:.0%} of {t['occurrences']}"
+            f"{code_span(t['token'])} {t['fraction']:.0%} of {t['occurrences']}"
             for t in step["most_often_shifted"][:12]
         )
         lines += ["", f"Most frequently shifted tokens (times shifted): {most}.", ""]
