@@ -373,12 +373,11 @@ class Comparator:
 
         def rank(which: str) -> None:
             worker, mode = jobs[which]
-            try:
-                if abandoned.is_set():
-                    raise _Left
-                found[which] = worker.call("token_shift", prompt, text, mode)
-            except _Left:
+            if abandoned.is_set():
                 found[which] = Unavailable("the run was left before the answer could be ranked")
+                return
+            try:
+                found[which] = worker.call("token_shift", prompt, text, mode)
             except Exception as error:  # the view is an extra: a failure leaves the answer shown
                 found[which] = Unavailable(public_message(error, "ranking the answer"))
 
@@ -409,10 +408,6 @@ class Comparator:
 @dataclass(frozen=True)
 class _ShiftDone:
     result: ShiftResult
-
-
-class _Left(Exception):
-    """The reader left before a ranking started."""
 
 
 def paced(

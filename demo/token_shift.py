@@ -38,6 +38,11 @@ def shift_kind(rank: int) -> ShiftKind:
     return "marginal" if rank <= MARGINAL_MAX_RANK else "shifted"
 
 
+def kind_share(ranks: Sequence[int], kind: ShiftKind) -> float:
+    """The share of `ranks` in one class (0 for no tokens)."""
+    return sum(shift_kind(rank) == kind for rank in ranks) / len(ranks) if ranks else 0.0
+
+
 @dataclass(frozen=True)
 class ShiftedToken:
     """One answer token: its text, its rank under the before model (1 = its first choice), and
@@ -67,16 +72,10 @@ class TokenShift:
     self_model: str | None = None
 
     def share(self, kind: ShiftKind) -> float:
-        if not self.tokens:
-            return 0.0
-        return sum(token.kind == kind for token in self.tokens) / len(self.tokens)
+        return kind_share([token.rank for token in self.tokens], kind)
 
     def self_share(self, kind: ShiftKind) -> float | None:
-        if self.self_ranks is None:
-            return None
-        if not self.self_ranks:
-            return 0.0
-        return sum(shift_kind(rank) == kind for rank in self.self_ranks) / len(self.self_ranks)
+        return None if self.self_ranks is None else kind_share(self.self_ranks, kind)
 
     def with_self(self, own: TokenShift) -> TokenShift:
         """This view with the control: `own` is the same answer ranked under the model that wrote

@@ -20,13 +20,18 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from ..compare import token_shift_unavailable
 from ..config import AppConfig
+from ..generation.formatting import BaseMode
 from ..markdown import code_span
 from ..paths import DEFAULT_RUN_DIR, REPO_ROOT, RESULTS_DIR
-from ..token_shift import SHIFT_KINDS, shift_kind
+from ..token_shift import SHIFT_KINDS, kind_share, shift_kind
 from .metrics import bootstrap_mean, sent_prompt
+
+if TYPE_CHECKING:
+    from ..generation.runner import ModelRunner
 
 DEFAULT_RUNS = (
     REPO_ROOT / "evaluation" / "align" / "sft-vs-base",
@@ -111,7 +116,7 @@ def rank_answers(
     groups: dict[tuple[str, str], list[ShiftJob]] = defaultdict(list)
     for job in todo:
         groups[(job.before, job.after)].append(job)
-    runners: dict[str, object] = {}
+    runners: dict[str, ModelRunner] = {}
     with out.open("a", encoding="utf-8") as sink:
         for (before, after), group in groups.items():
             for model_id in list(runners):
@@ -121,8 +126,10 @@ def rank_answers(
                 if model_id not in runners:
                     runners[model_id] = load_runner(config.models[model_id], config.base_prompted)[0]
             for job in group:
-                own = runners[after].token_shift(job.prompt, job.text, "raw")  # type: ignore[attr-defined]
-                view = runners[before].token_shift(job.prompt, job.text, job.base_format).with_self(own)  # type: ignore[attr-defined]
+                own = runners[after].token_shift(job.prompt, job.text, "raw")
+                # A chat model reads its template whatever the mode; "chat" is the record's label for it.
+                mode = "raw" if job.base_format == "chat" else cast(BaseMode, job.base_format)
+                view = runners[before].token_shift(job.prompt, job.text, mode).with_self(own)
                 record = {
                     "key": job.key,
                     "run": job.run,
@@ -167,8 +174,7 @@ def step_label(config: AppConfig, pair_id: str) -> str:
 
 
 def _shares(ranks: Sequence[int]) -> dict[str, float]:
-    kinds = Counter(shift_kind(rank) for rank in ranks)
-    return {kind: kinds[kind] / len(ranks) for kind in SHIFT_KINDS} if ranks else {}
+    return {kind: kind_share(ranks, kind) for kind in SHIFT_KINDS}
 
 
 def summarise(records: Iterable[dict]) -> dict:
