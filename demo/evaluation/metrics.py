@@ -17,8 +17,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
-from scipy.special import logsumexp
 
 CONFIDENCE_LEVEL = 0.95
 N_RESAMPLES = 9999
@@ -117,6 +115,8 @@ def bootstrap_mean(
     point = float(x.mean())
     if x.size == 1 or np.ptp(x) == 0:
         return Estimate(point, point, point, int(x.size))
+    from scipy import stats  # here, not at the top: scipy.stats costs the page's start ~2 s
+
     result = stats.bootstrap(
         (x,),
         np.mean,
@@ -200,6 +200,8 @@ def weighted_mean(
         means = np.stack([np.mean(s, axis=axis) for s in samples], axis=-1)
         return constant + means @ varying_weights
 
+    from scipy import stats
+
     result = stats.bootstrap(
         tuple(arrays[c] for c in varying),
         statistic,
@@ -241,6 +243,8 @@ def mc2(correct_logliks: Sequence[float], incorrect_logliks: Sequence[float]) ->
     lm-evaluation-harness's `truthfulqa_mc2`, computed with logsumexp so that long answers
     (log-likelihoods of −1000) do not underflow to 0/0.
     """
+    from scipy.special import logsumexp
+
     _check_choices(correct_logliks, incorrect_logliks)
     everything = list(correct_logliks) + list(incorrect_logliks)
     return float(math.exp(logsumexp(correct_logliks) - logsumexp(everything)))

@@ -87,13 +87,61 @@ def load_tokenizer(checkpoint: Path, trust_remote_code: bool = False):
     ids (tests/test_tokenizer_loading.py checks both against `AutoTokenizer`). Custom tokenizer
     code, or a folder without `tokenizer.json`, goes through `AutoTokenizer`.
     """
-    if (Path(checkpoint) / "tokenizer.json").is_file() and not trust_remote_code:
+    folder = Path(checkpoint)
+    if (folder / "tokenizer.json").is_file() and not trust_remote_code:
         from transformers import PreTrainedTokenizerFast
 
-        return PreTrainedTokenizerFast.from_pretrained(str(checkpoint))
+        settings = _plain_tokenizer_settings(folder)
+        if settings is not None:
+            return PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), **settings)
+        return PreTrainedTokenizerFast.from_pretrained(str(folder))
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(checkpoint), trust_remote_code=trust_remote_code)
+
+
+# Files `from_pretrained` would read beyond tokenizer.json and tokenizer_config.json; a folder with
+# any of them takes the full path.
+_EXTRA_TOKENIZER_FILES = ("special_tokens_map.json", "added_tokens.json")
+# tokenizer_config.json keys that say how the file was saved, not what the tokenizer is.
+_SAVE_ONLY_KEYS = frozenset({"backend", "is_local", "local_files_only", "tokenizer_class", "name_or_path"})
+
+
+def _plain_tokenizer_settings(folder: Path) -> dict | None:
+    """The keyword arguments that rebuild the tokenizer `from_pretrained` would give, or None
+    when the folder needs `from_pretrained` itself.
+
+    `from_pretrained` parses the whole tokenizer.json in Python before the Rust library parses it
+    again, and the constructor then deep-copies the result: about 4 s of a worker's start for
+    Gemma's 262k-token vocabulary, against about 2 s for one Rust parse here. A plain folder
+    (settings in tokenizer_config.json, chat template inline or in chat_template.jinja, no
+    added-token tables outside tokenizer.json) loads the same tokenizer this way
+    (tests/test_tokenizer_loading.py compares both on every model we serve).
+    """
+    import json
+
+    config_file = folder / "tokenizer_config.json"
+    if not config_file.is_file() or any((folder / name).exists() for name in _EXTRA_TOKENIZER_FILES):
+        return None
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or "added_tokens_decoder" in config or "auto_map" in config:
+        return None
+    settings = {key: value for key, value in config.items() if key not in _SAVE_ONLY_KEYS}
+    if not all(_plain_value(value) for value in settings.values()):
+        return None  # AddedToken dicts, named chat templates and the like: from_pretrained converts them
+    template = folder / "chat_template.jinja"
+    if template.is_file():
+        settings["chat_template"] = template.read_text(encoding="utf-8")
+    return settings
+
+
+def _plain_value(value) -> bool:
+    if isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
+    return isinstance(value, str | int | float | bool)
 
 
 def load_runner(
