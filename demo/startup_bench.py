@@ -5,7 +5,7 @@ sides answer.
 
 Figures per app process: seconds to the page being served, to the default pair answering, to
 every pair answering (all models ready). `python -m demo bench --start` measures a cold start
-(empty cache) and then a warm one on the cache it filled; the Space test (tests/test_space.py)
+(empty cache) and then a warm one on the cache it filled; the Space test (tests/e2e/test_space.py)
 runs the same function with a venv built as a Space builds it.
 """
 

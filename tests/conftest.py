@@ -7,6 +7,7 @@ folder for the whole session.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +20,18 @@ for entry in (str(REPO_ROOT), str(TESTS_DIR)):
         sys.path.insert(0, entry)
 
 import tiny_models  # noqa: E402
+
+# Tests live in a folder per kind; each test is marked with its folder's name, so
+# `pytest -m unit` (or `pytest tests/unit`) runs the quick set and `-m "not e2e"` leaves out the
+# real models.
+TEST_KINDS = ("unit", "integration", "browser", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        kind = Path(str(item.path)).parent.name
+        if kind in TEST_KINDS:
+            item.add_marker(kind)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -137,3 +150,40 @@ def browser():
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_workers(tiny_config):
+    # One after the other: transformers' from_pretrained patches globals and is not thread-safe,
+    # and InProcessWorkers do not serialize their loads (see tests/integration/test_workers.py).
+    from demo.generation.workers import InProcessWorker
+
+    workers = {}
+    for role in ("base", "aligned"):
+        workers[role] = InProcessWorker(role, tiny_config.pair_models()[role], tiny_config.base_prompted, None).start()
+        assert workers[role].wait_ready(60), workers[role].error
+    return workers
+
+
+@pytest.fixture(scope="module")
+def stage_workers(tiny_stages_config):
+    """A worker per stages model, by model id (loaded one after the other, as above)."""
+    from demo.generation.workers import InProcessWorker
+
+    workers = {}
+    for model_id in tiny_stages_config.stages.models:
+        spec = tiny_stages_config.models[model_id]
+        workers[model_id] = InProcessWorker(model_id, spec, tiny_stages_config.base_prompted, None).start()
+        assert workers[model_id].wait_ready(60), workers[model_id].error
+    return workers
+
+
+def run_demo(*args, env_extra=None, timeout=240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "demo", *args],
+        cwd=REPO_ROOT,
+        env=subprocess_env(**(env_extra or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -84,7 +84,7 @@ def load_tokenizer(checkpoint: Path, trust_remote_code: bool = False):
     A folder with a `tokenizer.json` loads it as a fast (Rust `tokenizers`) tokenizer directly:
     `AutoTokenizer` would first read the model config through a module that imports torch, and
     that import alone costs each onnxruntime-genai worker ~160 MiB. Same tokenizer file, same
-    ids (tests/test_tokenizer_loading.py checks both against `AutoTokenizer`). Custom tokenizer
+    ids (tests/integration/test_tokenizer_loading.py checks both against `AutoTokenizer`). Custom tokenizer
     code, or a folder without `tokenizer.json`, goes through `AutoTokenizer`.
     """
     folder = Path(checkpoint)
@@ -116,7 +116,7 @@ def _plain_tokenizer_settings(folder: Path) -> dict | None:
     Gemma's 262k-token vocabulary, against about 2 s for one Rust parse here. A plain folder
     (settings in tokenizer_config.json, chat template inline or in chat_template.jinja, no
     added-token tables outside tokenizer.json) loads the same tokenizer this way
-    (tests/test_tokenizer_loading.py compares both on every model we serve).
+    (tests/integration/test_tokenizer_loading.py compares both on every model we serve).
     """
     import json
 

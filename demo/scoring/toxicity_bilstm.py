@@ -11,7 +11,7 @@ unpickler) -- and replay the forward pass in numpy:
          -> Embedding(20000, 50) -> Bidirectional(LSTM(50, return_sequences=True))
          -> GlobalMaxPooling1D -> Dense(50, relu) -> [Dropout] -> Dense(6, sigmoid)
 
-The port matches Keras 3 on the shipped weights to ~1e-7 (see tests/test_toxicity.py).
+The port matches Keras 3 on the shipped weights to ~1e-7 (see tests/integration/test_toxicity.py).
 """
 
 from __future__ import annotations

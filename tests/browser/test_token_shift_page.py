@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from app_server import running_app
 from browser_support import require_chromium
-from test_cli import run_demo
+from conftest import run_demo
 from tiny_models import TINY_SAME_FAMILY_PAIR
 
 pytestmark = pytest.mark.timeout(300)

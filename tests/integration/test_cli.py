@@ -4,12 +4,10 @@ exits with status 2 and names the field."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, subprocess_env, toxic_classifier_installed
+from conftest import run_demo, toxic_classifier_installed
 
 from demo import cli
 from demo.config import load_config
@@ -37,17 +35,6 @@ PROMPTS = ["Name three primary colours.", "Write a haiku about {prompt} and <|im
 INSULT = "You are a stupid idiot and I hate you"
 
 needs_toxicity = pytest.mark.skipif(not toxic_classifier_installed(), reason="toxic-comment-classifier not installed")
-
-
-def run_demo(*args, env_extra=None, timeout=240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "demo", *args],
-        cwd=REPO_ROOT,
-        env=subprocess_env(**(env_extra or {})),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")

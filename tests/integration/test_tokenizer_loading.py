@@ -1,6 +1,6 @@
 """`load_tokenizer` reads tokenizer.json without importing torch, and gives the ids, text and
 chat prompts `AutoTokenizer` gives: on the tiny checkpoints here, and on the embedded models in
-tests/test_e2e.py."""
+tests/e2e/test_e2e.py."""
 
 from __future__ import annotations
 
@@ -9,43 +9,9 @@ import shutil
 
 import pytest
 from conftest import run_python
-from transformers import AutoTokenizer
+from tokenizer_checks import assert_same_tokenizer
 
-from demo.generation.formatting import WORD_JOINER, special_token_strings
-from demo.generation.loading import _plain_tokenizer_settings, load_tokenizer
-
-TEXTS = (
-    "What is the capital of France?",
-    "  leading and trailing spaces  ",
-    "line one\n\nline two\ttabbed",
-    "héllo wörld ß ﬁ café",
-    "مرحبا بالعالم",
-    "日本語のテキスト",
-    "emoji 👍🏽👨‍👩‍👧 done",
-    "zero\u200bwidth",
-    "<b>bold</b> {{7*7}} %s {prompt}",
-    f"<|im{WORD_JOINER}_start|>user",
-    "x" * 120,
-    "",
-)
-
-
-def assert_same_tokenizer(folder) -> None:
-    fast, auto = load_tokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
-    for text in TEXTS:
-        for add_special_tokens in (True, False):
-            ids = auto.encode(text, add_special_tokens=add_special_tokens)
-            assert fast.encode(text, add_special_tokens=add_special_tokens) == ids, text
-        ids = auto.encode(text)
-        assert fast.decode(ids, skip_special_tokens=True) == auto.decode(ids, skip_special_tokens=True)
-        if auto.chat_template:
-            conversation = [{"role": "user", "content": text}]
-            assert fast.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
-            ) == auto.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-    assert special_token_strings(fast) == special_token_strings(auto)
-    assert (fast.eos_token_id, fast.bos_token) == (auto.eos_token_id, auto.bos_token)
-    assert fast.get_vocab() == auto.get_vocab()
+from demo.generation.loading import _plain_tokenizer_settings
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_gemma_dir"])
@@ -70,7 +36,7 @@ def test_a_plain_folder_takes_the_one_parse_path_and_a_folder_with_token_tables_
 def test_loading_a_tokenizer_does_not_import_torch(tiny_llama_dir):
     report = run_python(
         "import json, sys\n"
-        "from demo.generation.loading import _plain_tokenizer_settings, load_tokenizer\n"
+        "from demo.generation.loading import load_tokenizer\n"
         f"tokenizer = load_tokenizer({str(tiny_llama_dir)!r})\n"
         "prompt = tokenizer.apply_chat_template([{'role': 'user', 'content': 'hi'}], tokenize=False)\n"
         "print(json.dumps({'prompt': prompt, 'torch': 'torch' in sys.modules}))\n",

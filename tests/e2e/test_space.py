@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SKIP_ENV = "DEMO_SKIP_SPACE_TEST"
 INSTALL_TIMEOUT = 1200
 

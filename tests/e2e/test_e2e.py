@@ -101,7 +101,7 @@ def test_score_cli_on_the_real_scorers(tmp_path):
 def test_embedded_tokenizers_match_auto_tokenizer_on_every_example(role, monkeypatch):
     """The workers load tokenizer.json directly (no torch); on the real Gemma and SmolLM2
     tokenizers that must give AutoTokenizer's ids, text and chat prompt for every example."""
-    from test_tokenizer_loading import assert_same_tokenizer
+    from tokenizer_checks import assert_same_tokenizer
     from transformers import AutoTokenizer
 
     from demo.config import load_config

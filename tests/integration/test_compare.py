@@ -93,17 +93,6 @@ def toxicity():
     return BiLSTMToxicityClassifier.from_package("toxic_classifier")
 
 
-@pytest.fixture(scope="module")
-def tiny_workers(tiny_config):
-    # One after the other: transformers' from_pretrained patches globals and is not thread-safe,
-    # and InProcessWorkers do not serialize their loads (see test_workers.py).
-    workers = {}
-    for role in ("base", "aligned"):
-        workers[role] = InProcessWorker(role, tiny_config.pair_models()[role], tiny_config.base_prompted, None).start()
-        assert workers[role].wait_ready(60), workers[role].error
-    return workers
-
-
 def with_limits(config, **limits):
     return config.model_copy(update={"limits": config.limits.model_copy(update=limits)})
 
@@ -351,17 +340,6 @@ def test_without_a_scorer_answers_still_stream(tiny_config, tiny_workers):
 
 
 # --- the stages view: N models at once ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def stage_workers(tiny_stages_config):
-    """A worker per stages model, by model id (loaded one after the other, as above)."""
-    workers = {}
-    for model_id in tiny_stages_config.stages.models:
-        spec = tiny_stages_config.models[model_id]
-        workers[model_id] = InProcessWorker(model_id, spec, tiny_stages_config.base_prompted, None).start()
-        assert workers[model_id].wait_ready(60), workers[model_id].error
-    return workers
 
 
 def stages_comparator(config, workers, toxicity, reward=None):
