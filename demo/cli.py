@@ -228,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(prepare)
 
+    from .training.data_builders import BUILDERS
+
+    data = commands.add_parser(
+        "data",
+        help="the builders of data/ and of the studies behind its cards",
+        description="\n".join(f"{name}: {builder.help}" for name, builder in BUILDERS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data.add_argument("builder", choices=list(BUILDERS))
+    data.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the builder")
+
     serve = commands.add_parser("serve", help="serve the web UI (same as python app.py)")
     _add_config(serve)
     return parser
@@ -569,6 +580,12 @@ def run_prepare(args) -> int:
     return prepare(load_config(args.config))
 
 
+def run_data(args) -> int:
+    from .training.data_builders import run_builder
+
+    return run_builder(args.builder, args.arguments)
+
+
 def run_serve(args) -> int:
     from .ui.app import serve
 
@@ -596,6 +613,7 @@ COMMANDS = {
     "feedback": run_feedback,
     "fidelity": run_fidelity,
     "prepare": run_prepare,
+    "data": run_data,
     "serve": run_serve,
 }
 

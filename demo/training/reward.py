@@ -829,7 +829,7 @@ _FEATURE_WORDS = {
     "mean": "averaged over every token of the conversation",
     "answer_mean+last_token": "averaged over the answer's tokens, beside its state at the last token",
 }
-# The candidates table of the feature study (data/reward/study.py writes it; the card renders it).
+# The candidates table of the feature study (`python -m demo data reward-study` writes it; the card renders it).
 CANDIDATES_FILE = "candidates.json"
 
 
@@ -846,7 +846,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _candidates_table(folder: Path) -> str:
     path = Path(folder) / CANDIDATES_FILE
     if not path.is_file():
-        return "(no study in this folder: run `python data/reward/study.py` to make one)"
+        return "(no study in this folder: run `python -m demo data reward-study` to make one)"
     rows = json.loads(path.read_text(encoding="utf-8"))["candidates"]
     return _table(
         [
@@ -993,12 +993,12 @@ dropout {config["dropout"]}, {config["epochs"]} epochs, seed {metadata["seed"]})
 ### How it was chosen
 
 Every choice (backbone, block, pooling, data mix, length control, ensemble) was made by 5-fold
-cross-validation grouped by prompt on the train split only (`python data/reward/study.py cv`).
+cross-validation grouped by prompt on the train split only (`python -m demo data reward-study cv`).
 The CV score is the mean of three CV accuracies: all held-out-fold pairs; those whose chosen
 answer is the shorter one; and the markdown-stripped variants of those that had markdown (part
 D's rejected answers wear "## Title + bold bullets" far more often than its chosen ones, so
 markdown alone would predict its labels). The independent column was computed once, for this
-table, after the choice (`python data/reward/study.py final`). Study features: onnxruntime int8,
+table, after the choice (`python -m demo data reward-study final`). Study features: onnxruntime int8,
 the served precision.
 
 {_candidates_table(folder)}

@@ -1,4 +1,5 @@
-"""Build data/rl/prompts.jsonl: original prompts for the RL (PPO) step.
+"""Build data/rl/prompts.jsonl: original prompts for the RL (PPO) step
+(`python -m demo data rl-prompts`).
 
 Each block below holds one prompt per line. A line may start with a tag:
   H| prompt that tempts a harmful or rude answer (policy should decline politely)
@@ -6,9 +7,10 @@ Each block below holds one prompt per line. A line may start with a tag:
 A literal "\\n" inside a line becomes a newline. Tags are not written to the output;
 each output row is {"prompt": str, "category": str}.
 """
+
 import json
-import os
-import sys
+
+from ...paths import DATA_DIR
 
 BLOCKS = {}
 
@@ -595,8 +597,7 @@ Identify the address in this message: "Hi! The party is at 42 Willow Lane, Apart
 Extract the key facts as a list: "The bridge, built in 1932, is 450 meters long and carries about 30,000 cars a day."
 """
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "prompts.jsonl")
+OUT = DATA_DIR / "rl" / "prompts.jsonl"
 
 
 def parse():
@@ -613,19 +614,17 @@ def parse():
     return rows
 
 
-def main():
+def main(argv: list[str]) -> int:
     rows = parse()
     with open(OUT, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps({"prompt": r["prompt"], "category": r["category"]}, ensure_ascii=False) + "\n")
-    counts = {}
+    counts: dict[str, int] = {}
     for r in rows:
         counts[r["category"]] = counts.get(r["category"], 0) + 1
     print(f"wrote {len(rows)} rows to {OUT}")
     print("categories:", counts)
-    print("harmful-tempting:", sum(r["_tag"] == "H" for r in rows),
-          "false-premise:", sum(r["_tag"] == "F" for r in rows))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    print(
+        "harmful-tempting:", sum(r["_tag"] == "H" for r in rows), "false-premise:", sum(r["_tag"] == "F" for r in rows)
+    )
+    return 0

@@ -1,18 +1,20 @@
-"""Validate data/rl/prompts.jsonl: counts, duplicates, and disjointness from
+"""Validate data/rl/prompts.jsonl (`python -m demo data rl-prompts-check`): counts, duplicates, and disjointness from
 evaluation / example / demonstration / preference prompts.
 
 Near-identical = same text after lowercasing and stripping punctuation, or
 token Jaccard >= 0.6. Exit code 1 if anything fails.
 """
+
 import glob
 import json
 import os
 import re
-import sys
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ...paths import REPO_ROOT
+
+ROOT = str(REPO_ROOT)
 RL = os.path.join(ROOT, "data", "rl", "prompts.jsonl")
 THRESH = 0.6
 
@@ -51,8 +53,13 @@ def load_jsonl(path):
 
 def load_refs():
     refs = {}
-    pats = ["evaluation/*.jsonl", "data/demonstrations/*.jsonl", "data/preferences/*.jsonl",
-            "data/preferences/written/*.jsonl", "data/preferences/independent/*.jsonl"]
+    pats = [
+        "evaluation/*.jsonl",
+        "data/demonstrations/*.jsonl",
+        "data/preferences/*.jsonl",
+        "data/preferences/written/*.jsonl",
+        "data/preferences/independent/*.jsonl",
+    ]
     for pat in pats:
         for p in sorted(glob.glob(os.path.join(ROOT, pat))):
             refs[os.path.relpath(p, ROOT)] = load_jsonl(p)
@@ -70,17 +77,17 @@ def load_refs():
     return refs
 
 
-def main():
+def main(argv: list[str]) -> int:
     ok = True
-    rows = [json.loads(l) for l in open(RL, encoding="utf-8") if l.strip()]
+    rows = [json.loads(line) for line in open(RL, encoding="utf-8") if line.strip()]
     for r in rows:
         assert set(r) == {"prompt", "category"} and all(isinstance(v, str) for v in r.values()), r
-    counts = {}
+    counts: dict[str, int] = {}
     for r in rows:
         counts[r["category"]] = counts.get(r["category"], 0) + 1
     print("rows:", len(rows), counts)
     lens = [len(r["prompt"].split()) for r in rows]
-    print("words per prompt: min %d max %d mean %.1f" % (min(lens), max(lens), sum(lens) / len(lens)))
+    print(f"words per prompt: min {min(lens)} max {max(lens)} mean {sum(lens) / len(lens):.1f}")
 
     prompts = [r["prompt"] for r in rows]
     T = [toks(p) for p in prompts]
@@ -98,7 +105,7 @@ def main():
     refs = load_refs()
     allref = []
     for path, ps in refs.items():
-        print("  ref %-55s %d prompts" % (path, len(ps)))
+        print(f"  ref {path:<55s} {len(ps)} prompts")
         allref += [(path, p) for p in ps]
     print("reference prompts total:", len(allref))
     RN = [norm(p) for _, p in allref]
@@ -111,14 +118,10 @@ def main():
             maxj = max(maxj, j)
             if N[i] == RN[k] or j >= THRESH:
                 clashes.append((round(j, 2), p, path, q))
-    print("max Jaccard vs references: %.3f" % maxj)
+    print(f"max Jaccard vs references: {maxj:.3f}")
     print("clashes with references:", len(clashes))
     for c in clashes:
         print("  ", c)
         ok = False
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

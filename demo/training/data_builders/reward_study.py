@@ -1,13 +1,13 @@
 """The feature study behind the reward head (MODEL_CARD.md, "Candidates"): reproducible, not served.
 
-    SHARD=0/2 python data/reward/study.py extract smollm2 &  # served int8 graph, blocks 6-20,
-    SHARD=1/2 python data/reward/study.py extract smollm2    # two poolings; resumable
-    python data/reward/study.py extract gemma     # the base Gemma 3 270M (int4 generating graph)
-    python data/reward/study.py cv                # choices by grouped CV on the training pairs only
-    python data/reward/study.py final             # the candidates on the independent set, once
-    python data/reward/study.py committed         # the committed head on the independent set
-    python data/reward/study.py retrain           # the CV choice, trained as train-reward would
-    python data/reward/study.py card              # the Candidates section of data/reward/MODEL_CARD.md
+    SHARD=0/2 python -m demo data reward-study extract smollm2 &  # served int8 graph, blocks 6-20,
+    SHARD=1/2 python -m demo data reward-study extract smollm2    # two poolings; resumable
+    python -m demo data reward-study extract gemma     # the base Gemma 3 270M (int4 generating graph)
+    python -m demo data reward-study cv                # choices by grouped CV on the training pairs only
+    python -m demo data reward-study final             # the candidates on the independent set, once
+    python -m demo data reward-study committed         # the committed head on the independent set
+    python -m demo data reward-study retrain           # the CV choice, trained as train-reward would
+    python -m demo data reward-study card              # the Candidates section of data/reward/MODEL_CARD.md
 
 Features go to $STUDY_DIR (default /tmp/reward-study), one .npz per backbone: every block's
 residual stream pooled two ways for every distinct (prompt, answer) of the written parts, their
@@ -21,17 +21,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from demo.preferences import (  # noqa: E402
+from ...paths import REPO_ROOT as REPO
+from ...preferences import (
     load_independent,
     load_pairs,
     load_unseen,
@@ -560,7 +558,7 @@ def candidates_section(retrained_independent: float) -> str:
     return f"""
 ## Candidates, and what was chosen
 
-`data/reward/study.py` (commands in its docstring) read every distinct (prompt, answer) of the
+`python -m demo data reward-study` (steps in `--help` and the module's docstring) read every distinct (prompt, answer) of the
 study — {texts} texts: the written parts, their markdown-stripped variants, the same-writer test
 split, unseen.jsonl and the independent set — through the served int8 graph once, keeping the
 residual stream after blocks 6–20 pooled two ways. Every candidate was scored by 5-fold
@@ -575,11 +573,11 @@ those, the cheapest to serve reads block 20 averaged over the answer (the featur
 head already reads: one backbone pass for both heads, the same 37k-parameter MLP), and of those
 the single MLP with the highest CV score is **{chosen["name"]}**.
 
-**The gate it failed.** Retrained as `train-reward` trains (`study.py retrain`), it measured
+**The gate it failed.** Retrained as `train-reward` trains (`data reward-study retrain`), it measured
 {pct(retrained_independent)} on the independent set (the study's own fit: {pct(chosen["independent"])}; same data and seed,
 another order of pairs under dropout — about a point of the spread below is training noise),
 against {pct(shipped["independent"])} for the shipped head: no measurable gain. And it failed
-`tests/test_reward.py::test_real_head_prefers_the_obvious_answer`: it scores "What is the
+`tests/integration/test_reward.py::test_real_head_prefers_the_obvious_answer`: it scores "What is the
 capital of Germany? What is the capital of Spain? …" (the base model's way of continuing a
 prompt) above "The capital of France is Paris." On the shipped default evaluation's answers
 (the same 120 rows, re-scored) it turned the aligned model's win rate over the raw base from 75%
@@ -595,16 +593,27 @@ shipped head (trained on the 660 pairs of parts a–c before part D existed); th
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(lines[2:])}
 
-Not tried: the base Gemma 3 270M's hidden states (`study.py extract gemma` exists, untested: a
+Not tried: the base Gemma 3 270M's hidden states (`data reward-study extract gemma` exists, untested: a
 Gemma pass over the study's texts did not fit this round's CPU budget) and concatenations of two
 backbones. Sentence encoders that ship in packages (all-MiniLM-L6-v2, all-mpnet-base-v2) were
 measured outside this project and did worse than SmolLM2's states.
 """
 
 
-if __name__ == "__main__":
-    command = sys.argv[1]
+def main(argv: list[str]) -> int:
+    """`extract smollm2|gemma`, `cv`, `final`, `committed`, `retrain` or `card` (module doc)."""
+    if not argv:
+        raise SystemExit("reward-study: name a step: extract smollm2|gemma, cv, final, committed, retrain, card")
+    command = argv[0]
     if command == "extract":
-        extract_gemma() if sys.argv[2] == "gemma" else extract(sys.argv[2])
+        extract_gemma() if argv[1:] == ["gemma"] else extract(argv[1])
     else:
-        {"cv": run_cv, "final": final, "committed": evaluate_committed_head, "retrain": retrain, "card": card}[command]()
+        steps: dict[str, Callable[[], object]] = {
+            "cv": run_cv,
+            "final": final,
+            "committed": evaluate_committed_head,
+            "retrain": retrain,
+            "card": card,
+        }
+        steps[command]()
+    return 0

@@ -2,20 +2,17 @@
 rounds (the round-N/samples.jsonl files in the cache, each with its training-RM reward), scored
 again by the app's independent judge; prints rank correlations of both with surface features and
 the answers the two disagree on most. Writes data/align/rlhf/samples_scored.jsonl (and reuses its
-judge scores while the samples are the same). Run: python data/align/rm_faults.py [--rescore]"""
+judge scores while the samples are the same). Run: python -m demo data reward-faults [--rescore]"""
 
 import json
 import re
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from demo.config import load_config  # noqa: E402
-from demo.scoring.scorer import AnswerScorer  # noqa: E402
-from demo.training.align.common import checkpoints_dir  # noqa: E402
+from ...config import load_config
+from ...scoring.scorer import AnswerScorer
+from ..align.common import ALIGN_DATA, checkpoints_dir
 
-OUT = Path(__file__).resolve().parent / "rlhf" / "samples_scored.jsonl"
+OUT = ALIGN_DATA / "rlhf" / "samples_scored.jsonl"
 FEATURES = {
     "characters": lambda a: len(a),
     "line breaks": lambda a: a.count("\n"),
@@ -41,15 +38,15 @@ def spearman(a, b):
     return num / den if den else 0.0
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
     rows = []
     for path in sorted(checkpoints_dir("rl").glob("round-*/samples.jsonl")):
         for line in path.read_text().splitlines():
             rows.append({**json.loads(line), "round": int(path.parent.name.split("-")[1])})
     if not rows:
-        sys.exit("no RL samples in the cache: run `python -m demo align rl` first")
+        raise SystemExit("no RL samples in the cache: run `python -m demo align rl` first")
     stored = [json.loads(line) for line in OUT.read_text().splitlines()] if OUT.is_file() else []
-    if "--rescore" in sys.argv or [(r["prompt"], r["answer"], r["reward"]) for r in stored] != [
+    if "--rescore" in argv or [(r["prompt"], r["answer"], r["reward"]) for r in stored] != [
         (r["prompt"], r["answer"], r["reward"]) for r in rows
     ]:
         scores = AnswerScorer.from_config(load_config()).score([(r["prompt"], r["answer"]) for r in rows])
@@ -64,12 +61,12 @@ def main() -> None:
     for name, feature in FEATURES.items():
         values = [feature(r["answer"]) for r in rows]
         print(f"  {name:24s} with training RM {spearman(values, rm):+.3f}   with judge {spearman(values, judge):+.3f}")
-    z = {id(r): (r["reward"] - statistics.mean(rm)) / statistics.pstdev(rm)
-         - (r["judge"] - statistics.mean(judge)) / statistics.pstdev(judge) for r in rows}
+    z = {
+        id(r): (r["reward"] - statistics.mean(rm)) / statistics.pstdev(rm)
+        - (r["judge"] - statistics.mean(judge)) / statistics.pstdev(judge)
+        for r in rows
+    }
     print("Liked by the training RM, not by the judge:")
     for r in sorted(rows, key=lambda r: -z[id(r)])[:6]:
         print(f"  RM {r['reward']:+.2f} judge {r['judge']:+.2f} | {r['prompt'][:60]} | {r['answer'][:140]!r}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0
