@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="runs",
         metavar="DIR",
-        help="an evaluation run folder (repeatable; default: evaluation/align/sft-vs-base, rlhf-vs-sft and the default run)",
+        help="an evaluation run folder (repeatable; default: results/evaluation/align/sft-vs-base, rlhf-vs-sft and the default run)",
     )
     shift.add_argument("--out-dir", type=Path, help="where to write (default: results/token-shift/)")
     shift.add_argument("--fresh", action="store_true", help="start over instead of resuming answers.jsonl")
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
     tasks = feedback_commands.add_parser("tasks", help="items from an evaluation run, and blind batches")
-    tasks.add_argument("--run", type=Path, help="an evaluation run folder (default: evaluation/default-run)")
+    tasks.add_argument("--run", type=Path, help="an evaluation run folder (default: results/evaluation/default-run)")
     tasks.add_argument("--batches", type=Path, help="write one blind batch per --labeller here")
     tasks.add_argument(
         "--labeller", action="append", default=[], metavar="NAME:POOL[:SHARE]", help="e.g. T1:train, H3:test:0.2"

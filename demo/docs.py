@@ -163,22 +163,22 @@ def _pct(value: float | None) -> str:
 
 
 def _check_default_run(config: AppConfig) -> None:
-    """evaluation/default-run must be complete for the committed models.yaml's default pair."""
+    """results/evaluation/default-run must be complete for the committed models.yaml's default pair."""
     from .evaluation.results import ResultsStore
     from .evaluation.runner import EvaluationOptions, pending_work
 
     pending, mc_pending = pending_work(config, EvaluationOptions(), ResultsStore(DEFAULT_RUN_DIR))
     if pending or mc_pending:
         raise StaleFigures(
-            f"evaluation/default-run lacks {len(pending)} comparisons and {len(mc_pending)} likelihood rows of the "
-            "committed models.yaml (models or settings changed): re-run `python -m demo evaluate --out evaluation/default-run`"
+            f"results/evaluation/default-run lacks {len(pending)} comparisons and {len(mc_pending)} likelihood rows of the "
+            "committed models.yaml (models or settings changed): re-run `python -m demo evaluate --out results/evaluation/default-run`"
         )
 
 
 def _headline(config: AppConfig, data: dict[str, dict]) -> str:
     """The default run's table beside the paper (the rows of the README's headline)."""
     _check_default_run(config)
-    return _headline_table(data["../evaluation/default-run/summary.json"])
+    return _headline_table(data["evaluation/default-run/summary.json"])
 
 
 def _headline_before(config: AppConfig, data: dict[str, dict]) -> str:
@@ -315,7 +315,7 @@ def _token_shift(config: AppConfig, data: dict[str, dict]) -> str:
 RENDERERS: dict[str, Renderer] = {
     "token-shift": Renderer(("token-shift/summary.json",), _token_shift),
     "feedback": Renderer(("feedback/report.json",), _feedback),
-    "headline": Renderer(("../evaluation/default-run/summary.json",), _headline),
+    "headline": Renderer(("evaluation/default-run/summary.json",), _headline),
     "headline-int4": Renderer(("evaluation/default-run-int4/summary.json",), _headline_before),
     "speed": Renderer(("bench/default.json",), _speed),
     "fidelity": Renderer(("fidelity/int4-before.json", "fidelity/served.json"), _fidelity),

@@ -1,5 +1,6 @@
 """The repository's folders, in one place: inputs we wrote (data/, examples/, the evaluation
-suites), the runs and results we commit, and where the app's files live in a checkout. The user
+suites in evaluation/), the runs and results we commit (results/), and where the app's files live
+in a checkout. The user
 cache (weights, builds) is demo/cache.py's."""
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ DATA_DIR = REPO_ROOT / "data"
 EXAMPLES_DIR = REPO_ROOT / "examples"
 SUITES_DIR = REPO_ROOT / "evaluation"  # the shipped evaluation suites (*.jsonl) and their README
 
-# Runs and results we commit
-DEFAULT_RUN_DIR = REPO_ROOT / "evaluation" / "default-run"
-RUNS_DIR = REPO_ROOT / "evaluation" / "runs"
+# Runs and results we commit: every command's output that a figure in the README or a card
+# quotes, and the evaluation runs (a new run without --out goes to RUNS_DIR, which git ignores)
 RESULTS_DIR = REPO_ROOT / "results"
+EVALUATION_RUNS_DIR = RESULTS_DIR / "evaluation"
+DEFAULT_RUN_DIR = EVALUATION_RUNS_DIR / "default-run"
+ALIGN_RUNS_DIR = EVALUATION_RUNS_DIR / "align"  # the Three stages comparisons of the align pipeline
+RUNS_DIR = EVALUATION_RUNS_DIR / "runs"
 
 DEFAULT_CONFIG_PATH = REPO_ROOT / "models.yaml"
 README = REPO_ROOT / "README.md"

@@ -4,7 +4,7 @@ the shifted and marginal shares per answer, per category and per pair (means wit
 bootstrap intervals over answers), a chart, and the most often shifted tokens per step.
 
 `python -m demo token-shift` runs it over stored runs (by default the three one-family
-comparisons in evaluation/align/ and the default run) into results/token-shift/: `answers.jsonl`
+comparisons in results/evaluation/align/ and the default run) into results/token-shift/: `answers.jsonl`
 (a record per answer, appended as it goes, so `--resume` continues a stopped run),
 `summary.json`, `report.md` and `shares.png`. The answers are those the runs stored, so the
 figures are about what our models actually wrote. Each answer is also ranked under the model
@@ -26,7 +26,7 @@ from ..compare import token_shift_unavailable
 from ..config import AppConfig
 from ..generation.formatting import BaseMode
 from ..markdown import code_span
-from ..paths import DEFAULT_RUN_DIR, REPO_ROOT, RESULTS_DIR
+from ..paths import ALIGN_RUNS_DIR, DEFAULT_RUN_DIR, REPO_ROOT, RESULTS_DIR
 from ..token_shift import SHIFT_KINDS, kind_share, shift_kind
 from .metrics import bootstrap_mean, sent_prompt
 
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from ..generation.runner import ModelRunner
 
 DEFAULT_RUNS = (
-    REPO_ROOT / "evaluation" / "align" / "sft-vs-base",
-    REPO_ROOT / "evaluation" / "align" / "rlhf-vs-sft",
+    ALIGN_RUNS_DIR / "sft-vs-base",
+    ALIGN_RUNS_DIR / "rlhf-vs-sft",
     DEFAULT_RUN_DIR,
 )
 OUT_DIR = RESULTS_DIR / "token-shift"

@@ -26,7 +26,7 @@ from demo.evaluation.runner import EvaluationOptions, mc_hashes, model_hashes, p
 
 config = load_config()
 options = EvaluationOptions()  # the committed default run's options
-pending, mc_pending = pending_work(config, options, ResultsStore("evaluation/default-run"))
+pending, mc_pending = pending_work(config, options, ResultsStore("results/evaluation/default-run"))
 print(json.dumps({
     "model_hashes": model_hashes(config, options),
     "mc_hashes": mc_hashes(config, options),
@@ -63,6 +63,7 @@ def test_a_run_stored_under_absolute_path_hashes_is_renamed_and_resumed(tmp_path
     from demo.config import load_config
     from demo.evaluation.results import ResultsStore
     from demo.evaluation.runner import EvaluationOptions, legacy_hash_renames, pending_work
+    from demo.paths import DEFAULT_RUN_DIR
 
     config = load_config()
     options = EvaluationOptions()
@@ -71,7 +72,7 @@ def test_a_run_stored_under_absolute_path_hashes_is_renamed_and_resumed(tmp_path
     run = tmp_path / "run"
     run.mkdir()
     for name in ("results.jsonl", "likelihoods.jsonl"):  # the committed run, as hashed before
-        text = (REPO_ROOT / "evaluation" / "default-run" / name).read_text()
+        text = (DEFAULT_RUN_DIR / name).read_text()
         for new, old in old_of.items():
             text = text.replace(new, old)
         (run / name).write_text(text)

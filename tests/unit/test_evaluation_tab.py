@@ -32,7 +32,7 @@ def test_only_shipped_suites_are_accepted(suite):
 
 def test_the_default_run_is_shipped_and_renders():
     summary = evaluate.load_summary(evaluate.DEFAULT_RUN_DIR)
-    assert summary is not None, "evaluation/default-run/summary.json is missing"
+    assert summary is not None, "results/evaluation/default-run/summary.json is missing"
     tables, win, truth, tox = evaluate.views(summary, "default")
     assert "win rate" in tables and win is not None and truth is not None and tox is not None
     assert evaluate.results_zip(evaluate.DEFAULT_RUN_DIR).is_file()

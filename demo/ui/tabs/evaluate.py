@@ -1,6 +1,6 @@
 """The "Evaluate" tab: the paper's comparisons on a shipped suite, run on the server.
 
-Opens on the report of the shipped default run (evaluation/default-run/), so a visitor sees the
+Opens on the report of the shipped default run (results/evaluation/default-run/), so a visitor sees the
 numbers without waiting. A new run takes a shipped suite (never a path from the browser) and a
 sample count; the server caps the comparisons at `limits.max_evaluation_items`, runs one
 evaluation at a time (its own queue, whose position Gradio shows) and reports progress with an
@@ -147,7 +147,7 @@ def build(context: UIContext) -> None:
     plan_note = gr.Markdown(describe_plan(plan_request(first, 1, limit), limit), elem_id="eval-plan")
     status = gr.Markdown("", elem_id="eval-status")
     default_summary = load_summary(DEFAULT_RUN_DIR)
-    tables, win, truth, tox = views(default_summary, "Shipped default run (evaluation/default-run/)")
+    tables, win, truth, tox = views(default_summary, "Shipped default run (results/evaluation/default-run/)")
     download = gr.DownloadButton(
         "Download results (zip)", value=safe_results_zip(DEFAULT_RUN_DIR)[0], elem_id="eval-download"
     )
