@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import logging
 import math
 import re
@@ -810,8 +811,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--evaluate", action="store_true", help="measure the served head (default action)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown tables")
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--out", type=Path, help="also write the JSON, with the command, commit and date, to this file")
     args = parser.parse_args(argv)
     evaluations = evaluate_served_head(load_config(args.config) if args.config else load_config())
+    if args.out:
+        from ..provenance import provenance
+
+        command = "python -m demo.training.reward " + " ".join(argv if argv is not None else sys.argv[1:])
+        record = provenance([]) | {"command": command} | {k: v.to_json() for k, v in evaluations.items()}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps({k: v.to_json() for k, v in evaluations.items()}, indent=2))
     else:
