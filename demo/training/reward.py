@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import logging
 import math
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
