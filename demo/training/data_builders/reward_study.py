@@ -579,9 +579,9 @@ another order of pairs under dropout — about a point of the spread below is tr
 against {pct(shipped["independent"])} for the shipped head: no measurable gain. And it failed
 `tests/integration/test_reward.py::test_real_head_prefers_the_obvious_answer`: it scores "What is the
 capital of Germany? What is the capital of Spain? …" (the base model's way of continuing a
-prompt) above "The capital of France is Paris." On the shipped default evaluation's answers
-(the same 120 rows, re-scored) it turned the aligned model's win rate over the raw base from 75%
-to 58%, and over the prompted base from 75% to 42%. Written pairs, whoever writes them, hold
+prompt) above "The capital of France is Paris." Re-scoring the default evaluation's answers of
+the time with it lowered the aligned model's win rates over both base formats sharply (that
+re-score was not kept, so its figures are not quoted). Written pairs, whoever writes them, hold
 few answers that look like a base model's continuations; the page's main job is exactly that
 comparison. **So the shipped head stays** (the row marked "shipped"), and the next candidates
 should be scored on base-model continuations too (the blind votes will supply labelled ones).
