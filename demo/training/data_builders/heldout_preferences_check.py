@@ -9,22 +9,12 @@ import collections
 import json
 from pathlib import Path
 
+from ...evaluation.metrics import TABLE1_PROPORTIONS
 from .heldout_preferences import OUT
 
 ASPECTS = {"helpful", "honest", "harmless"}
 TYPES = {"shorter_better", "subtle_fact", "unsafe_step", "overconfident", "other"}
-CATEGORIES = {
-    "generation",
-    "open_qa",
-    "brainstorming",
-    "chat",
-    "rewrite",
-    "summarization",
-    "classification",
-    "closed_qa",
-    "extraction",
-    "other",
-}
+CATEGORIES = set(TABLE1_PROPORTIONS)  # the paper's use-case categories
 KEYS = {"prompt", "chosen", "rejected", "aspect", "category", "type"}
 
 
