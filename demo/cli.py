@@ -220,8 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     feedback_report.add_argument("--run", type=Path)
     feedback_report.add_argument("--check", action="store_true", help="fail if the committed report would change")
 
-    docs = commands.add_parser("docs", help="render the README's figure tables from the committed results/")
-    docs.add_argument("--check", action="store_true", help="fail where the README differs from its results")
+    docs = commands.add_parser(
+        "docs", help="render the figure tables of README.md and docs/ from the committed results/"
+    )
+    docs.add_argument("--check", action="store_true", help="fail where a document differs from its results")
 
     prepare = commands.add_parser(
         "prepare", help="build every model and scorer into the cache ahead of time (a Space's or image's build step)"

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import AppConfig, load_config
-from .paths import DEFAULT_RUN_DIR, README, RESULTS_DIR
+from .paths import DEFAULT_RUN_DIR, README, REPO_ROOT, RESULTS_DIR
 
-DOCUMENTS = (README,)
+DOCUMENTS = (README, *sorted((REPO_ROOT / "docs").glob("*.md")))
 _REGION = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
 
 
