@@ -323,6 +323,9 @@ class ProcessWorker(_WorkerBase):
                         if kind == "done":
                             finished = True
                             return
+                        if kind == "progress":  # a build the request needed (its first batch graph, say)
+                            self.progress = payload
+                            continue
                         yield payload
                     elif not self._process.is_alive():
                         finished = True
@@ -352,16 +355,26 @@ class ProcessWorker(_WorkerBase):
                 raise RuntimeError(message)
             try:
                 self._conn.send(("call", method, args))
-                while not self._conn.poll(_POLL_SECONDS * 10):
-                    if not self._process.is_alive():
-                        raise EOFError
-                kind, payload = self._conn.recv()
+                kind, payload = self._reply()
             except (EOFError, OSError, BrokenPipeError):
                 self._restart()
                 raise RuntimeError(f"{self.spec.name} stopped unexpectedly; it is restarting") from None
         if kind == "error":
             raise RuntimeError(payload)
         return payload
+
+    def _reply(self) -> tuple[str, Any]:
+        """The child's answer to a call: ("result", value) or ("error", message). Progress lines
+        that come first (the call built something into the cache, e.g. the all-positions graph on
+        a worker's first token-shift view) go to `progress`, not to the caller."""
+        while True:
+            while not self._conn.poll(_POLL_SECONDS * 10):
+                if not self._process.is_alive():
+                    raise EOFError
+            kind, payload = self._conn.recv()
+            if kind != "progress":
+                return kind, payload
+            self.progress = payload
 
     def _drain(self, timeout: float = 10.0) -> None:
         """The caller stopped reading mid-answer: cancel and read up to 'done' so the next

@@ -352,3 +352,36 @@ def test_fidelity_of_a_build_against_a_direct_transformers_pass(llama, precision
     stats = token_stats(_reference_logits(llama)(prompt, answer), decoder.continuation_logits(prompt, answer), answer)
     assert stats.kl.mean() <= max_kl
     assert stats.same_top1.mean() >= min_top1
+
+
+# --- a worker process serving an ONNX model -------------------------------------------------------
+
+
+def test_a_worker_call_that_builds_into_the_cache_returns_its_own_result(llama, tmp_path, monkeypatch):
+    """The first token-shift view a worker makes builds the all-positions graph, and the build
+    reports progress over the worker's pipe. The call must return its TokenShift, not that
+    progress line, and the next call its own result, not the one left behind (the page showed
+    "ranking the answer failed" under every answer of a fresh Space)."""
+    import yaml
+    from tiny_models import tiny_config_dict
+
+    from demo.config import load_config
+    from demo.generation.workers import ProcessWorker
+    from demo.token_shift import TokenShift
+
+    monkeypatch.setenv("DEMO_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    raw = tiny_config_dict(llama, llama)
+    model_id = raw["pairs"][0]["base"]
+    raw["models"][model_id]["cpu"] = {"backend": "onnxruntime-genai", "precision": "int8"}
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    config = load_config(tmp_path / "models.yaml")
+    worker = ProcessWorker("base", config.models[model_id], config.base_prompted, None, device="cpu").start()
+    try:
+        assert worker.wait_ready(240), worker.error
+        first = worker.call("token_shift", "the sky is", " blue because light", "raw")
+        second = worker.call("token_shift", "the sky is", " green", "raw")
+        assert isinstance(first, TokenShift) and first.text == " blue because light"
+        assert isinstance(second, TokenShift) and second.text == " green"
+        assert "all-positions graph" in (worker.progress or "")  # the build was reported, to the page
+    finally:
+        worker.close()
