@@ -43,10 +43,15 @@ class Rating:
     upper: float
     battles: int
 
-    def interval_text(self, separator: str = " – ") -> str:
-        """The 95% interval, or why there is none yet: with a handful of battles the bootstrap
+    @property
+    def has_interval(self) -> bool:
+        """Whether the 95% interval means something: with a handful of battles the bootstrap
         resamples the same few outcomes and its "interval" (often one point) means nothing."""
-        if self.battles < MIN_BATTLES_FOR_INTERVAL or self.upper - self.lower < 0.5:
+        return self.battles >= MIN_BATTLES_FOR_INTERVAL and self.upper - self.lower >= 0.5
+
+    def interval_text(self, separator: str = " – ") -> str:
+        """The 95% interval, or why there is none yet (the table and the chart show the same)."""
+        if not self.has_interval:
             return f"too few battles (< {MIN_BATTLES_FOR_INTERVAL})" if self.battles < MIN_BATTLES_FOR_INTERVAL else "—"
         return f"{self.lower:.0f}{separator}{self.upper:.0f}"
 

@@ -36,12 +36,16 @@ CSS = """
 .demo-bar { height: .45rem; border-radius: .3rem; background: var(--neutral-300, #d4d4d4); margin: .35rem auto 0; max-width: 28rem; overflow: hidden; }
 .demo-bar > div { height: 100%; background: var(--color-accent, #f97316); }
 .demo-side { min-height: 8rem; }
+.demo-side > .demo-input { margin-top: auto !important; flex-grow: 0 !important; }
+.demo-phone-only { display: none; }
 /* A phone (390 px): the pair selector takes the whole row so its label can be read, the four
    buttons keep to one line, and charts scroll inside their box instead of being clipped. */
 @media (max-width: 480px) {
   #pair { min-width: 100% !important; flex-basis: 100% !important; }
-  #run-btn, #stop-btn, #regen-btn, #clear-btn { font-size: .8rem; padding-left: .3rem; padding-right: .3rem; white-space: nowrap; }
+  .demo-phone-only { display: block; }
+  #run-btn, #stop-btn, #regen-btn, #clear-btn { font-size: .78rem; padding-left: .25rem; padding-right: .25rem; white-space: nowrap; min-width: fit-content !important; flex: 1 1 auto !important; }
   .js-plotly-plot, .vega-embed { max-width: 100%; overflow-x: auto; }
+  .vega-embed details { display: none; }  /* the chart menu would sit on the title */
 }
 /* Every tab in sight on a phone: Gradio moves the tabs that do not fit on one line into a "⋯"
    menu, measuring them in a hidden copy of the tab bar; measured tiny, they all stay in the bar,

@@ -140,3 +140,14 @@ def test_a_rating_shows_an_interval_only_with_enough_battles():
 
     assert Rating("s", 1185, 1185, 1185, 1).interval_text() == f"too few battles (< {MIN_BATTLES_FOR_INTERVAL})"
     assert Rating("s", 1000, 940, 1061, 40).interval_text() == "940 – 1061"
+
+
+def test_the_ratings_chart_draws_an_interval_only_where_the_table_gives_one():
+    """The table said "too few battles" while the chart drew a bar from one battle's bootstrap."""
+    from demo.arena.ratings import Leaderboard, Rating
+    from demo.ui.tabs.leaderboard import ratings_chart
+
+    board = Leaderboard(ratings=[Rating("a", 1230, 1200, 1284, 1), Rating("b", 1000, 940, 1061, 40)])
+    rows = {row["system"]: row for row in ratings_chart(board, {}).to_dict()["datasets"].popitem()[1]}
+    assert rows["a"]["lower"] is None and rows["a"]["upper"] is None and rows["a"]["rating"] == 1230
+    assert (rows["b"]["lower"], rows["b"]["upper"]) == (940, 1061)

@@ -8,6 +8,7 @@ values (never a path or an id the server does not list).
 
 from __future__ import annotations
 
+import html
 import inspect
 import time
 from typing import Any, Literal, cast
@@ -21,6 +22,7 @@ from ...settings import SETTINGS, InvalidSetting, settings_from_values
 from ...sharing import SharedComparison, markdown_report, read_query
 from .. import share_views, shift_view, views
 from ..context import UIContext
+from ..widgets import typed_slider
 
 TITLE = "Compare"
 
@@ -41,7 +43,7 @@ def settings_controls(context: UIContext) -> dict[str, gr.components.Component]:
                 # "Error" badge on every panel; the server wraps it and the page says so.
                 controls[setting.name] = gr.Number(value=value, precision=0, label=setting.label, info=setting.help)
             else:
-                controls[setting.name] = gr.Slider(
+                controls[setting.name] = typed_slider(
                     setting.low,
                     setting.upper(limits),
                     value=value,
@@ -78,7 +80,9 @@ def answer_columns(config) -> dict[str, dict[str, gr.components.Component]]:
     """A column per role: heading, answer, progress line, scores (and under the aligned answer
     the token-shift view), and the exact input the model received."""
     outputs: dict[str, dict[str, gr.components.Component]] = {}
-    with gr.Row(equal_height=False):
+    # Columns of one height, each accordion at its column's foot: the two "Exact input" rows line
+    # up whatever the answers' lengths and the token-shift view under one of them.
+    with gr.Row(equal_height=True):
         for role in ROLES:
             with gr.Column(min_width=300, elem_classes="demo-side"):
                 header = gr.Markdown(views.model_header(role, config.pair_models()[role]), elem_id=f"{role}-header")
@@ -91,11 +95,17 @@ def answer_columns(config) -> dict[str, dict[str, gr.components.Component]]:
                 if role == "aligned":
                     # Each aligned token ranked under the pair's base side (demo/token_shift.py).
                     outputs[role]["token_shift"] = gr.HTML(elem_id="aligned-token-shift")
-                with gr.Accordion("Exact input this model received", open=False):
+                with gr.Accordion("Exact input this model received", open=False, elem_classes="demo-input"):
                     outputs[role]["input"] = gr.Textbox(
                         show_label=False, lines=4, max_lines=20, interactive=False, elem_id=f"{role}-input"
                     )
     return outputs
+
+
+def pair_caption(config, pair_id: str) -> str:
+    """The chosen pair's whole name, as text (no model name is markup)."""
+    pair = next((p for p in config.pairs if p.id == pair_id), config.default_pair)
+    return f"Comparing: {html.escape(pair.label)}"
 
 
 def share_panel() -> tuple[gr.HTML, gr.Textbox]:
@@ -205,6 +215,10 @@ def build(context: UIContext) -> None:
             elem_id="base-format",
             info=BASE_FORMAT_INFO,
         )
+    # On a phone the dropdown's box is narrower than most pair names: the whole name, below it.
+    pair_label = gr.Markdown(
+        pair_caption(config, config.default_pair.id), elem_id="pair-label", elem_classes="demo-phone-only"
+    )
     message = gr.HTML(elem_id="message")
 
     outputs = answer_columns(config)
@@ -365,6 +379,14 @@ def build(context: UIContext) -> None:
         api_visibility="private",
         cancels=run_events,
     ).then(**settle)
+    pair_choice.change(
+        lambda pair_id: pair_caption(config, pair_id),
+        pair_choice,
+        pair_label,
+        queue=False,
+        show_progress="hidden",
+        api_visibility="private",
+    )
     base_format.input(
         format_changed, None, result_outputs, queue=False, api_visibility="private", cancels=run_events
     ).then(**settle)

@@ -27,6 +27,7 @@ from ...evaluation.token_shift import OUT_DIR as TOKEN_SHIFT_DIR
 from ...evaluation.token_shift import report_markdown, shares_chart
 from ...paths import DEFAULT_RUN_DIR
 from ..context import UIContext
+from ..widgets import typed_slider
 
 TITLE = "Evaluate"
 MAX_SAMPLES = 4
@@ -58,13 +59,33 @@ def plan_request(suite: str, samples, limit: int) -> PlannedRun:
     return PlannedRun(options, prompts, rows, prompts * per_prompt, prompts < rows)
 
 
+def samples_note(given, plan: PlannedRun) -> str:
+    """One sentence when the samples asked for are not the samples the run uses (typed out of
+    range, or not a number), so the box never changes a value silently."""
+    used = plan.options.samples
+    try:
+        same = float(given) == used
+    except (TypeError, ValueError):
+        same = False
+    return "" if same else f"Adjusted: samples per prompt {given} is outside 1–{MAX_SAMPLES}: used {used}. "
+
+
 def describe_plan(plan: PlannedRun, limit: int) -> str:
     cap = (
         f" (capped at {limit} comparisons per run: {plan.prompts} of {plan.rows} prompts, spread over its categories)"
         if plan.capped
         else ""
     )
-    return f"This run makes **{plan.items} comparisons** on `{plan.options.suites[0]}`, {plan.options.samples} sample(s) per prompt{cap}."
+    likelihoods = (
+        " Each truthfulness question also has its answer choices' likelihoods scored, so the progress bar counts"
+        " those too."
+        if "truthfulness" in plan.options.suites
+        else ""
+    )
+    return (
+        f"This run makes **{plan.items} comparisons** on `{plan.options.suites[0]}`, "
+        f"{plan.options.samples} sample(s) per prompt{cap}.{likelihoods}"
+    )
 
 
 def load_summary(out_dir: Path) -> dict | None:
@@ -140,7 +161,7 @@ def build(context: UIContext) -> None:
     )
     with gr.Row(equal_height=True):
         suite = gr.Dropdown(suites, value=first, label="Suite", elem_id="eval-suite", scale=2)
-        samples = gr.Slider(
+        samples = typed_slider(
             1, MAX_SAMPLES, value=1, step=1, label="Samples per prompt", elem_id="eval-samples", scale=2
         )
         run_btn = gr.Button("Run evaluation ▶", variant="primary", elem_id="eval-run", scale=1)
@@ -164,13 +185,15 @@ def build(context: UIContext) -> None:
             gr.Markdown(shift_views[1], elem_id="eval-shift-report")
 
     def update_plan(suite_name, sample_count):
-        return describe_plan(plan_request(suite_name, sample_count, limit), limit)
+        plan = plan_request(suite_name, sample_count, limit)
+        return samples_note(sample_count, plan) + describe_plan(plan, limit)
 
     def evaluate(suite_name, sample_count, progress=gr.Progress()):
         try:
             plan = plan_request(suite_name, sample_count, limit)
         except ValueError as error:
             raise gr.Error(str(error)) from None
+        adjusted = samples_note(sample_count, plan)
         out_dir = run_dir(context, plan.options)
 
         def on_progress(done: int, total: int, eta: float | None) -> None:
@@ -179,7 +202,8 @@ def build(context: UIContext) -> None:
                 if eta is not None and eta >= 60
                 else (f", about {eta:.0f} s left" if eta is not None else "")
             )
-            progress((done, max(total, 1)), desc=f"{done} of {total} comparisons{left}", unit="comparisons")
+            # Items, not comparisons: a truthfulness question also has its likelihood rows scored.
+            progress((done, max(total, 1)), desc=f"{done} of {total} items{left}", unit="items")
 
         try:
             result = run_evaluation(config, context.comparator, plan.options, out_dir, progress=on_progress)
@@ -191,10 +215,13 @@ def build(context: UIContext) -> None:
             f"Done in {result.seconds:.0f} s: {result.generated} items run, {result.reused} reused from earlier runs."
         )
         archive, archive_note = safe_results_zip(out_dir)
-        return done + archive_note, text, *charts, archive
+        # A chart the run has no data for (a toxicity-only run has no win rates) is hidden, not
+        # left as an empty box.
+        shown = [gr.update(value=chart, visible=chart is not None) for chart in charts]
+        return adjusted + done + archive_note, text, *shown, archive
 
     suite.change(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
-    samples.release(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
+    samples.change(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
     run_btn.click(
         evaluate,
         [suite, samples],

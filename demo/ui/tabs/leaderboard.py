@@ -14,7 +14,7 @@ from datetime import datetime
 import gradio as gr
 import pandas as pd
 
-from ...arena.ratings import PAPER, Leaderboard, Share
+from ...arena.ratings import MIN_BATTLES_FOR_INTERVAL, PAPER, Leaderboard, Share
 from ..context import UIContext
 
 TITLE = "Leaderboard"
@@ -114,16 +114,24 @@ def ratings_chart(board: Leaderboard, labels: dict[str, str]):
 
     frame = pd.DataFrame(
         [
-            {"system": labels.get(r.system, r.system), "rating": r.rating, "lower": r.lower, "upper": r.upper}
+            {
+                "system": labels.get(r.system, r.system),
+                "rating": r.rating,
+                # No bar where the table says "too few battles": one rule for both.
+                "lower": r.lower if r.has_interval else None,
+                "upper": r.upper if r.has_interval else None,
+            }
             for r in board.ratings
         ]
     )
     base = alt.Chart(frame).encode(y=alt.Y("system:N", sort=list(frame["system"]), title=None))  # best first
+    axis = alt.X(
+        "rating:Q",
+        title=f"Bradley–Terry rating (95% CI from {MIN_BATTLES_FOR_INTERVAL} battles)",
+        scale=alt.Scale(zero=False),
+    )
     return (
-        base.mark_rule().encode(
-            x=alt.X("lower:Q", title="Bradley–Terry rating (95% CI)", scale=alt.Scale(zero=False)), x2="upper:Q"
-        )
-        + base.mark_point(filled=True, size=80).encode(x="rating:Q")
+        base.mark_point(filled=True, size=80).encode(x=axis) + base.mark_rule().encode(x="lower:Q", x2="upper:Q")
     ).properties(title="Ratings", height=40 + 40 * len(frame), width=300)
 
 
