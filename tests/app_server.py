@@ -182,16 +182,45 @@ def running_app(
             comparator.close()
 
 
-def app_fixture(*, scope: str = "module", **overrides):
+def app_fixture(*, scope: str = "module", cache_outside_temp: bool = False, **overrides):
     """A pytest fixture serving the tiny-model app (conftest's `tiny_config_file`) with
-    `overrides` (limits=..., generation=..., seconds_per_token=...)."""
+    `overrides` (limits=..., generation=..., seconds_per_token=...). `cache_outside_temp` puts
+    the app's cache where a user's is, outside the system's temp folder and the working folder:
+    Gradio serves files from the temp folder without being told, so a test whose cache lives
+    there cannot see a download the page would refuse on a real machine."""
 
     @pytest.fixture(scope=scope)
     def _app(tiny_config_file) -> Iterator[AppServer]:
-        with running_app(tiny_config_file, **overrides) as server:
-            yield server
+        with contextlib.ExitStack() as stack:
+            if cache_outside_temp:
+                stack.enter_context(user_like_cache_dir())
+            with running_app(tiny_config_file, **overrides) as server:
+                yield server
 
     return _app
+
+
+@contextlib.contextmanager
+def user_like_cache_dir() -> Iterator[Path]:
+    """DEMO_CACHE_DIR set, for the duration, to a new folder under ~/.cache (removed after)."""
+    import shutil
+    import uuid
+
+    folder = Path.home() / ".cache" / "base-vs-aligned-tests" / uuid.uuid4().hex[:12]
+    for outside in (Path(tempfile.gettempdir()).resolve(), Path.cwd().resolve()):
+        if folder.resolve().is_relative_to(outside):
+            pytest.skip(f"the home folder lies inside {outside}: no cache folder outside it to test with")
+    folder.mkdir(parents=True)
+    before = os.environ.get("DEMO_CACHE_DIR")
+    os.environ["DEMO_CACHE_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("DEMO_CACHE_DIR", None)
+        else:
+            os.environ["DEMO_CACHE_DIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def artifacts_dir() -> Path:

@@ -22,7 +22,9 @@ DONE = re.compile(r"\d+ tokens · .*(token limit|ended by the model|stop rule|st
 TIMEOUT_MS = 30_000
 SLOW_MAX_TOKENS = 256
 
-app = app_fixture(generation={"max_new_tokens": 128})  # room for the scripted payload answers
+app = app_fixture(
+    generation={"max_new_tokens": 128}, cache_outside_temp=True
+)  # room for the payload answers; a user-like cache
 # Slow enough to press Stop mid-answer: 256 tokens at >= 40 ms each is >= 10 s per model.
 slow_app = app_fixture(
     limits={"max_new_tokens": SLOW_MAX_TOKENS},

@@ -7,11 +7,14 @@ of its results. Skipped (with the reason) where Playwright or chromium is not in
 from __future__ import annotations
 
 import json
+import tempfile
 import zipfile
 
 import pytest
 from app_server import app_fixture, artifacts_dir
 from browser_support import require_chromium
+
+from demo.cache import cache_dir as app_cache_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -21,7 +24,9 @@ expect = sync_api.expect
 TIMEOUT_MS = 30_000
 CAP = 4  # comparisons a run may make: 2 instruction prompts × (raw + prompted base)
 
-app = app_fixture(limits={"max_evaluation_items": CAP}, generation={"max_new_tokens": 8})
+# The cache where a user's lives (not under the temp folder Gradio allows by itself): the run's
+# zip must still download, as on a real machine or a Space's /data.
+app = app_fixture(limits={"max_evaluation_items": CAP}, generation={"max_new_tokens": 8}, cache_outside_temp=True)
 
 
 def test_run_evaluation_from_the_page(app, browser, tmp_path):
@@ -55,6 +60,7 @@ def test_run_evaluation_from_the_page(app, browser, tmp_path):
     expect(report).to_contain_text(f"{CAP} comparisons are left out of these figures")  # no head: no rewards
     page.screenshot(path=str(artifacts_dir() / "evaluate-run.png"), full_page=True)
 
+    assert not str(app_cache_dir()).startswith(tempfile.gettempdir())
     with page.expect_download(timeout=TIMEOUT_MS) as download:
         page.click("#eval-download")
     archive = tmp_path / "results.zip"
