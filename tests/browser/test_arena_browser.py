@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from app_server import artifacts_dir, running_app
+from app_server import artifacts_dir, running_app, user_like_cache_dir
 from browser_support import require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -38,20 +38,23 @@ def arena_config(tiny_config_file, folder: Path, **arena) -> Path:
 @pytest.fixture(scope="module")
 def voting_app(tiny_config_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("arena-app")
-    database = folder / "votes.sqlite"
-    # Votes here come right after the answers: no reading time, so they count in the ratings
-    # (tests/integration/test_arena_limits.py checks that a vote faster than reading is kept out).
-    config = arena_config(
-        tiny_config_file,
-        folder,
-        database=database,
-        leaderboard_refresh_seconds=1,
-        reading_words_per_second=0,
-        min_reading_seconds=0,
-    )
-    with running_app(config) as server:
-        server.database = database
-        yield server
+    # The cache, and the vote database at its default place in it, where a user's are (outside
+    # the temp folder). Votes here come right after the answers: no reading time, so they count
+    # in the ratings (tests/integration/test_arena_limits.py checks that a vote faster than
+    # reading is kept out).
+    with user_like_cache_dir() as cache:
+        database = cache / "arena" / "votes.sqlite"
+        config = arena_config(
+            tiny_config_file,
+            folder,
+            database=database,
+            leaderboard_refresh_seconds=1,
+            reading_words_per_second=0,
+            min_reading_seconds=0,
+        )
+        with running_app(config) as server:
+            server.database = database
+            yield server
 
 
 def open_tab(browser, url: str, tab: str):
