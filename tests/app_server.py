@@ -221,6 +221,8 @@ def user_like_cache_dir() -> Iterator[Path]:
         else:
             os.environ["DEMO_CACHE_DIR"] = before
         shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # the shared parent too, once no other test's folder is in it
 
 
 def artifacts_dir() -> Path:

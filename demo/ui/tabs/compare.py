@@ -43,13 +43,15 @@ def settings_controls(context: UIContext) -> dict[str, gr.components.Component]:
                 # "Error" badge on every panel; the server wraps it and the page says so.
                 controls[setting.name] = gr.Number(value=value, precision=0, label=setting.label, info=setting.help)
             else:
+                low, high = setting.low, setting.upper(limits)
                 controls[setting.name] = typed_slider(
-                    setting.low,
-                    setting.upper(limits),
+                    low,
+                    high,
                     value=value,
                     step=setting.step,
                     label=setting.label,
-                    info=setting.help,
+                    # The box sets a number typed beyond the range to its nearest end: say so.
+                    info=f"{setting.help} ({low:.10g}–{high:.10g}; beyond it, the nearest end is used)",
                 )
     return controls
 
