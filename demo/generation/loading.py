@@ -6,6 +6,7 @@ is); back ends are listed in `backends.REGISTRY`.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -118,8 +119,6 @@ def _plain_tokenizer_settings(folder: Path) -> dict | None:
     added-token tables outside tokenizer.json) loads the same tokenizer this way
     (tests/integration/test_tokenizer_loading.py compares both on every model we serve).
     """
-    import json
-
     config_file = folder / "tokenizer_config.json"
     if not config_file.is_file() or any((folder / name).exists() for name in _EXTRA_TOKENIZER_FILES):
         return None

@@ -814,15 +814,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the JSON, with the command, commit and date, to this file")
     args = parser.parse_args(argv)
     evaluations = evaluate_served_head(load_config(args.config) if args.config else load_config())
+    tables = {name: evaluation.to_json() for name, evaluation in evaluations.items()}
     if args.out:
         from ..provenance import provenance
 
         command = "python -m demo.training.reward " + " ".join(argv if argv is not None else sys.argv[1:])
-        record = provenance([]) | {"command": command} | {k: v.to_json() for k, v in evaluations.items()}
+        record = provenance([]) | {"command": command} | tables
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if args.json:
-        print(json.dumps({k: v.to_json() for k, v in evaluations.items()}, indent=2))
+        print(json.dumps(tables, indent=2))
     else:
         for name, evaluation in evaluations.items():
             print(f"## {name} ({evaluation.overall.pairs} pairs)\n\n{evaluation_table(evaluation)}\n")

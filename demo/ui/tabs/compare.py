@@ -106,8 +106,7 @@ def answer_columns(config) -> dict[str, dict[str, gr.components.Component]]:
 
 def pair_caption(config, pair_id: str) -> str:
     """The chosen pair's whole name, as text (no model name is markup)."""
-    pair = next((p for p in config.pairs if p.id == pair_id), config.default_pair)
-    return f"Comparing: {html.escape(pair.label)}"
+    return f"Comparing: {html.escape(config.pair(pair_id).label)}"
 
 
 def share_panel() -> tuple[gr.HTML, gr.Textbox]:
