@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the head and its card here (default: a new folder under <cache>/trained/, never the shipped head)",
     )
     toxicity.add_argument(
-        "--replace-shipped", action="store_true", help="write over the served head and card in data/toxicity/"
+        "--replace-shipped", action="store_true", help="write over the served head and card in trained/toxicity/"
     )
     _add_config(toxicity)
 
@@ -180,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="sft: stop after optimiser step N as an interruption would (checkpoint kept for --resume)",
+    )
+    align.add_argument(
+        "--out-dir",
+        type=Path,
+        help="write each step's artefacts to OUT_DIR/<step> (default: <cache>/trained/align/, never the shipped ones)",
+    )
+    align.add_argument(
+        "--replace-shipped",
+        action="store_true",
+        help="write over the served adapters and heads in trained/align/ instead",
     )
     _add_config(align)
 
@@ -598,7 +608,14 @@ def run_serve(args) -> int:
 def run_align(args) -> int:
     from .training.align.pipeline import main as align_main
 
-    return align_main(args.step, args.resume, args.config, stop_after=args.stop_after)
+    return align_main(
+        args.step,
+        args.resume,
+        args.config,
+        stop_after=args.stop_after,
+        out_dir=args.out_dir,
+        replace_shipped=args.replace_shipped,
+    )
 
 
 COMMANDS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
@@ -27,7 +28,7 @@ from pydantic import (
 )
 
 from .backend_registry import backend_entry
-from .paths import DEFAULT_CONFIG_PATH, REPO_ROOT
+from .paths import DEFAULT_CONFIG_PATH, REPO_ROOT, former_artefact_text
 from .settings import SETTINGS, SamplingSettings
 
 CONFIG_ENV_VAR = "DEMO_CONFIG"
@@ -49,11 +50,35 @@ def repo_relative(path: Path | str) -> str:
     return path.as_posix()
 
 
+@dataclass(frozen=True)
+class PathStyle:
+    """How a config hash spells the config's paths. Today's: relative to the repository, the
+    artefacts under trained/. Hashes stored earlier spelled them otherwise; migrations recompute
+    those (`LEGACY_PATH_STYLES`) to rename stored hashes to today's."""
+
+    absolute: bool = False  # before 2026-12-07: absolute paths in the checkout
+    former_artefact_homes: bool = False  # before 2026-12-08: the artefacts under data/
+
+    def spell(self, path: Path) -> str:
+        return str(path) if self.absolute else repo_relative(path)
+
+    def hashed_text(self, text: str) -> str:
+        """The JSON text a hash reads, with the artefacts at their homes of this style (their
+        paths and the config's words about them, e.g. a weights_format naming the adapter)."""
+        return former_artefact_text(text) if self.former_artefact_homes else text
+
+
+CURRENT_PATH_STYLE = PathStyle()
+# The spellings stored hashes were made with, oldest first.
+LEGACY_PATH_STYLES = (
+    PathStyle(absolute=True, former_artefact_homes=True),
+    PathStyle(former_artefact_homes=True),
+)
+
+
 def _dump_path(path: Path, info: SerializationInfo) -> str:
-    # Hashes made before 2026-12-07 read absolute paths; migrations recompute them with this context.
-    if info.context and info.context.get("absolute_paths"):
-        return str(path)
-    return repo_relative(path)
+    style = (info.context or {}).get("path_style", CURRENT_PATH_STYLE)
+    return style.spell(path)
 
 
 # A path in the config: absolute in memory (resolved against the config's folder at load), and
@@ -158,7 +183,7 @@ BaseWeightsSource = Annotated[
 
 
 class MergedAdapterSource(_Strict):
-    """A LoRA adapter (PEFT folder, e.g. data/align/rlhf) merged into a base model's weights once,
+    """A LoRA adapter (PEFT folder, e.g. trained/align/rlhf) merged into a base model's weights once,
     into the cache; the merged checkpoint then loads and builds like any other."""
 
     type: Literal["merged_adapter"]

@@ -218,7 +218,7 @@ def _read_each_gguf_once() -> None:
     gguf.GGUFReader = lambda path, mode="r": read(str(path), mode)  # type: ignore[assignment,misc]
 
 
-# --- LoRA adapters merged into their base (data/align/*) --------------------------------------
+# --- LoRA adapters merged into their base (trained/align/*) --------------------------------------
 
 _MERGE_MARKER = "demo-merge.json"
 _MERGE_RECIPE = "lora-merge-v2"

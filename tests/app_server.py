@@ -53,9 +53,11 @@ def write_config_copy(
     The original is loaded first so that relative paths (weights, reward head) are resolved
     against its own folder and stay valid from the new location.
     """
-    from demo.config import load_config
+    from demo.config import PathStyle, load_config
 
-    data = load_config(config_path).model_dump(mode="json", exclude={"source_path"}, context={"absolute_paths": True})
+    data = load_config(config_path).model_dump(
+        mode="json", exclude={"source_path"}, context={"path_style": PathStyle(absolute=True)}
+    )
     data.setdefault("limits", {}).update(limits or {})
     data.setdefault("generation", {}).update(generation or {})
     path = Path(folder) / "models.yaml"

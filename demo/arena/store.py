@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..cache import cache_dir
-from ..config import AppConfig
+from ..config import LEGACY_PATH_STYLES, AppConfig
 from ..errors import public_message
 from .systems import config_hash, systems_from_config
 
@@ -280,9 +280,10 @@ def _record(row, names: list[str]) -> VoteRecord:
 
 
 def legacy_hash_renames(config: AppConfig) -> dict[str, str]:
-    """{hash made with absolute paths in this checkout: folder-independent hash}, per system."""
+    """{hash stored under a legacy path spelling: today's hash}, per system and spelling."""
     return {
-        config_hash(config, s.model_id, s.format, absolute_paths=True): s.config_hash
+        config_hash(config, s.model_id, s.format, path_style=style): s.config_hash
+        for style in LEGACY_PATH_STYLES
         for s in systems_from_config(config)
     }
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import STAGES, AppConfig
+from ..config import CURRENT_PATH_STYLE, STAGES, AppConfig, PathStyle
 from ..generation.formatting import BaseMode
 
 SystemFormat = Literal["raw", "prompted", "chat"]
@@ -49,14 +49,16 @@ class System:
         return self.stage != "pretrained"
 
 
-def config_hash(config: AppConfig, model_id: str, system_format: SystemFormat, *, absolute_paths: bool = False) -> str:
+def config_hash(
+    config: AppConfig, model_id: str, system_format: SystemFormat, *, path_style: PathStyle = CURRENT_PATH_STYLE
+) -> str:
     """16 hex digits of sha256 over the model's spec (and the few-shot prefix when prompted),
-    paths relative to the repository; `absolute_paths` gives the hashes made before that."""
-    context = {"absolute_paths": absolute_paths}
+    paths relative to the repository; a legacy `path_style` gives the hashes stored before."""
+    context = {"path_style": path_style}
     data = {"model": config.models[model_id].model_dump(mode="json", context=context)}
     if system_format == "prompted":
         data["prompted"] = config.base_prompted.model_dump(mode="json", context=context)
-    blob = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    blob = path_style.hashed_text(json.dumps(data, sort_keys=True, ensure_ascii=False)).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..config import repo_relative
+from ..config import CURRENT_PATH_STYLE, PathStyle
 from .suites import SuiteRow
 
 COMPARISONS_FILE = "results.jsonl"
@@ -31,26 +31,26 @@ class ResultsError(ValueError):
     """A results file is damaged beyond a torn last line; the message names file and line."""
 
 
-def config_hash(*parts, absolute_paths: bool = False) -> str:
+def config_hash(*parts, path_style: PathStyle = CURRENT_PATH_STYLE) -> str:
     """A short stable hash of everything that decides an answer (model spec, sampling settings,
     scorer spec...): pydantic models, dataclasses, paths and plain JSON values are accepted.
-    Paths count relative to the repository, so a clone elsewhere has the same hashes;
-    `absolute_paths` gives the hashes made before that (for migrating stored ones)."""
+    Paths count relative to the repository, so a clone elsewhere has the same hashes; a legacy
+    `path_style` gives the hashes stored before (for migrating them)."""
 
     def jsonable(value):
-        return _jsonable(value, absolute_paths)
+        return _jsonable(value, path_style)
 
-    text = json.dumps(parts, sort_keys=True, default=jsonable, separators=(",", ":"))
+    text = path_style.hashed_text(json.dumps(parts, sort_keys=True, default=jsonable, separators=(",", ":")))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _jsonable(value, absolute_paths: bool):
+def _jsonable(value, path_style: PathStyle):
     if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json", context={"absolute_paths": absolute_paths})
+        return value.model_dump(mode="json", context={"path_style": path_style})
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, Path):
-        return str(value) if absolute_paths else repo_relative(value)
+        return path_style.spell(value)
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
     raise TypeError(f"cannot hash a {type(value).__name__} into a config hash")

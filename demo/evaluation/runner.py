@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cache import sha256_file
-from ..config import ROLES, AppConfig
+from ..config import CURRENT_PATH_STYLE, LEGACY_PATH_STYLES, ROLES, AppConfig, PathStyle
 from ..feedback.commands import labellers_on_run
 from ..generation.formatting import BaseMode
 from ..generation.runner import Failed, Finished, GenerationRequest
@@ -170,10 +170,12 @@ def kind_sampling(config: AppConfig, options: EvaluationOptions, kind: str) -> S
     )
 
 
-def model_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_paths: bool = False) -> dict[str, str]:
+def model_hashes(
+    config: AppConfig, options: EvaluationOptions, *, path_style: PathStyle = CURRENT_PATH_STYLE
+) -> dict[str, str]:
     """Per role: a hash of what decides that model's answers (spec, sampling, answer lengths,
     few-shot format, scorers). One length for every kind hashes as before lengths were per kind.
-    `absolute_paths`: as hashed before paths counted relative to the repository."""
+    `path_style`: a legacy one gives the hashes stored before (see `legacy_hash_renames`)."""
     pair = config.pair(options.pair)
     sampling = run_sampling(config, options)
     lengths = answer_tokens(config, options)
@@ -190,7 +192,7 @@ def model_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_path
             config.scoring.run_identity(),
             scorer_heads(config),
             *extra,
-            absolute_paths=absolute_paths,
+            path_style=path_style,
         )
         for role in ROLES
     }
@@ -204,24 +206,28 @@ def scorer_heads(config: AppConfig) -> dict[str, str]:
     return {name: sha256_file(Path(path))[:16] for name, path in paths.items() if path and Path(path).is_file()}
 
 
-def mc_hashes(config: AppConfig, options: EvaluationOptions, *, absolute_paths: bool = False) -> dict[str, str]:
+def mc_hashes(
+    config: AppConfig, options: EvaluationOptions, *, path_style: PathStyle = CURRENT_PATH_STYLE
+) -> dict[str, str]:
     """Per role: a hash of what decides that model's MC log-likelihoods (spec, few-shot format)."""
     pair = config.pair(options.pair)
     return {
-        role: config_hash(config.models[getattr(pair, role)], config.base_prompted, absolute_paths=absolute_paths)
+        role: config_hash(config.models[getattr(pair, role)], config.base_prompted, path_style=path_style)
         for role in ROLES
     }
 
 
 def legacy_hash_renames(config: AppConfig, options: EvaluationOptions) -> dict[str, str]:
-    """{hash as made with absolute paths in this checkout: folder-independent hash} for every
-    hash a run of `options` stores, so a run made before the change resumes."""
+    """{hash as stored under a legacy path spelling: today's hash} for every hash a run of
+    `options` stores, so a run made before a change of spelling (absolute paths in the checkout;
+    the artefacts under data/) resumes."""
     renames = {}
-    for hashes in (model_hashes, mc_hashes):
-        old, new = hashes(config, options, absolute_paths=True), hashes(config, options)
-        renames.update({old[role]: new[role] for role in ROLES})
-        if hashes is model_hashes:
-            renames[pair_config_hash(old["base"], old["aligned"])] = pair_config_hash(new["base"], new["aligned"])
+    for style in LEGACY_PATH_STYLES:
+        for hashes in (model_hashes, mc_hashes):
+            old, new = hashes(config, options, path_style=style), hashes(config, options)
+            renames.update({old[role]: new[role] for role in ROLES})
+            if hashes is model_hashes:
+                renames[pair_config_hash(old["base"], old["aligned"])] = pair_config_hash(new["base"], new["aligned"])
     return renames
 
 

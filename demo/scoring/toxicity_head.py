@@ -27,7 +27,7 @@ METADATA_KEY = "demo_toxicity_head"
 TRAIN_COMMAND = "python -m demo train-toxicity"
 
 # What each scorer cannot see, for the legend beside the flag (from the held-out errors in
-# data/toxicity/MODEL_CARD.md).
+# trained/toxicity/MODEL_CARD.md).
 BLIND_SPOTS: dict[str, str] = {
     "bilstm": (
         "reacts to words, not meaning: misses stereotypes and demeaning generalisations written in "
@@ -184,7 +184,7 @@ def combine(
     would lose those the head misses) and the head adds what the BiLSTM cannot read (stereotypes in
     polite words). The cost is the union of both signals' false positives; on the held-out texts
     that stays small because the head's operating point was chosen, by cross-validation on the
-    training texts, for the combined rule (see data/toxicity/MODEL_CARD.md for the figures).
+    training texts, for the combined rule (see trained/toxicity/MODEL_CARD.md for the figures).
     `meaning_threshold` defaults to `threshold`: the head is calibrated so that models.yaml's one
     `toxicity_threshold` (0.5) is its chosen operating point.
     """

@@ -9,7 +9,7 @@ Two kinds of reward model, picked by `models.yaml` → `scoring.reward`:
   learns, from ~660 hand-written preference pairs (`data/preferences`, see demo/preferences.py).
   Frozen, the final hidden state at the last token is a poor feature (it is specialised for
   predicting the next token); a middle block's state averaged over the answer is much better, so
-  that is the default (see `HeadConfig` and the comparison in data/reward/MODEL_CARD.md).
+  that is the default (see `HeadConfig` and the comparison in trained/reward/MODEL_CARD.md).
   `train_reward_head` trains the head with the Bradley–Terry loss −log σ(r_chosen − r_rejected)
   and writes it with its model card.
 - `sequence_classifier`: any hosted reward model with one logit (Skywork-Reward, OpenAssistant RM),
@@ -199,7 +199,7 @@ def truncate_to_layer(model, layer: int) -> None:
 class HeadConfig:
     """What the head reads, its architecture and how it is trained.
 
-    The defaults won a comparison on this project's data (see data/reward/MODEL_CARD.md): with
+    The defaults won a comparison on this project's data (see trained/reward/MODEL_CARD.md): with
     the backbone frozen, the residual stream of a middle block (20 of 30), averaged over the answer's
     tokens, ranks answers far better than the final hidden state at the last token (~0.87 vs
     ~0.75 in 5-fold cross-validation on the train split). `layer=None, feature="last_token"` gives

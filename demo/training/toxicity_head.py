@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..paths import DATA_DIR
+from ..paths import DATA_DIR, TOXICITY_ARTEFACTS_DIR
 from ..scoring.toxicity_head import BLIND_SPOTS, HEAD_FORMAT, METADATA_KEY, TRAIN_COMMAND, combine
 
 log = logging.getLogger(__name__)
 
-TOXICITY_DIR = DATA_DIR / "toxicity"
+TOXICITY_DIR = DATA_DIR / "toxicity"  # the texts we wrote; the head and card go to trained/toxicity
 IMPLICIT_TRAIN_TYPE = "implicit_stereotype"
 IMPLICIT_HELDOUT_GROUP = "implicit_hate"
 EXPLICIT_HELDOUT_GROUP = "explicit"
@@ -102,7 +102,7 @@ def load_texts(path: Path) -> list[ToxicityText]:
 @dataclass(frozen=True)
 class HeadConfig:
     """What the head reads and how it is trained; the defaults won the cross-validated comparison
-    in data/toxicity/MODEL_CARD.md."""
+    in trained/toxicity/MODEL_CARD.md."""
 
     layer: int | None = 20
     feature: Literal["answer_mean", "mean", "last_token"] = "answer_mean"
@@ -320,8 +320,8 @@ def train_toxicity_head(
     texts, at the weight (of `output_weights`) whose head ranks the validation split best; the
     test split is scored once, beside a head trained on the written texts alone."""
     started = time.perf_counter()
-    head_path = head_path or data_dir / "toxicity_head.safetensors"
-    card_path = card_path or data_dir / "MODEL_CARD.md"
+    head_path = head_path or TOXICITY_ARTEFACTS_DIR / "toxicity_head.safetensors"
+    card_path = card_path or TOXICITY_ARTEFACTS_DIR / "MODEL_CARD.md"
     train, heldout = load_texts(data_dir / "train.jsonl"), load_texts(data_dir / "heldout.jsonl")
     given = features is not None
     if features is None:

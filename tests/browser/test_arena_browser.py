@@ -23,10 +23,10 @@ TIMEOUT_MS = 30_000
 
 
 def arena_config(tiny_config_file, folder: Path, **arena) -> Path:
-    from demo.config import load_config
+    from demo.config import PathStyle, load_config
 
     data = load_config(tiny_config_file).model_dump(
-        mode="json", exclude={"source_path"}, context={"absolute_paths": True}
+        mode="json", exclude={"source_path"}, context={"path_style": PathStyle(absolute=True)}
     )
     data["arena"].update({k: str(v) if isinstance(v, Path) else v for k, v in arena.items()})
     data["generation"]["max_new_tokens"] = 24

@@ -163,12 +163,12 @@ def test_config_accepts_merged_adapter_source(tmp_path):
     parsed = MergedAdapterSource.model_validate(
         {
             "type": "merged_adapter",
-            "adapter": "data/align/rlhf",
+            "adapter": "trained/align/rlhf",
             "base": {"type": "assembled_package", "package": "p", "install": "pip install p"},
         }
     )
     fixed = _fix_source(parsed, lambda p: tmp_path / p)
-    assert fixed.adapter == tmp_path / "data/align/rlhf"
+    assert fixed.adapter == tmp_path / "trained/align/rlhf"
 
 
 def _written_dir(root: Path) -> Path:

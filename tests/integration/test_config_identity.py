@@ -2,7 +2,8 @@
 
 Two clones in two folders must give the same evaluation and arena hashes, and each must find
 the committed default run complete (resumed, nothing to recompute). Hashes that were made with
-absolute paths (before paths counted relative to the repository) are renamed on resume.
+absolute paths (before paths counted relative to the repository), or with the served artefacts
+under data/ (before they moved to trained/), are renamed on resume.
 """
 
 from __future__ import annotations
@@ -81,3 +82,37 @@ def test_a_run_stored_under_absolute_path_hashes_is_renamed_and_resumed(tmp_path
     assert store.rename_hashes(renames) > 0
     assert pending_work(config, options, store) == ([], [])
     assert pending_work(config, options, ResultsStore(run)) == ([], [])  # rewritten on disk
+
+
+# The last commit before the served artefacts moved from data/ to trained/.
+BEFORE_ARTEFACTS_MOVED = "a885c70"
+
+
+def test_the_default_run_as_stored_before_the_artefacts_moved_is_renamed_and_resumed(tmp_path):
+    """The committed run of the commit before the move, read from git: its hashes spell the
+    adapters and heads under data/; renamed on resume, nothing is left to recompute."""
+    from demo.config import DEFAULT_CONFIG_PATH, load_config
+    from demo.evaluation.results import ResultsStore
+    from demo.evaluation.runner import EvaluationOptions, legacy_hash_renames, pending_work
+    from demo.paths import former_artefact_text
+
+    def show(path: str) -> str | None:
+        done = subprocess.run(
+            ["git", "show", f"{BEFORE_ARTEFACTS_MOVED}:{path}"], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        return done.stdout if done.returncode == 0 else None
+
+    old_config = show("models.yaml")
+    if shutil.which("git") is None or old_config is None:
+        pytest.skip("needs git and the repository's history")
+    if former_artefact_text(DEFAULT_CONFIG_PATH.read_text()) != old_config:
+        pytest.skip("models.yaml changed beyond the move since; the run of then is another configuration's")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("results.jsonl", "likelihoods.jsonl"):
+        (run / name).write_text(show(f"results/evaluation/default-run/{name}") or "")
+    config, options = load_config(), EvaluationOptions()
+    store = ResultsStore(run)
+    assert len(pending_work(config, options, store)[0]) == 728  # stored, but under the old hashes
+    assert store.rename_hashes(legacy_hash_renames(config, options)) == 908
+    assert pending_work(config, options, ResultsStore(run)) == ([], [])

@@ -46,7 +46,7 @@ def test_repo_models_yaml_loads():
     assert config.pair_models()["aligned"].stage == "preference-tuned"
     assert config.pair_models()["aligned"].prompt_format == "chat"
     tuned = config.pair_models()["aligned"].source
-    assert isinstance(tuned, MergedAdapterSource) and tuned.adapter == REPO_ROOT / "data" / "align" / "rlhf"
+    assert isinstance(tuned, MergedAdapterSource) and tuned.adapter == REPO_ROOT / "trained" / "align" / "rlhf"
     assert tuned.base == config.models["gemma-3-270m"].source  # the YAML anchor: the same base weights
     assert config.pair("gemma-vs-smollm2").aligned == "smollm2-135m-instruct"  # the two-family reference
     assert config.stages is not None
@@ -58,7 +58,7 @@ def test_repo_models_yaml_loads():
     reward = config.scoring.reward
     assert isinstance(reward, TrainedHeadReward)
     assert reward.head_path.is_absolute()
-    assert reward.head_path == (DEFAULT_CONFIG_PATH.parent / "data/reward/reward_head.safetensors").resolve()
+    assert reward.head_path == (DEFAULT_CONFIG_PATH.parent / "trained/reward/reward_head.safetensors").resolve()
 
 
 def test_config_is_frozen():

@@ -365,7 +365,7 @@ def test_the_judges_card_note_reads_its_figures_from_the_head_file():
     from demo.config import load_config
     from demo.scoring.reward_head import read_head_file
 
-    reward = load_config().scoring.reward  # the shipped head in data/reward/
+    reward = load_config().scoring.reward  # the shipped head in trained/reward/
     _, metadata = read_head_file(reward.head_path)
     note = views.trained_head_note(reward)
     assert f"{float(metadata['independent_accuracy']):.1%} right" in note

@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from ...cache import cache_dir
-from ...paths import DATA_DIR
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 T = TypeVar("T")
 
-ALIGN_DATA = DATA_DIR / "align"
 BASE_MODEL_ID = "gemma-3-270m"
 
 # Gemma 3's turn markers. The base GGUF ships no chat template, so the tuned tokenizers get this

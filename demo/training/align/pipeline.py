@@ -1,25 +1,67 @@
 """The order of the three steps, where each reads and writes, and the settings the committed
-run used (sized by measurement on the shared 2-core CPU; see data/align/*/MODEL_CARD.md).
+run used (sized by measurement on the shared 2-core CPU; see trained/align/*/MODEL_CARD.md).
 
-Artefacts (adapters, heads, metrics) go to data/align/<step>/ and are committed; trainer
-checkpoints go to $DEMO_CACHE_DIR/align/<step>/ and make `--resume` continue a stopped step.
+Artefacts (adapters, heads, metrics) go to <cache>/trained/align/<step>/ (or `--out-dir`); only
+`--replace-shipped` writes over the committed ones in trained/align/<step>/. Trainer checkpoints go
+to $DEMO_CACHE_DIR/align/<step>/ and make `--resume` continue a stopped step.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from ...cache import cache_dir
 from ...config import AppConfig, MergedAdapterSource, WeightsSource, load_config
+from ...paths import ALIGN_ARTEFACTS_DIR
 from ...weights import resolve_checkpoint
-from .common import ALIGN_DATA, BASE_MODEL_ID, checkpoints_dir
+from .common import BASE_MODEL_ID, checkpoints_dir
 from .reward_model import HEAD_FILE, RewardSettings, SFTRewardModel, train_reward_model
 from .rl import Judge, RLSettings, train_rl
 from .sft import SFTSettings, train_sft
 
 STEPS = ("sft", "reward", "rl")
-SFT_DIR, REWARD_DIR, RLHF_DIR = ALIGN_DATA / "sft", ALIGN_DATA / "reward", ALIGN_DATA / "rlhf"
+
+
+@dataclass(frozen=True)
+class AlignFolders:
+    """Where each step writes (`root/sft`, `root/reward`, `root/rlhf`). A step reads an earlier
+    step's artefact from this root when that step ran into it, else the shipped one in trained/."""
+
+    root: Path
+
+    @property
+    def sft(self) -> Path:
+        return self.root / "sft"
+
+    @property
+    def reward(self) -> Path:
+        return self.root / "reward"
+
+    @property
+    def rlhf(self) -> Path:
+        return self.root / "rlhf"
+
+    def sft_input(self) -> Path:
+        return self.sft if (self.sft / "adapter_model.safetensors").is_file() else SHIPPED.sft
+
+    def reward_input(self) -> Path:
+        return self.reward if (self.reward / HEAD_FILE).is_file() else SHIPPED.reward
+
+
+SHIPPED = AlignFolders(ALIGN_ARTEFACTS_DIR)
+
+
+def output_folders(out_dir: Path | None, replace_shipped: bool) -> AlignFolders:
+    """`out_dir`; the shipped folders (trained/align/) only when `replace_shipped`; else one folder
+    of the cache (`<cache>/trained/align/`), the same each time so `--resume` finds it."""
+    if replace_shipped:
+        return SHIPPED
+    return AlignFolders(Path(out_dir) if out_dir else cache_dir() / "trained" / "align")
+
 
 # The committed run, sized for the 2-core CPU (each step's budget is 60 minutes; see the cards).
 # SFT: 60 optimiser steps of 8 demonstrations (480 of 988, about half an epoch), batches grouped
@@ -50,17 +92,24 @@ def base_source(config: AppConfig) -> WeightsSource:
     return config.models[BASE_MODEL_ID].source
 
 
-def sft_checkpoint(config: AppConfig) -> Path:
+def sft_checkpoint(config: AppConfig, adapter: Path = SHIPPED.sft) -> Path:
     """The base with the SFT adapter merged: the reward model's backbone and RL's reference."""
-    source = MergedAdapterSource(type="merged_adapter", base=base_source(config), adapter=SFT_DIR)
+    source = MergedAdapterSource(type="merged_adapter", base=base_source(config), adapter=adapter)
     return resolve_checkpoint(source).path
 
 
 def run(
-    step: str, *, resume: bool = False, config_path: str | Path | None = None, stop_after: int | None = None
+    step: str,
+    *,
+    resume: bool = False,
+    config_path: str | Path | None = None,
+    stop_after: int | None = None,
+    folders: AlignFolders | None = None,
 ) -> dict:
-    """Run one step ("sft" | "reward" | "rl") or "all" of them in order; returns their reports.
-    `stop_after` (SFT only) ends SFT after that optimiser step as an interruption would."""
+    """Run one step ("sft" | "reward" | "rl") or "all" of them in order into `folders` (default:
+    the cache's, never the shipped ones); returns their reports. `stop_after` (SFT only) ends SFT
+    after that optimiser step as an interruption would."""
+    folders = folders or output_folders(None, replace_shipped=False)
     if step not in (*STEPS, "all"):
         raise ValueError(f"align step must be one of {(*STEPS, 'all')}, got {step!r}")
     config = load_config(config_path)
@@ -69,29 +118,33 @@ def run(
     for name in STEPS if step == "all" else (step,):
         if name == "sft":
             reports[name] = train_sft(
-                base, SFT_DIR, checkpoints_dir("sft"), SFT_RUN, resume=resume, stop_after=stop_after
+                base, folders.sft, checkpoints_dir("sft"), SFT_RUN, resume=resume, stop_after=stop_after
             )
             if "stopped_at" in reports[name]:
                 break
         elif name == "reward":
             reports[name] = train_reward_model(
-                sft_checkpoint(config), REWARD_DIR, checkpoints_dir("reward"), REWARD_RUN, resume=resume
+                sft_checkpoint(config, folders.sft_input()),
+                folders.reward,
+                checkpoints_dir("reward"),
+                REWARD_RUN,
+                resume=resume,
             )
         else:
-            merged = sft_checkpoint(config)
-            reward = SFTRewardModel.load(merged, REWARD_DIR / HEAD_FILE, max_tokens=REWARD_RUN.max_tokens)
+            merged = sft_checkpoint(config, folders.sft_input())
+            reward = SFTRewardModel.load(merged, folders.reward_input() / HEAD_FILE, max_tokens=REWARD_RUN.max_tokens)
             reports[name] = train_rl(
                 base,
-                SFT_DIR,
+                folders.sft_input(),
                 merged,
-                RLHF_DIR,
+                folders.rlhf,
                 checkpoints_dir("rl"),
                 reward.score,
                 _judge(config),
                 RL_RUN,
                 resume=resume,
             )
-            save_reward_vs_kl(reports[name]["rounds"], RLHF_DIR / "reward_vs_kl.png")
+            save_reward_vs_kl(reports[name]["rounds"], folders.rlhf / "reward_vs_kl.png")
     return reports
 
 
@@ -116,8 +169,18 @@ def _judge(config: AppConfig) -> Judge:
     return judge
 
 
-def main(step: str, resume: bool, config_path: str | None = None, *, stop_after: int | None = None) -> int:
-    reports = run(step, resume=resume, config_path=config_path, stop_after=stop_after)
+def main(
+    step: str,
+    resume: bool,
+    config_path: str | None = None,
+    *,
+    stop_after: int | None = None,
+    out_dir: Path | None = None,
+    replace_shipped: bool = False,
+) -> int:
+    folders = output_folders(out_dir, replace_shipped)
+    reports = run(step, resume=resume, config_path=config_path, stop_after=stop_after, folders=folders)
+    print(f"wrote {folders.root}", file=sys.stderr)
     summary = {name: {k: v for k, v in report.items() if k != "log_history"} for name, report in reports.items()}
     print(json.dumps(summary, indent=2, default=str))
     return 0

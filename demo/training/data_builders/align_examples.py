@@ -1,6 +1,6 @@
 """Three held-out prompts answered by the base (raw prompt, as the app's base side) and by each
 tuned model (Gemma chat format), with the app's default sampling settings and seed; writes
-data/align/examples.json. Run: python -m demo data align-examples [sft] [rlhf]"""
+trained/align/examples.json. Run: python -m demo data align-examples [sft] [rlhf]"""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import json
 import torch
 
 from ...config import MergedAdapterSource, load_config
+from ...paths import ALIGN_ARTEFACTS_DIR
 from ...weights import resolve_checkpoint
-from ..align.common import ALIGN_DATA, BASE_MODEL_ID, chat_tokenizer, stop_token_ids
+from ..align.common import BASE_MODEL_ID, chat_tokenizer, stop_token_ids
 
 PROMPTS = [
     "Give me three tips for sleeping better.",
@@ -50,10 +51,10 @@ def main(argv: list[str]) -> int:
     models = {"base": (resolve_checkpoint(base_source).path, False)}
     for name in argv:
         merged = resolve_checkpoint(
-            MergedAdapterSource(type="merged_adapter", base=base_source, adapter=ALIGN_DATA / name)
+            MergedAdapterSource(type="merged_adapter", base=base_source, adapter=ALIGN_ARTEFACTS_DIR / name)
         )
         models[name] = (merged.path, True)
-    target = ALIGN_DATA / "examples.json"
+    target = ALIGN_ARTEFACTS_DIR / "examples.json"
     results = json.loads(target.read_text()) if target.is_file() else {}
     for name, (path, chat) in models.items():
         tokenizer = chat_tokenizer(path)

@@ -1,7 +1,7 @@
 """What the RL reward model (step 2) likes that it should not: the answers sampled in the RL
 rounds (the round-N/samples.jsonl files in the cache, each with its training-RM reward), scored
 again by the app's independent judge; prints rank correlations of both with surface features and
-the answers the two disagree on most. Writes data/align/rlhf/samples_scored.jsonl (and reuses its
+the answers the two disagree on most. Writes trained/align/rlhf/samples_scored.jsonl (and reuses its
 judge scores while the samples are the same). Run: python -m demo data reward-faults [--rescore]"""
 
 import json
@@ -9,10 +9,11 @@ import re
 import statistics
 
 from ...config import load_config
+from ...paths import ALIGN_ARTEFACTS_DIR
 from ...scoring.scorer import AnswerScorer
-from ..align.common import ALIGN_DATA, checkpoints_dir
+from ..align.common import checkpoints_dir
 
-OUT = ALIGN_DATA / "rlhf" / "samples_scored.jsonl"
+OUT = ALIGN_ARTEFACTS_DIR / "rlhf" / "samples_scored.jsonl"
 FEATURES = {
     "characters": lambda a: len(a),
     "line breaks": lambda a: a.count("\n"),

@@ -7,7 +7,7 @@
     python -m demo data reward-study final             # the candidates on the independent set, once
     python -m demo data reward-study committed         # the committed head on the independent set
     python -m demo data reward-study retrain           # the CV choice, trained as train-reward would
-    python -m demo data reward-study card              # the Candidates section of data/reward/MODEL_CARD.md
+    python -m demo data reward-study card              # the Candidates section of trained/reward/MODEL_CARD.md
 
 Features go to $STUDY_DIR (default /tmp/reward-study), one .npz per backbone: every block's
 residual stream pooled two ways for every distinct (prompt, answer) of the written parts, their
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...paths import REPO_ROOT as REPO
+from ...paths import REWARD_ARTEFACTS_DIR
 from ...preferences import (
     load_independent,
     load_pairs,
@@ -417,12 +417,12 @@ def run_cv(extra: list[dict] | None = None) -> None:
 
 
 def evaluate_committed_head() -> dict:
-    """The committed head (data/reward/reward_head.safetensors, numpy, as served) on the
+    """The committed head (trained/reward/reward_head.safetensors, numpy, as served) on the
     independent set, from the study's block-20 answer-mean features (the served int8 graph)."""
     from demo.scoring.reward_head import load_head_weights
     from demo.training.reward import evaluate_rewards, evaluation_table
 
-    head, metadata = load_head_weights(REPO / "data" / "reward" / "reward_head.safetensors")
+    head, metadata = load_head_weights(REWARD_ARTEFACTS_DIR / "reward_head.safetensors")
     features = Features("smollm2")
     layer, pooling = int(metadata["layer"]), metadata["feature"]
     result = {}
@@ -437,7 +437,7 @@ def evaluate_committed_head() -> dict:
 
 def final() -> None:
     """Each CV-studied candidate retrained on the whole train split, measured once on the
-    independent set; writes data/reward/candidates.json for the model card."""
+    independent set; writes trained/reward/candidates.json for the model card."""
     from demo.training.reward import HeadConfig, evaluate_rewards, fit_head
 
     results = json.loads((STUDY_DIR / "cv.json").read_text())
@@ -475,7 +475,7 @@ def final() -> None:
             }
         )
         print(f"{r['cv_score']:.3f}  independent {ev.overall.accuracy:.3f}  {name}", flush=True)
-    (REPO / "data" / "reward" / "candidates.json").write_text(json.dumps({"candidates": rows}, indent=1) + "\n")
+    (REWARD_ARTEFACTS_DIR / "candidates.json").write_text(json.dumps({"candidates": rows}, indent=1) + "\n")
 
 
 class StudyFeatures:
@@ -528,7 +528,7 @@ def retrain() -> None:
 
 def card() -> None:
     """Replace the model card's Candidates section with the study's table and outcome."""
-    path = REPO / "data" / "reward" / "MODEL_CARD.md"
+    path = REWARD_ARTEFACTS_DIR / "MODEL_CARD.md"
     text = path.read_text(encoding="utf-8")
     start = text.index("## Candidates")
     end = text.index("\n## ", start + 1) + 1
@@ -537,8 +537,8 @@ def card() -> None:
 
 
 def candidates_section(retrained_independent: float) -> str:
-    """The model card's "Candidates" section, from data/reward/candidates.json (`final`)."""
-    rows = json.loads((REPO / "data" / "reward" / "candidates.json").read_text())["candidates"]
+    """The model card's "Candidates" section, from trained/reward/candidates.json (`final`)."""
+    rows = json.loads((REWARD_ARTEFACTS_DIR / "candidates.json").read_text())["candidates"]
     pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
     lines = [
         "| candidate | CV score | CV | CV, chosen shorter | CV, plain | independent | helpful | honest | harmless |",
