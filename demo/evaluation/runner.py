@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from ..compare import Comparator
     from ..generation.workers import Worker
+    from ..scoring.scorer import AnswerScorer
 
 # Comparisons per round: each model gets up to this many prompts, in batches of its back end.
 # DEMO_EVAL_CHUNK overrides it (the resume test writes rows early with small rounds).
@@ -285,6 +286,47 @@ def pending_work(
     return pending, mc_pending
 
 
+@dataclass
+class _Run:
+    """What every stage of one run reads: the plan's identity, its store and the pair's workers,
+    and the progress counter the stages advance."""
+
+    config: AppConfig
+    options: EvaluationOptions
+    store: ResultsStore
+    workers: dict[str, Worker]
+    scorer: AnswerScorer | None
+    progress: Progress | None
+    total: int
+    hashes: dict[str, str] = dataclasses.field(init=False)  # per role (`model_hashes`)
+    done: int = 0
+    unit_started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.hashes = model_hashes(self.config, self.options)
+
+    @property
+    def pair_hash(self) -> str:
+        return pair_config_hash(self.hashes["base"], self.hashes["aligned"])
+
+    @property
+    def pair_id(self) -> str:
+        return self.config.pair(self.options.pair).id
+
+    @property
+    def model_ids(self) -> dict[str, str]:
+        pair = self.config.pair(self.options.pair)
+        return {role: getattr(pair, role) for role in ROLES}
+
+    def step(self, count: int = 0) -> None:
+        """Count `count` finished items and tell `progress` (done, total, seconds left)."""
+        self.done += count
+        if self.progress is not None:
+            elapsed = time.perf_counter() - self.unit_started
+            eta = elapsed / self.done * (self.total - self.done) if self.done else None
+            self.progress(self.done, self.total, eta)
+
+
 def run_evaluation(
     config: AppConfig,
     comparator: Comparator,
@@ -296,139 +338,163 @@ def run_evaluation(
 ) -> EvaluationResult:
     """Evaluate the pair on the suites into `out_dir`; returns where the summary and report are.
 
-    `comparator` supplies the workers (`pair_workers`) and the scorer, as for the page."""
+    `comparator` supplies the workers (`pair_workers`) and the scorer, as for the page. The
+    stages: plan what the store lacks, generate and score the comparisons chunk by chunk, add
+    the truthfulness likelihoods, then write the summary and report."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     store = ResultsStore(out_dir)
     store.rename_hashes(legacy_hash_renames(config, options))
-    pair = config.pair(options.pair)
-    workers = comparator.pair_workers(pair.id)
-    model_ids: dict[str, str] = {role: getattr(pair, role) for role in ROLES}
-    hashes = model_hashes(config, options)
-    pair_hash = pair_config_hash(hashes["base"], hashes["aligned"])
-    samplings = {kind: kind_sampling(config, options, kind) for kind in KINDS}
     rows = plan_rows(options)
-    items = plan_items(rows, options)
-    truthful = [row for row in rows if row.kind == "truthfulness"]
+    planned = len(plan_items(rows, options)) + sum(row.kind == "truthfulness" for row in rows) * len(
+        options.base_formats
+    )
     pending, mc_pending = pending_work(config, options, store)
-    mc_hash = mc_hashes(config, options)
+    run = _Run(
+        config,
+        options,
+        store,
+        comparator.pair_workers(config.pair(options.pair).id),
+        comparator.scorer,
+        progress,
+        total=len(pending) + len(mc_pending),
+    )
+    run.step()
+    _run_comparisons(run, pending, should_stop)
+    _run_likelihoods(run, mc_pending, should_stop)
+    summary_path, report_path = write_summary_and_report(config, options, store, out_dir)
+    return EvaluationResult(
+        out_dir=out_dir,
+        summary_path=summary_path,
+        report_path=report_path,
+        planned=planned,
+        reused=planned - len(pending) - len(mc_pending),
+        generated=run.done,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run_comparisons(run: _Run, pending: list[_Item], should_stop: Callable[[], bool]) -> None:
+    """Generate, score and store the pending comparisons, a chunk at a time."""
     # Aligned answers already stored (under another base format) are reused, not regenerated.
     aligned_done: dict[AlignedKey, dict] = {
         (r["suite"], r["row"], r["sample"], r.get("instruction")): r["aligned"]
-        for r in store.comparisons()
-        if r.get("config_hash") == pair_hash
+        for r in run.store.comparisons()
+        if r.get("config_hash") == run.pair_hash
     }
-    total = len(pending) + len(mc_pending)
-    done = 0
-    unit_started = time.perf_counter()
-
-    def report_progress() -> None:
-        if progress is not None:
-            elapsed = time.perf_counter() - unit_started
-            eta = elapsed / done * (total - done) if done else None
-            progress(done, total, eta)
-
-    report_progress()
-    scorer = comparator.scorer
-    mc_memo: dict[tuple, list[tuple[float, int]]] = {}
     # Sorted by sample and instruction so a chunk's requests share their seed and kind, and a
     # row's base formats are neighbours: the judge reads their shared prompt turn once.
-    pending.sort(key=lambda i: (i.sample, i.row.kind, i.instruction or "", i.row.suite, i.row.row, i.base_format))
+    pending = sorted(
+        pending, key=lambda i: (i.sample, i.row.kind, i.instruction or "", i.row.suite, i.row.row, i.base_format)
+    )
     for start in range(0, len(pending), CHUNK):
         if should_stop():
             break
         chunk = pending[start : start + CHUNK]
-        base_items = list({item.base_key(): item for item in chunk}.values())
-        aligned_items = list(
-            {item.aligned_key(): item for item in chunk if item.aligned_key() not in aligned_done}.values()
-        )
-
-        def request(item: _Item, mode: BaseMode) -> GenerationRequest:
-            return GenerationRequest(
-                item.text,
-                dataclasses.replace(samplings[item.row.kind], seed=options.seed + item.sample),
-                mode,
-                config.limits.max_prompt_tokens,
-            )
-
-        base_answers, new_aligned = generate_pair(
-            workers,
-            {i.base_key(): request(i, i.base_format) for i in base_items},
-            {i.aligned_key(): request(i, "raw") for i in aligned_items},
-        )
-
-        sides: dict[SideKey, SideState] = {}
-        to_score: list[tuple[SideKey, SideState]] = []
-        for role, answers in (("base", base_answers), ("aligned", new_aligned)):
-            for key, answer in answers.items():
-                side = _side(config.models[model_ids[role]].name, model_ids[role], answer)
-                sides[(role, key)] = side
-                if side.error is None:
-                    to_score.append(((role, key), side))
-        if scorer is not None and to_score:
-            prompt_of: dict[SideKey, str] = {("base", i.base_key()): i.text for i in base_items} | {
-                ("aligned", i.aligned_key()): i.text for i in aligned_items
-            }
-            scoring_started = time.perf_counter()
-            scores = scorer.score([(prompt_of[k], side.text) for k, side in to_score])
-            log.info("scored %d answers in %.1f s", len(to_score), time.perf_counter() - scoring_started)
-            for (_, side), score in zip(to_score, scores):
-                side.apply_scores(score.as_fields())
-        for side_key, side in list(sides.items()):
+        sides = _answer_chunk(run, chunk, aligned_done)
+        for side_key, side in sides.items():
             if side_key[0] == "aligned":
                 aligned_done[side_key[1]] = side.to_json()
         for item in chunk:
-            base = sides[("base", item.base_key())].to_json()
-            aligned = aligned_done[item.aligned_key()]
-            preferred, p_aligned = preference(base.get("reward"), aligned.get("reward"), config.scoring.tie_tolerance)
-            comparison = {
-                "base": base,
-                "aligned": aligned,
-                "preferred": preferred,
-                "p_aligned_preferred": p_aligned,
-                "error": base.get("error") or aligned.get("error"),
-            }
-            store.append_comparison(
-                comparison_record(
-                    item.row,
-                    comparison,
-                    pair=pair.id,
-                    base_format=item.base_format,
-                    sample=item.sample,
-                    seed=options.seed,
-                    model_ids=model_ids,
-                    config_hashes=hashes,
-                    instruction=item.instruction,
-                )
-            )
-            done += 1
-        report_progress()
+            _store_comparison(run, item, sides[("base", item.base_key())].to_json(), aligned_done[item.aligned_key()])
+        run.step(len(chunk))
 
+
+def _answer_chunk(run: _Run, chunk: list[_Item], aligned_done: Mapping[AlignedKey, dict]) -> dict[SideKey, SideState]:
+    """The chunk's base answers and its aligned answers not yet stored, generated as one batch per
+    model and scored together."""
+    base_items = list({item.base_key(): item for item in chunk}.values())
+    aligned_items = list(
+        {item.aligned_key(): item for item in chunk if item.aligned_key() not in aligned_done}.values()
+    )
+    samplings = {kind: kind_sampling(run.config, run.options, kind) for kind in KINDS}
+
+    def request(item: _Item, mode: BaseMode) -> GenerationRequest:
+        sampling = dataclasses.replace(samplings[item.row.kind], seed=run.options.seed + item.sample)
+        return GenerationRequest(item.text, sampling, mode, run.config.limits.max_prompt_tokens)
+
+    base_answers, aligned_answers = generate_pair(
+        run.workers,
+        {i.base_key(): request(i, i.base_format) for i in base_items},
+        {i.aligned_key(): request(i, "raw") for i in aligned_items},
+    )
+    sides: dict[SideKey, SideState] = {}
+    for role, answers in (("base", base_answers), ("aligned", aligned_answers)):
+        model_id = run.model_ids[role]
+        for key, answer in answers.items():
+            sides[(role, key)] = _side(run.config.models[model_id].name, model_id, answer)
+    prompt_of: dict[SideKey, str] = {("base", i.base_key()): i.text for i in base_items} | {
+        ("aligned", i.aligned_key()): i.text for i in aligned_items
+    }
+    _score_sides(run.scorer, sides, prompt_of)
+    return sides
+
+
+def _score_sides(scorer: AnswerScorer | None, sides: Mapping[SideKey, SideState], prompt_of: Mapping) -> None:
+    """Every answer that did not fail gets the scorer's fields, in one call."""
+    to_score = [(key, side) for key, side in sides.items() if side.error is None]
+    if scorer is None or not to_score:
+        return
+    started = time.perf_counter()
+    scores = scorer.score([(prompt_of[key], side.text) for key, side in to_score])
+    log.info("scored %d answers in %.1f s", len(to_score), time.perf_counter() - started)
+    for (_, side), score in zip(to_score, scores):
+        side.apply_scores(score.as_fields())
+
+
+def _store_comparison(run: _Run, item: _Item, base: dict, aligned: dict) -> None:
+    """One finished comparison appended to the store (flushed at once: a killed run resumes)."""
+    preferred, p_aligned = preference(base.get("reward"), aligned.get("reward"), run.config.scoring.tie_tolerance)
+    comparison = {
+        "base": base,
+        "aligned": aligned,
+        "preferred": preferred,
+        "p_aligned_preferred": p_aligned,
+        "error": base.get("error") or aligned.get("error"),
+    }
+    run.store.append_comparison(
+        comparison_record(
+            item.row,
+            comparison,
+            pair=run.pair_id,
+            base_format=item.base_format,
+            sample=item.sample,
+            seed=run.options.seed,
+            model_ids=run.model_ids,
+            config_hashes=run.hashes,
+            instruction=item.instruction,
+        )
+    )
+
+
+def _run_likelihoods(run: _Run, mc_pending: list[tuple[SuiteRow, BaseMode]], should_stop: Callable[[], bool]) -> None:
+    """Each model's summed log-likelihood of every reference answer of the pending truthfulness
+    rows (MC1 / MC2). The aligned model reads every prompt in its chat format: one computation
+    serves each base format's record."""
+    mc_hash = mc_hashes(run.config, run.options)
+    memo: dict[tuple, list[tuple[float, int]]] = {}
     for row, base_format in mc_pending:
         if should_stop():
             break
         choices = list(row.correct) + list(row.incorrect)
         for role in ROLES:
             stored = likelihood_key(config_hash=mc_hash[role], suite=row.suite, row=row.row, base_format=base_format)
-            if store.has_likelihood(stored):
+            if run.store.has_likelihood(stored):
                 continue
-            # The aligned model reads every prompt in its chat format: one computation
-            # serves each base format's record.
             mode = base_format if role == "base" else "raw"
             memo_key = (role, row.suite, row.row, mode)
-            if memo_key not in mc_memo:
-                started_mc = time.perf_counter()
-                mc_memo[memo_key] = workers[role].call("answer_logprobs", row.prompt, choices, mode)
-                log.info("%s: %d answer likelihoods in %.2f s", role, len(choices), time.perf_counter() - started_mc)
-            logliks = mc_memo[memo_key]
+            if memo_key not in memo:
+                started = time.perf_counter()
+                memo[memo_key] = run.workers[role].call("answer_logprobs", row.prompt, choices, mode)
+                log.info("%s: %d answer likelihoods in %.2f s", role, len(choices), time.perf_counter() - started)
+            values, counts = [v for v, _ in memo[memo_key]], [n for _, n in memo[memo_key]]
             split = len(row.correct)
-            values, counts = [v for v, _ in logliks], [n for _, n in logliks]
-            store.append_likelihood(
+            run.store.append_likelihood(
                 likelihood_record(
                     row,
-                    pair=pair.id,
+                    pair=run.pair_id,
                     model=role,
-                    model_id=model_ids[role],
+                    model_id=run.model_ids[role],
                     config_hash=mc_hash[role],
                     base_format=base_format,
                     correct_logliks=values[:split],
@@ -437,19 +503,7 @@ def run_evaluation(
                     incorrect_tokens=counts[split:],
                 )
             )
-        done += 1
-        report_progress()
-
-    summary_path, report_path = write_summary_and_report(config, options, store, out_dir)
-    return EvaluationResult(
-        out_dir=out_dir,
-        summary_path=summary_path,
-        report_path=report_path,
-        planned=len(items) + len(truthful) * len(options.base_formats),
-        reused=len(items) - len(pending) + len(truthful) * len(options.base_formats) - len(mc_pending),
-        generated=done,
-        seconds=time.perf_counter() - started,
-    )
+        run.step(1)
 
 
 def write_summary_and_report(
