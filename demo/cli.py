@@ -215,10 +215,35 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--run", type=Path, help="an evaluation run folder (default: results/evaluation/default-run)")
     tasks.add_argument("--batches", type=Path, help="write one blind batch per --labeller here")
     tasks.add_argument(
-        "--labeller", action="append", default=[], metavar="NAME:POOL[:SHARE]", help="e.g. T1:train, H3:test:0.2"
+        "--labeller",
+        action="append",
+        default=[],
+        metavar="NAME:POOL[:SHARE|:K/N]",
+        help="e.g. T1:train, H3:test:0.2 (a random 20 %%), P2:train:2/4 (the 2nd of 4 disjoint parts)",
     )
+    tasks.add_argument(
+        "--set",
+        choices=("outputs", "policy"),
+        default="outputs",
+        help="outputs: items from --run (data/feedback/); policy: batches of the existing policy samples "
+        "(data/feedback/policy/, made by `feedback samples`)",
+    )
+    samples = feedback_commands.add_parser(
+        "samples", help="K answers per prompt from our policy (resumable), as ranking items of the policy set"
+    )
+    samples.add_argument("--model", default="gemma-3-270m-sft", help="the policy sampled (default: our SFT model)")
+    samples.add_argument("--prompts", type=Path, help="a prompt file (default: data/rl/prompts.jsonl)")
+    samples.add_argument("--limit", type=_positive, help="only the first N prompts")
+    samples.add_argument("--k", type=_positive, default=4, help="answers per prompt (default 4)")
+    samples.add_argument("--max-new-tokens", type=_positive, default=64, help="default 64, as the RL step samples")
+    samples.add_argument("--seed", type=int, default=0, help="sample k of each prompt uses seed SEED + k")
+    samples.add_argument("--checkpoint", type=Path, help="the resumable samples file (default: in the cache)")
+    _add_config(samples)
     ingest = feedback_commands.add_parser("ingest", help="check one labeller's file and add it to the labels")
     ingest.add_argument("file", type=Path)
+    ingest.add_argument(
+        "--set", choices=("outputs", "policy"), default="outputs", help="the labelled set (default outputs)"
+    )
     ingest.add_argument("--labeller", required=True)
     ingest.add_argument("--pool", choices=["train", "test"], required=True)
     ingest.add_argument(
@@ -574,16 +599,58 @@ def run_feedback(args) -> int:
     from .paths import DEFAULT_RUN_DIR
 
     run = args.run if getattr(args, "run", None) else DEFAULT_RUN_DIR
+    if args.feedback_command == "samples":
+        return run_policy_samples(args)
     if args.feedback_command == "tasks":
+        if args.set == "policy":
+            items = feedback.read_items(feedback.POLICY_ITEMS)
+            print("\n".join(feedback.write_batches(items, args.batches, args.labeller)) if args.batches else "")
+            return 0
         print(feedback.make_tasks(run, feedback.ITEMS, args.batches, args.labeller))
         return 0
     if args.feedback_command == "ingest":
         kind = args.kind or feedback.AI_FEEDBACK
-        print(feedback.ingest_file(args.file, args.labeller, args.pool, feedback.ITEMS, feedback.LABELS, kind))
+        items_path, labels_path = feedback.LABEL_SETS[args.set]
+        print(feedback.ingest_file(args.file, args.labeller, args.pool, items_path, labels_path, kind))
         return 0
     ok, text = feedback.report(run, feedback.ITEMS, feedback.LABELS, feedback.REPORT, args.check)
     print(text, end="" if text.endswith("\n") else "\n", file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
+
+
+def run_policy_samples(args) -> int:
+    """`feedback samples`: K answers per prompt from the policy through the served runtime."""
+    from .cache import cache_dir
+    from .compare import start_comparator
+    from .feedback import commands as feedback
+    from .feedback.tasks import write_items
+    from .paths import DATA_DIR
+    from .training.align.samples import SampleSpec, items_from_samples, read_prompts, sample_policy
+
+    config = load_config(args.config)
+    if args.model not in config.models:
+        raise SystemExit(f"--model {args.model!r} is not in models.yaml ({', '.join(config.models)})")
+    spec = SampleSpec(args.model, k=args.k, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    prompts = read_prompts(args.prompts or DATA_DIR / "rl" / "prompts.jsonl", args.limit)
+    checkpoint = args.checkpoint or cache_dir() / "feedback" / f"samples-{args.model}-k{args.k}-s{args.seed}.jsonl"
+    comparator = start_comparator(config, model_ids=(args.model,), with_scorer=False)
+    try:
+        if not comparator.wait_ready().get(args.model, False):
+            raise SystemExit(f"{args.model} failed to load; see the log above")
+        worker = comparator.workers[args.model]
+
+        def progress(done: int, total: int) -> None:
+            print(f"{done}/{total} samples -> {checkpoint}", file=sys.stderr, flush=True)
+
+        samples = sample_policy(config, worker, spec, prompts, checkpoint, progress=progress)
+    finally:
+        comparator.close()
+    wanted = {row["prompt"] for row in prompts}
+    items = items_from_samples([row for row in samples if row["prompt"] in wanted])
+    write_items(items, feedback.POLICY_ITEMS)
+    splits = {split: sum(item.split == split for item in items) for split in ("train", "validation", "test")}
+    print(f"{len(items)} ranking items {splits} -> {feedback.POLICY_ITEMS}")
+    return 0
 
 
 def run_prepare(args) -> int:

@@ -19,10 +19,15 @@ from pathlib import Path
 from ..paths import DATA_DIR, RESULTS_DIR
 from .labels import AI_FEEDBACK, GUIDELINE_VERSION, ingest, parse_labels, read_labels
 from .report import build_report, judge_agreement, row_identity
-from .tasks import items_from_run, read_items, write_batch, write_items
+from .tasks import Item, items_from_run, read_items, write_batch, write_items
 
 ITEMS = DATA_DIR / "feedback" / "items.jsonl"
 LABELS = DATA_DIR / "feedback" / "labels.jsonl"
+# Our SFT policy's own samples, K per prompt, ranked for the RL step's reward model.
+POLICY_ITEMS = DATA_DIR / "feedback" / "policy" / "items.jsonl"
+POLICY_LABELS = DATA_DIR / "feedback" / "policy" / "labels.jsonl"
+# `--set`: which labelled set a command reads and writes (items, labels).
+LABEL_SETS = {"outputs": (ITEMS, LABELS), "policy": (POLICY_ITEMS, POLICY_LABELS)}
 REPORT = RESULTS_DIR / "feedback" / "report.json"
 RULE_BEFORE = (0.5, 0.5)  # (wording, meaning): the flag rule the default run was scored with, before labels v1
 
@@ -36,17 +41,38 @@ def make_tasks(run: Path, items_path: Path, batches: Path | None, labellers: lis
     items = items_from_run(_run_rows(run))
     write_items(items, items_path)
     lines = [f"{len(items)} items -> {items_path}"]
-    for number, spec in enumerate(labellers):
-        name, pool, *share = spec.split(":")
-        if pool not in ("train", "test"):
-            raise ValueError(f"--labeller {spec!r}: the pool is train or test")
-        own = [i for i in items if (i.split == "test") == (pool == "test")]
-        if share:
-            own = random.Random(name).sample(sorted(own, key=lambda i: i.id), max(1, round(len(own) * float(share[0]))))
-        if batches is not None:
-            write_batch(own, batches / f"{name}.jsonl", seed=number)
-            lines.append(f"{name} ({pool}): {len(own)} items -> {batches / (name + '.jsonl')}")
+    if batches is not None:
+        lines += write_batches(items, batches, labellers)
     return "\n".join(lines)
+
+
+def labeller_items(items: Sequence[Item], spec: str) -> tuple[str, str, list[Item]]:
+    """(name, pool, items) of one `NAME:POOL[:SHARE|:K/N]` spec: the pool's items (test split for
+    the test pool, train and validation for the train pool); a SHARE in 0–1 is a random subset of
+    that size (an overlap labeller), K/N the K-th of N disjoint parts (labellers sharing a set)."""
+    name, pool, *part = spec.split(":")
+    if pool not in ("train", "test"):
+        raise ValueError(f"--labeller {spec!r}: the pool is train or test")
+    own = sorted((i for i in items if (i.split == "test") == (pool == "test")), key=lambda i: i.id)
+    if part and "/" in part[0]:
+        k, n = (int(x) for x in part[0].split("/"))
+        if not 1 <= k <= n:
+            raise ValueError(f"--labeller {spec!r}: part K/N needs 1 <= K <= N")
+        order = random.Random(f"parts-{pool}-{n}").sample(own, len(own))
+        own = sorted(order[k - 1 :: n], key=lambda i: i.id)
+    elif part:
+        own = random.Random(name).sample(own, max(1, round(len(own) * float(part[0]))))
+    return name, pool, own
+
+
+def write_batches(items: Sequence[Item], batches: Path, labellers: list[str]) -> list[str]:
+    """One blind batch per labeller spec (`labeller_items`), each in a shuffled order of its own."""
+    lines = []
+    for number, spec in enumerate(labellers):
+        name, pool, own = labeller_items(items, spec)
+        write_batch(own, batches / f"{name}.jsonl", seed=number)
+        lines.append(f"{name} ({pool}): {len(own)} items -> {batches / (name + '.jsonl')}")
+    return lines
 
 
 def ingest_file(path: Path, labeller: str, pool: str, items_path: Path, store: Path, kind: str) -> str:
@@ -89,9 +115,14 @@ __all__ = [
     "AI_FEEDBACK",
     "ITEMS",
     "LABELS",
+    "LABEL_SETS",
+    "POLICY_ITEMS",
+    "POLICY_LABELS",
     "REPORT",
     "ingest_file",
     "labellers_on_run",
     "make_tasks",
+    "read_items",
     "report",
+    "write_batches",
 ]

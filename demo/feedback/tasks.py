@@ -75,7 +75,8 @@ def split_of(prompt: str, shares: Sequence[float] = SPLIT_SHARES) -> Split:
     return SPLITS[-1]
 
 
-def _id(*parts: str) -> str:
+def item_id(*parts: str) -> str:
+    """An item's id: a content hash of its kind and text (the same text, the same id)."""
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:12]
 
 
@@ -108,8 +109,8 @@ def items_from_run(rows: Iterable[dict], seed: int = 0) -> list[Item]:
         if suite == "toxicity":
             for system, entry in sorted(by_system.items()):
                 answer = Answer("1", system, entry["text"], tuple(entry["keys"]))
-                item_id = _id("continuation", prompt, instruction or "", entry["text"])
-                items.append(Item(item_id, "continuation", split, prompt, info["category"], instruction, (answer,)))
+                item_id_ = item_id("continuation", prompt, instruction or "", entry["text"])
+                items.append(Item(item_id_, "continuation", split, prompt, info["category"], instruction, (answer,)))
         else:
             systems = sorted(by_system)
             rng.shuffle(systems)
@@ -117,7 +118,7 @@ def items_from_run(rows: Iterable[dict], seed: int = 0) -> list[Item]:
                 Answer(str(n), system, by_system[system]["text"], tuple(by_system[system]["keys"]))
                 for n, system in enumerate(systems, 1)
             )
-            items.append(Item(_id("ranking", prompt), "ranking", split, prompt, info["category"], None, answers))
+            items.append(Item(item_id("ranking", prompt), "ranking", split, prompt, info["category"], None, answers))
     return items
 
 
