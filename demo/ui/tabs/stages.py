@@ -7,8 +7,7 @@ the settings are the configured defaults. Built only where the config has a `sta
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -17,6 +16,7 @@ from ...config import AppConfig
 from ...settings import settings_from_values
 from .. import shift_view, views
 from ..context import UIContext
+from ..run_controls import RunControls, refusal, run_event, session_of, wait_until_ready
 
 TITLE = "Three stages"
 
@@ -28,20 +28,29 @@ def shown(config: AppConfig) -> bool:
     return config.stages is not None
 
 
+@dataclass(frozen=True)
+class StagesLayout:
+    """The tab's components: the prompt and its buttons, the message line, an answer per stage."""
+
+    controls: RunControls
+    message: gr.HTML
+    answers: list[gr.HTML]
+
+
 def build(context: UIContext) -> None:
-    config, comparator = context.config, context.comparator
+    wire(context, lay_out(context.config))
+
+
+def lay_out(config: AppConfig) -> StagesLayout:
     stages = config.stages
     assert stages is not None, "app.py builds this tab only when shown(config)"
-    limits = config.limits
-    threshold = config.scoring.toxicity_threshold
-
     gr.Markdown(views.stages_intro(stages), elem_id="stages-intro")
     prompt = gr.Textbox(
         label="Prompt",
         placeholder="Type an instruction; every stage answers it",
         lines=3,
         max_lines=12,
-        max_length=limits.max_prompt_chars,
+        max_length=config.limits.max_prompt_chars,
         elem_id="stages-prompt",
     )
     with gr.Row(equal_height=True):
@@ -54,21 +63,39 @@ def build(context: UIContext) -> None:
             with gr.Column(min_width=260, elem_classes="demo-side", elem_id=f"stages-side-{index}"):
                 gr.Markdown(views.stage_header(config.models[model_id]))
                 answers.append(gr.HTML(elem_id=f"stages-answer-{index}"))
-    skip_answers = [gr.skip()] * len(answers)
+    return StagesLayout(RunControls(prompt, run_btn, stop_btn), message, answers)
+
+
+def wire(context: UIContext, layout: StagesLayout) -> None:
+    run_args = run_event(
+        stages_run(context, len(layout.answers)),
+        [layout.controls.prompt],
+        [layout.message, *layout.answers],
+        context.config.limits.concurrency_limit,
+    )
+    layout.controls.wire(run_args, context.stops)
+
+
+def stages_run(context: UIContext, answers: int):
+    """The run: every stage's answer streamed, each with its score and (after the first stage)
+    its tokens ranked under the stage before."""
+    config, comparator = context.config, context.comparator
+    stages = config.stages
+    assert stages is not None, "app.py builds this tab only when shown(config)"
+    limits = config.limits
+    threshold = config.scoring.toxicity_threshold
+    skip_answers = [gr.skip()] * answers
 
     def run(prompt_text, request: gr.Request):
         try:
             validate_prompt(prompt_text, limits)
         except InvalidPrompt as error:
-            gr.Warning(str(error))
-            yield [f'<div class="demo-error" role="alert">{views.escape(str(error))}</div>', *skip_answers]
+            yield refusal(error, answers)
             return
         settings = settings_from_values({}, config.generation, limits)
-        flag = context.stops.fresh(request.session_hash or "anonymous")
+        flag = context.stops.fresh(session_of(request))
         workers = [comparator.workers[model_id] for model_id in stages.models]
-        while any(w.state == "loading" for w in workers) and not flag.is_set():
-            yield [views.loading_status(comparator)[0], *skip_answers]
-            time.sleep(1.0)
+        yield from wait_until_ready(workers, lambda: [views.loading_status(comparator)[0], *skip_answers], flag.is_set)
         snapshots = comparator.stream_stages(prompt_text, settings, should_stop=flag.is_set, token_shift=True)
         for snapshot in paced(snapshots, SCREEN_INTERVAL_SECONDS):
             yield [
@@ -82,19 +109,4 @@ def build(context: UIContext) -> None:
                 ),
             ]
 
-    def stop(request: gr.Request):
-        context.stops.stop(request.session_hash or "anonymous")
-
-    # One concurrency group with the Compare tab and the blind vote: they decode on the same cores.
-    run_args: dict[str, Any] = dict(  # gradio's per-keyword types can't be checked through **
-        fn=run,
-        inputs=[prompt],
-        outputs=[message, *answers],
-        show_progress="minimal",
-        concurrency_limit=limits.concurrency_limit,
-        concurrency_id="compare",
-        api_visibility="private",
-    )
-    run_btn.click(**run_args)
-    prompt.submit(**run_args)
-    stop_btn.click(stop, None, None, queue=False, api_visibility="private")
+    return run
