@@ -8,19 +8,19 @@ holds nothing but the battle id; which system is A is known to the server alone.
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass
 
 import gradio as gr
 
 from ...arena.battles import ATTRIBUTES, OUTCOME_LABELS, VoteRefused
 from ...arena.limits import client_address
-from ...arena.service import TYPED, InvalidPrompt, RateLimited, Reveal
+from ...arena.service import TYPED, Arena, InvalidPrompt, LeaderboardCache, RateLimited, Reveal
 from ...arena.systems import FORMAT_LABELS
 from ...compare import paced
 from ...errors import public_message
 from .. import views
 from ..context import UIContext
+from ..run_controls import RunControls, run_event, session_of, wait_until_ready
 
 TITLE = "Blind vote"
 SCREEN_INTERVAL_SECONDS = 0.05
@@ -104,37 +104,79 @@ def reveal_html(reveal: Reveal) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ArenaLayout:
+    """The tab's components: prompt and buttons, the battle's state, answers, votes, the form."""
+
+    controls: RunControls
+    random_btn: gr.Button
+    example: gr.State  # (prompt, category) of the last random example
+    battle_id: gr.State
+    message: gr.HTML
+    answers: dict[str, gr.HTML]  # by position, "A" and "B"
+    buttons: dict[str, gr.Button]  # by outcome
+    form: dict[str, tuple[gr.CheckboxGroup, gr.Radio]]  # by position: attributes, overall rating
+    reveal: gr.HTML
+    next_btn: gr.Button
+
+    @property
+    def vote_buttons(self) -> list[gr.Button]:
+        return list(self.buttons.values())
+
+    @property
+    def form_fields(self) -> list[gr.components.Component]:
+        return [field for pair in self.form.values() for field in pair]
+
+
 def build(context: UIContext) -> None:
     arena, leaderboard_cache = context.arena_services()
-    limits = context.config.limits
+    layout = lay_out(arena, context.config.limits.max_prompt_chars)
+    wire(context, arena, leaderboard_cache, layout)
 
+
+def lay_out(arena: Arena, max_prompt_chars: int) -> ArenaLayout:
     gr.Markdown(INTRO)
     gr.HTML(status_html(arena.voting_error), elem_id="arena-status")
     prompt = gr.Textbox(
         label="Prompt",
         lines=3,
         max_lines=12,
-        max_length=limits.max_prompt_chars,
+        max_length=max_prompt_chars,
         placeholder="Type an instruction, or take a random example",
         elem_id="arena-prompt",
     )
     with gr.Row(equal_height=True):
         run_btn = gr.Button("Battle ▶", variant="primary", elem_id="arena-run", scale=2, min_width=90)
         random_btn = gr.Button("🎲 Random example", elem_id="arena-random", min_width=90)
-    example = gr.State(None)  # (prompt, category) of the last random example
+    example = gr.State(None)
     battle_id = gr.State(None)
     message = gr.HTML(elem_id="arena-message")
-    with gr.Row(equal_height=False):
-        answers = {}
-        for position in ("A", "B"):
-            with gr.Column(min_width=300, elem_classes="demo-side"):
-                gr.Markdown(f"### Answer {position}")
-                answers[position] = gr.HTML(elem_id=f"arena-answer-{position.lower()}")
+    answers = answer_columns()
     with gr.Row(equal_height=True):
         buttons = {
             outcome: gr.Button(label, elem_id=elem_id, interactive=False, min_width=80)
             for outcome, elem_id, label in VOTE_BUTTONS
         }
+    form = labelling_form()
+    reveal = gr.HTML(elem_id="arena-reveal")
+    next_btn = gr.Button("Next ↻", elem_id="arena-next", visible=False)
+    return ArenaLayout(
+        RunControls(prompt, run_btn), random_btn, example, battle_id, message, answers, buttons, form, reveal, next_btn
+    )
+
+
+def answer_columns() -> dict[str, gr.HTML]:
+    answers = {}
+    with gr.Row(equal_height=False):
+        for position in ("A", "B"):
+            with gr.Column(min_width=300, elem_classes="demo-side"):
+                gr.Markdown(f"### Answer {position}")
+                answers[position] = gr.HTML(elem_id=f"arena-answer-{position.lower()}")
+    return answers
+
+
+def labelling_form() -> dict[str, tuple[gr.CheckboxGroup, gr.Radio]]:
+    """The paper's labelling form, per answer: its attributes and an overall rating from 1 to 7."""
     with gr.Accordion("Optional: the paper's labelling form, per answer", open=False):
         form = {}
         with gr.Row():
@@ -152,131 +194,122 @@ def build(context: UIContext) -> None:
                             elem_id=f"arena-rating-{position.lower()}",
                         ),
                     )
-    reveal = gr.HTML(elem_id="arena-reveal")
-    next_btn = gr.Button("Next ↻", elem_id="arena-next", visible=False)
+    return form
 
-    vote_buttons = list(buttons.values())
-    form_fields = [field for pair in form.values() for field in pair]
 
-    def locked():
-        # Built inside handlers only: a gr.Button made here, in the Blocks context, would be a
-        # new (rendered) button rather than an update.
-        return [gr.Button(interactive=False)] * len(vote_buttons)
-
-    def address_of(request: gr.Request) -> str:
-        client = getattr(request, "client", None)
-        return client_address(
-            getattr(client, "host", None), dict(request.headers), context.config.arena.trusted_proxies
-        )
-
-    def run(prompt_text, last_example, request: gr.Request):
-        session = request.session_hash or "anonymous"
-        category = last_example[1] if last_example and last_example[0] == prompt_text else TYPED
-        try:
-            battle = arena.new_battle(session, prompt_text, category, address_of(request))
-        except (InvalidPrompt, RateLimited) as error:
-            yield [None, message_html(str(error)), "", "", "", gr.Button(visible=False), *locked()]
-            return
-        except Exception as error:  # anything else: a sentence and an id; the detail goes to the log
-            yield [
-                None,
-                message_html(public_message(error, "starting a battle")),
-                "",
-                "",
-                "",
-                gr.Button(visible=False),
-                *locked(),
-            ]
-            return
-        workers = [arena.comparator.workers[s.model_id] for s in battle.systems]
-        while any(w.state == "loading" for w in workers):
-            yield [
-                battle.id,
-                message_html("The models are still loading…", error=False),
-                "",
-                "",
-                "",
-                gr.Button(visible=False),
-                *locked(),
-            ]
-            time.sleep(1.0)
-        snapshot = None
-        for snapshot in paced(arena.stream(battle), SCREEN_INTERVAL_SECONDS):
-            yield [
-                battle.id,
-                "",
-                *(blind_answer_html(snapshot.side(role), True) for role in battle.roles),
-                "",
-                gr.Button(visible=False),
-                *locked(),
-            ]
-        open_to_vote = arena.registry.get(session, battle.id) is not None and battle.state == "finished"
-        note = "" if open_to_vote else message_html("An answer failed, so this battle cannot be voted on. Press Next.")
-        final = [blind_answer_html(snapshot.side(role), False) for role in battle.roles] if snapshot else ["", ""]
-        yield [
-            battle.id,
-            note,
-            *final,
-            "",
-            gr.Button(visible=not open_to_vote),
-            *([gr.Button(interactive=open_to_vote and arena.voting_error is None)] * len(vote_buttons)),
-        ]
-
-    def vote_for(outcome: str):
-        def vote(current, attrs_a, rating_a, attrs_b, rating_b, request: gr.Request):
-            session = request.session_hash or "anonymous"
-            try:
-                result = arena.vote(
-                    session,
-                    current,
-                    outcome,
-                    {"A": attrs_a or [], "B": attrs_b or []},
-                    (rating_a, rating_b),
-                    address=address_of(request),
-                )
-            except VoteRefused as error:
-                gr.Warning(str(error))
-                return [message_html(str(error)), gr.skip(), gr.skip(), *[gr.skip()] * len(vote_buttons)]
-            leaderboard_cache.poke()  # the Leaderboard tab says "updating…" until it counts this vote
-            return [message_html(""), reveal_html(result), gr.Button(visible=True), *locked()]
-
-        return vote
-
-    run_outputs = [battle_id, message, answers["A"], answers["B"], reveal, next_btn, *vote_buttons]
-    run_args: dict[str, Any] = dict(
-        fn=run,
-        inputs=[prompt, example],
-        outputs=run_outputs,
-        show_progress="minimal",
-        concurrency_limit=limits.concurrency_limit,
-        concurrency_id="compare",
-        api_visibility="private",
+def wire(context: UIContext, arena: Arena, leaderboard_cache: LeaderboardCache, layout: ArenaLayout) -> None:
+    votes = len(layout.vote_buttons)
+    # What a run and Next both set, besides the vote buttons.
+    battle = [
+        layout.battle_id,
+        layout.message,
+        layout.answers["A"],
+        layout.answers["B"],
+        layout.reveal,
+        layout.next_btn,
+    ]
+    run_args = run_event(
+        battle_run(context, arena, votes),
+        [layout.controls.prompt, layout.example],
+        [*battle, *layout.vote_buttons],
+        context.config.limits.concurrency_limit,
     )
-    run_btn.click(**run_args)
-    prompt.submit(**run_args)
+    layout.controls.wire(run_args, context.stops)
 
     def pick_random():
         chosen = arena.random_example()
         return chosen.prompt, (chosen.prompt, chosen.category)
 
-    random_btn.click(pick_random, None, [prompt, example], queue=False, api_visibility="private").then(**run_args)
-    for outcome, button in buttons.items():
+    layout.random_btn.click(
+        pick_random, None, [layout.controls.prompt, layout.example], queue=False, api_visibility="private"
+    ).then(**run_args)
+    for outcome, button in layout.buttons.items():
         button.click(
-            vote_for(outcome),
-            [battle_id, *form_fields],
-            [message, reveal, next_btn, *vote_buttons],
+            vote_for(context, arena, leaderboard_cache, outcome, votes),
+            [layout.battle_id, *layout.form_fields],
+            [layout.message, layout.reveal, layout.next_btn, *layout.vote_buttons],
             concurrency_limit=8,
             concurrency_id="arena-vote",
             api_visibility="private",
         )
 
     def next_battle():
-        return ["", None, "", "", "", "", gr.Button(visible=False), *locked(), *([None] * len(form_fields))]
+        return ["", None, "", "", "", "", gr.Button(visible=False), *locked(votes), *([None] * len(layout.form_fields))]
 
-    next_btn.click(
+    layout.next_btn.click(
         next_battle,
         None,
-        [prompt, battle_id, message, answers["A"], answers["B"], reveal, next_btn, *vote_buttons, *form_fields],
+        [layout.controls.prompt, *battle, *layout.vote_buttons, *layout.form_fields],
         queue=False,
         api_visibility="private",
     )
+
+
+def locked(votes: int) -> list:
+    # Built inside handlers only: a gr.Button made in the Blocks context would be a new
+    # (rendered) button rather than an update.
+    return [gr.Button(interactive=False)] * votes
+
+
+def address_of(context: UIContext, request: gr.Request) -> str:
+    client = getattr(request, "client", None)
+    return client_address(getattr(client, "host", None), dict(request.headers), context.config.arena.trusted_proxies)
+
+
+def hidden(battle_id: str | None, message: str, votes: int) -> list:
+    """The run's outputs while there is nothing to show or vote on: no answers, no Next button,
+    the votes locked."""
+    return [battle_id, message, "", "", "", gr.Button(visible=False), *locked(votes)]
+
+
+def battle_run(context: UIContext, arena: Arena, votes: int):
+    """The run: a battle drawn for the prompt, both answers streamed blind, then the votes
+    unlocked where the battle can be voted on (or Next shown where it cannot)."""
+
+    def run(prompt_text, last_example, request: gr.Request):
+        session = session_of(request)
+        category = last_example[1] if last_example and last_example[0] == prompt_text else TYPED
+        try:
+            battle = arena.new_battle(session, prompt_text, category, address_of(context, request))
+        except (InvalidPrompt, RateLimited) as error:
+            yield hidden(None, message_html(str(error)), votes)
+            return
+        except Exception as error:  # anything else: a sentence and an id; the detail goes to the log
+            yield hidden(None, message_html(public_message(error, "starting a battle")), votes)
+            return
+        workers = [arena.comparator.workers[s.model_id] for s in battle.systems]
+        loading = message_html("The models are still loading…", error=False)
+        yield from wait_until_ready(workers, lambda: hidden(battle.id, loading, votes))
+        snapshot = None
+        for snapshot in paced(arena.stream(battle), SCREEN_INTERVAL_SECONDS):
+            answers = [blind_answer_html(snapshot.side(role), True) for role in battle.roles]
+            yield [battle.id, "", *answers, "", gr.Button(visible=False), *locked(votes)]
+        open_to_vote = arena.registry.get(session, battle.id) is not None and battle.state == "finished"
+        note = "" if open_to_vote else message_html("An answer failed, so this battle cannot be voted on. Press Next.")
+        final = [blind_answer_html(snapshot.side(role), False) for role in battle.roles] if snapshot else ["", ""]
+        unlocked = [gr.Button(interactive=open_to_vote and arena.voting_error is None)] * votes
+        yield [battle.id, note, *final, "", gr.Button(visible=not open_to_vote), *unlocked]
+
+    return run
+
+
+def vote_for(context: UIContext, arena: Arena, leaderboard_cache: LeaderboardCache, outcome: str, votes: int):
+    """The handler of one vote button: the vote stored and the reveal shown, or a warning."""
+
+    def vote(current, attrs_a, rating_a, attrs_b, rating_b, request: gr.Request):
+        try:
+            result = arena.vote(
+                session_of(request),
+                current,
+                outcome,
+                {"A": attrs_a or [], "B": attrs_b or []},
+                (rating_a, rating_b),
+                address=address_of(context, request),
+            )
+        except VoteRefused as error:
+            gr.Warning(str(error))
+            return [message_html(str(error)), gr.skip(), gr.skip(), *[gr.skip()] * votes]
+        leaderboard_cache.poke()  # the Leaderboard tab says "updating…" until it counts this vote
+        return [message_html(""), reveal_html(result), gr.Button(visible=True), *locked(votes)]
+
+    return vote
