@@ -1,7 +1,10 @@
 """The Gradio page: a header with the loading status, then one tab per module in `TABS`.
 
 A new tab is a module under demo/ui/tabs/ with `TITLE` and `build(context)`, and one line in
-`TABS`; a tab that only some configs offer also has `shown(config)`. The logic lives outside the UI (compare.py, session.py, views.py), so tests need no browser.
+`TABS`; a tab that only some configs offer also has `shown(config)`. Each `build` lays the
+components out (returned in a frozen dataclass), then wires their events; a tab that decodes
+takes its Run / Stop / wait-until-ready handling from run_controls.py. The logic lives outside
+the UI (compare.py, session.py, views.py), so tests need no browser.
 """
 
 from __future__ import annotations

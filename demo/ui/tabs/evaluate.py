@@ -32,6 +32,12 @@ from ..widgets import typed_slider
 TITLE = "Evaluate"
 MAX_SAMPLES = 4
 RESULT_FILES = ("results.jsonl", "likelihoods.jsonl", "summary.json", "report.md")
+INTRO = (
+    "The InstructGPT paper's three measurements, at small scale: **preference** (the reward model as "
+    "judge), **truthfulness** (multiple choice by likelihood, and generated answers checked against "
+    "references) and **toxicity** by instruction (the paper's Figure 7). Shown first: the report of "
+    "the shipped default run. Run your own on a shipped suite below (one evaluation at a time)."
+)
 
 
 @dataclass(frozen=True)
@@ -147,18 +153,30 @@ def run_dir(context: UIContext, options: EvaluationOptions) -> Path:
     return cache_dir() / "evaluations" / key
 
 
+@dataclass(frozen=True)
+class EvaluateLayout:
+    """The tab's components: the run's choices and button, its plan and status, the report."""
+
+    suite: gr.Dropdown
+    samples: gr.Slider
+    run_btn: gr.Button
+    plan_note: gr.Markdown
+    status: gr.Markdown
+    download: gr.DownloadButton
+    win_plot: gr.Plot
+    truth_plot: gr.Plot
+    tox_plot: gr.Plot
+    report: gr.Markdown
+
+
 def build(context: UIContext) -> None:
-    config = context.config
-    limit = config.limits.max_evaluation_items
+    wire(context, lay_out(context.config.limits.max_evaluation_items))
+
+
+def lay_out(limit: int) -> EvaluateLayout:
     suites = sorted(shipped_suites())
     first = "instructions" if "instructions" in suites else suites[0]
-
-    gr.Markdown(
-        "The InstructGPT paper's three measurements, at small scale: **preference** (the reward model as "
-        "judge), **truthfulness** (multiple choice by likelihood, and generated answers checked against "
-        "references) and **toxicity** by instruction (the paper's Figure 7). Shown first: the report of "
-        "the shipped default run. Run your own on a shipped suite below (one evaluation at a time)."
-    )
+    gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
         suite = gr.Dropdown(suites, value=first, label="Suite", elem_id="eval-suite", scale=2)
         samples = typed_slider(
@@ -167,8 +185,9 @@ def build(context: UIContext) -> None:
         run_btn = gr.Button("Run evaluation ▶", variant="primary", elem_id="eval-run", scale=1)
     plan_note = gr.Markdown(describe_plan(plan_request(first, 1, limit), limit), elem_id="eval-plan")
     status = gr.Markdown("", elem_id="eval-status")
-    default_summary = load_summary(DEFAULT_RUN_DIR)
-    tables, win, truth, tox = views(default_summary, "Shipped default run (results/evaluation/default-run/)")
+    tables, win, truth, tox = views(
+        load_summary(DEFAULT_RUN_DIR), "Shipped default run (results/evaluation/default-run/)"
+    )
     download = gr.DownloadButton(
         "Download results (zip)", value=safe_results_zip(DEFAULT_RUN_DIR)[0], elem_id="eval-download"
     )
@@ -178,15 +197,58 @@ def build(context: UIContext) -> None:
         truth_plot = gr.Plot(truth, label="Truthfulness", show_label=False, elem_id="eval-truth")
         tox_plot = gr.Plot(tox, label="Toxicity by instruction", show_label=False, elem_id="eval-toxicity")
     report = gr.Markdown(tables, elem_id="eval-report")
+    token_shift_panel()
+    return EvaluateLayout(suite, samples, run_btn, plan_note, status, download, win_plot, truth_plot, tox_plot, report)
+
+
+def token_shift_panel() -> None:
+    """The committed token-shift results, folded, where there are any (see token_shift_views)."""
     shift_views = token_shift_views(load_summary(TOKEN_SHIFT_DIR))
     if shift_views is not None:
         with gr.Accordion("Token shift: where each alignment step changed our models' answers", open=False):
             gr.Plot(shift_views[0], show_label=False, elem_id="eval-shift")
             gr.Markdown(shift_views[1], elem_id="eval-shift-report")
 
+
+def wire(context: UIContext, layout: EvaluateLayout) -> None:
+    limit = context.config.limits.max_evaluation_items
+
     def update_plan(suite_name, sample_count):
         plan = plan_request(suite_name, sample_count, limit)
         return samples_note(sample_count, plan) + describe_plan(plan, limit)
+
+    choices = [layout.suite, layout.samples]
+    layout.suite.change(update_plan, choices, layout.plan_note, queue=False, api_visibility="private")
+    layout.samples.change(update_plan, choices, layout.plan_note, queue=False, api_visibility="private")
+    layout.run_btn.click(
+        evaluation_run(context, limit),
+        choices,
+        [layout.status, layout.report, layout.win_plot, layout.truth_plot, layout.tox_plot, layout.download],
+        concurrency_limit=1,
+        concurrency_id="evaluate",
+        api_visibility="private",
+    )
+
+
+def progress_reporter(progress: gr.Progress):
+    """The runner's progress callback, shown as Gradio's progress bar with an ETA."""
+
+    def on_progress(done: int, total: int, eta: float | None) -> None:
+        left = (
+            f", about {eta / 60:.0f} min left"
+            if eta is not None and eta >= 60
+            else (f", about {eta:.0f} s left" if eta is not None else "")
+        )
+        # Items, not comparisons: a truthfulness question also has its likelihood rows scored.
+        progress((done, max(total, 1)), desc=f"{done} of {total} items{left}", unit="items")
+
+    return on_progress
+
+
+def evaluation_run(context: UIContext, limit: int):
+    """The run: the visitor's plan evaluated (finished rows reused from the cache), then its
+    report, charts and download."""
+    config = context.config
 
     def evaluate(suite_name, sample_count, progress=gr.Progress()):
         try:
@@ -195,18 +257,10 @@ def build(context: UIContext) -> None:
             raise gr.Error(str(error)) from None
         adjusted = samples_note(sample_count, plan)
         out_dir = run_dir(context, plan.options)
-
-        def on_progress(done: int, total: int, eta: float | None) -> None:
-            left = (
-                f", about {eta / 60:.0f} min left"
-                if eta is not None and eta >= 60
-                else (f", about {eta:.0f} s left" if eta is not None else "")
-            )
-            # Items, not comparisons: a truthfulness question also has its likelihood rows scored.
-            progress((done, max(total, 1)), desc=f"{done} of {total} items{left}", unit="items")
-
         try:
-            result = run_evaluation(config, context.comparator, plan.options, out_dir, progress=on_progress)
+            result = run_evaluation(
+                config, context.comparator, plan.options, out_dir, progress=progress_reporter(progress)
+            )
         except (RuntimeError, ValueError, OSError) as error:
             raise gr.Error(public_message(error, "running the evaluation")) from None
         summary = load_summary(out_dir)
@@ -220,13 +274,4 @@ def build(context: UIContext) -> None:
         shown = [gr.update(value=chart, visible=chart is not None) for chart in charts]
         return adjusted + done + archive_note, text, *shown, archive
 
-    suite.change(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
-    samples.change(update_plan, [suite, samples], plan_note, queue=False, api_visibility="private")
-    run_btn.click(
-        evaluate,
-        [suite, samples],
-        [status, report, win_plot, truth_plot, tox_plot, download],
-        concurrency_limit=1,
-        concurrency_id="evaluate",
-        api_visibility="private",
-    )
+    return evaluate

@@ -9,12 +9,14 @@ Plots use altair when it is installed, tables otherwise.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from datetime import datetime
 
 import gradio as gr
 import pandas as pd
 
 from ...arena.ratings import MIN_BATTLES_FOR_INTERVAL, PAPER, Leaderboard, Share
+from ...arena.service import Arena, LeaderboardCache
 from ..context import UIContext
 
 TITLE = "Leaderboard"
@@ -159,15 +161,54 @@ def win_rate_chart(board: Leaderboard, labels: dict[str, str]):
     return (heat + text).properties(title="Win rate (row vs column)", height=size, width=size)
 
 
+@dataclass(frozen=True)
+class LeaderboardLayout:
+    """The tab's components: the summary, the tables (and charts where altair is installed), the
+    snapshot this page shows, and the timer that polls for a newer one."""
+
+    summary: gr.Markdown
+    ratings: gr.Dataframe
+    plots: list[gr.Plot]  # ratings and win rates; none without altair
+    paper: gr.Dataframe
+    win_table: gr.Dataframe
+    count_table: gr.Dataframe
+    category_table: gr.Dataframe
+    shown: gr.State  # [snapshot version, updating] this page shows
+    timer: gr.Timer
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [
+            self.shown,
+            self.summary,
+            self.ratings,
+            *self.plots,
+            self.paper,
+            self.win_table,
+            self.count_table,
+            self.category_table,
+        ]
+
+
 def build(context: UIContext) -> None:
     arena, cache = context.arena_services()
     labels = {system.id: system.label for system in arena.systems}
+    layout = lay_out(context.config.arena.leaderboard_refresh_seconds)
+    layout.timer.tick(
+        snapshot_view(arena, cache, labels, len(layout.plots)),
+        layout.shown,
+        layout.outputs,
+        queue=False,
+        api_visibility="private",
+    )
 
+
+def lay_out(refresh_seconds: float) -> LeaderboardLayout:
     gr.Markdown(
         "Ratings from the blind votes (Bradley–Terry as in Chatbot Arena: a tie or "
         "“both are bad” is half a win each; 95% intervals from resampled battles), "
         "recomputed in the background every "
-        f"{context.config.arena.leaderboard_refresh_seconds:.0f} s."
+        f"{refresh_seconds:.0f} s."
     )
     summary = gr.Markdown(elem_id="leaderboard-summary")
     ratings = gr.Dataframe(elem_id="leaderboard-ratings", interactive=False, label="Ratings")
@@ -183,12 +224,19 @@ def build(context: UIContext) -> None:
         win_table = gr.Dataframe(interactive=False, label="Win rate of the row against the column (%)")
         count_table = gr.Dataframe(interactive=False, label="Battles between the row and the column")
         category_table = gr.Dataframe(interactive=False, label="By category")
-    shown = gr.State(None)  # [snapshot version, updating] this page shows
+    return LeaderboardLayout(
+        summary, ratings, plots, paper, win_table, count_table, category_table, gr.State(None), gr.Timer(POLL_SECONDS)
+    )
+
+
+def snapshot_view(arena: Arena, cache: LeaderboardCache, labels: dict[str, str], plots: int):
+    """The timer's handler: the cache's latest snapshot as LeaderboardLayout.outputs, or nothing
+    new when the page already shows it."""
 
     def show(version):
         state = [cache.version, cache.updating]
         if version == state:
-            return [gr.skip()] * (7 + len(plots))
+            return [gr.skip()] * (7 + plots)
         board = cache.snapshot
         values = [
             state,
@@ -205,6 +253,4 @@ def build(context: UIContext) -> None:
         ]
         return values
 
-    outputs = [shown, summary, ratings, *plots, paper, win_table, count_table, category_table]
-    timer = gr.Timer(POLL_SECONDS)
-    timer.tick(show, shown, outputs, queue=False, api_visibility="private")
+    return show
