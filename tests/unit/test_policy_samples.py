@@ -64,3 +64,9 @@ def test_a_torn_last_line_of_the_samples_checkpoint_is_dropped(tmp_path):
     rows = _samples(1, 2)
     path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[1])[:20])
     assert read_samples(path) == rows[:1]
+
+
+def test_an_items_numbering_does_not_change_when_more_prompts_are_sampled():
+    first = {item.id: item for item in items_from_samples(_samples(10, 4))}
+    later = {item.id: item for item in items_from_samples(_samples(30, 4))}
+    assert all(later[item_id] == item for item_id, item in first.items())

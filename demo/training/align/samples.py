@@ -128,9 +128,9 @@ def items_from_samples(
     samples: Sequence[dict], *, shares: Sequence[float] = POLICY_SPLIT_SHARES, seed: int = 0
 ) -> list[Item]:
     """One blind ranking item per prompt: its distinct, non-empty sampled answers (at least two),
-    numbered in a shuffled order; the system records which sample wrote each (hidden from
+    numbered in a shuffled order of the prompt's own (so items made from more samples later keep
+    their numbers and labels); the system records which sample wrote each (hidden from
     labellers). Split by prompt with `shares`."""
-    rng = random.Random(seed)
     by_prompt: dict[str, list[dict]] = {}
     for row in samples:
         by_prompt.setdefault(row["prompt"], []).append(row)
@@ -144,7 +144,7 @@ def items_from_samples(
         if len(distinct) < 2:
             continue
         chosen = list(distinct.values())
-        rng.shuffle(chosen)
+        random.Random(f"{seed}:{prompt}").shuffle(chosen)
         answers = tuple(
             Answer(
                 str(n),
