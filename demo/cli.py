@@ -105,7 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(toxicity)
 
-    train = commands.add_parser("train-reward", help="train the demo reward head on data/preferences")
+    train = commands.add_parser(
+        "train-reward", help="train the demo reward head on data/preferences, or measure the served one (--evaluate)"
+    )
+    train.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="train nothing: measure the served head on the independent set, the same-writer held-out split "
+        "and unseen.jsonl (markdown tables)",
+    )
+    train.add_argument("--json", action="store_true", help="with --evaluate: print JSON instead of markdown tables")
+    train.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="with --evaluate: also write the JSON, with the command, commit and date, to this file",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--with-votes",
@@ -475,6 +490,15 @@ def run_train_toxicity(args) -> int:
 
 
 def run_train_reward(args) -> int:
+    if args.evaluate:
+        from .training.reward import evaluate_command
+
+        argv = ["--evaluate"] + (["--json"] if args.json else []) + (["--out", str(args.out)] if args.out else [])
+        argv += ["--config", str(args.config)] if args.config else []
+        command = "python -m demo train-reward " + " ".join(argv)
+        return evaluate_command(args.config, as_json=args.json, out=args.out, command=command)
+    if args.json or args.out:
+        raise SystemExit("error: --json and --out go with --evaluate (training always prints its JSON report)")
     from .training.reward import train_reward_head
 
     votes = None

@@ -2,75 +2,36 @@
 
 Torch-free, so the app scores answers without importing torch (~160 MiB): the backbone runs in
 onnxruntime (demo/reward_backbone.py) and the head — a standardisation and a one-hidden-layer
-MLP, trained by demo/reward.py — is a few lines of numpy over the tensors of its safetensors file.
+MLP, trained by demo/training/reward/ — is the shared numpy head of demo/scoring/heads.py over the
+tensors of its safetensors file.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import AppConfig, SequenceClassifierReward, TrainedHeadReward
+from .heads import NumpyHead, read_metadata, read_tensors
 from .reward_inputs import HEAD_FORMAT, METADATA_KEY, TRAIN_COMMAND, FeatureKind, Pair, RewardUnavailable
 
 log = logging.getLogger(__name__)
-_erf = np.vectorize(math.erf, otypes=[np.float64])
 
-
-@dataclass(frozen=True)
-class NumpyRewardHead:
-    """(feature − mean) / std → Linear → [GELU → Linear] → reward − offset, as `RewardHead`."""
-
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weight [out, in], bias [out]) each
-    feature_mean: np.ndarray
-    feature_std: np.ndarray
-    reward_offset: float
-
-    @property
-    def input_dim(self) -> int:
-        return int(self.feature_mean.shape[0])
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        return standardised_mlp(features, self.layers, self.feature_mean, self.feature_std) - self.reward_offset
-
-
-def standardised_mlp(
-    features: np.ndarray,
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...],
-    mean: np.ndarray,
-    std: np.ndarray,
-) -> np.ndarray:
-    """(feature − mean) / std → Linear → [GELU → Linear]: the one numpy forward of the heads this
-    project trains on backbone features (the reward head, the meaning-aware toxicity head)."""
-    x = (np.asarray(features, dtype=np.float64) - mean) / std
-    for index, (weight, bias) in enumerate(layers):
-        if index:
-            x = 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))  # exact GELU, as torch's default
-        x = x @ weight.T + bias
-    return x[:, 0]
+# The reward head is the shared numpy head (demo/scoring/heads.py); its file names the offset so.
+OFFSET_KEY = "reward_offset"
 
 
 def read_head_metadata(path: Path) -> dict[str, str]:
     """The metadata of a `demo-reward-head/1` safetensors file, read from its header only (no
     tensors): what the page says about the head."""
-    from safetensors import safe_open
-
     if not Path(path).is_file():
         raise RewardUnavailable(
             f"reward head {path} not found; train it with `{TRAIN_COMMAND}` (2–3 minutes on a 2-core CPU)"
         )
-    with safe_open(str(path), framework="np") as handle:
-        raw = handle.metadata() or {}
-    try:
-        metadata = json.loads(raw.get(METADATA_KEY, "{}"))
-    except json.JSONDecodeError:
-        metadata = {}
+    metadata = read_metadata(path, METADATA_KEY)
     if metadata.get("format") != HEAD_FORMAT:
         raise RewardUnavailable(f"{path} is not a {HEAD_FORMAT} file; retrain it with `{TRAIN_COMMAND}`")
     return metadata
@@ -78,35 +39,21 @@ def read_head_metadata(path: Path) -> dict[str, str]:
 
 def read_head_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The fp32 tensors and the metadata of a `demo-reward-head/1` safetensors file."""
-    from safetensors import safe_open
-
     metadata = read_head_metadata(path)
-    with safe_open(str(path), framework="np") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    return tensors, metadata
+    return read_tensors(path), metadata
 
 
-def load_head_weights(path: Path) -> tuple[NumpyRewardHead, dict[str, str]]:
+def load_head_weights(path: Path) -> tuple[NumpyHead, dict[str, str]]:
     """The head in a head file, ready to serve."""
     tensors, metadata = read_head_file(path)
-    tensors = {name: array.astype(np.float64) for name, array in tensors.items()}
-    # nn.Sequential indices: Linear layers sit at 1 (and 4 for the MLP) between dropouts/GELU.
-    linear = sorted({int(name.split(".")[1]) for name in tensors if name.startswith("net.")})
-    layers = tuple((tensors[f"net.{i}.weight"], tensors[f"net.{i}.bias"]) for i in linear)
-    head = NumpyRewardHead(
-        layers=layers,
-        feature_mean=tensors["feature_mean"],
-        feature_std=tensors["feature_std"],
-        reward_offset=float(tensors["reward_offset"]),
-    )
-    return head, metadata
+    return NumpyHead.from_tensors(tensors, OFFSET_KEY), metadata
 
 
 class TrainedHeadRewardScorer:
     """The project's reward model: frozen backbone → hidden-state feature → trained head. Which
     layer and pooling the head reads is stored in the head file."""
 
-    def __init__(self, backbone, head: NumpyRewardHead, metadata: dict[str, str]):
+    def __init__(self, backbone, head: NumpyHead, metadata: dict[str, str]):
         if int(metadata.get("input_dim", backbone.hidden_size)) != backbone.hidden_size:
             raise RewardUnavailable(
                 f"the reward head reads {metadata['input_dim']}-dim states but the backbone has "

@@ -9,16 +9,14 @@ demo/training/toxicity_head.py. `combine` is the one rule that turns both signal
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserFacingError
-from .reward_head import standardised_mlp
+from .heads import NumpyHead, read_metadata, read_tensors
 
 log = logging.getLogger(__name__)
 
@@ -50,61 +48,29 @@ class ToxicityHeadUnavailable(UserFacingError, RuntimeError):
     """The meaning head cannot be loaded (never trained, or trained for another backbone)."""
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+# The meaning head is the shared numpy head (demo/scoring/heads.py): its score is a logit, its
+# file names the offset so (the offset puts the operating point chosen in training at logit 0).
+OFFSET_KEY = "logit_offset"
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-@dataclass(frozen=True)
-class NumpyToxicityHead:
-    """(feature − mean) / std → Linear → [GELU → Linear] → logit − offset → σ, as the torch
-    `ToxicityHead`. The offset puts the operating point chosen in training at probability 0.5."""
-
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weight [out, in], bias [out]) each
-    feature_mean: np.ndarray
-    feature_std: np.ndarray
-    logit_offset: float
-
-    @property
-    def input_dim(self) -> int:
-        return int(self.feature_mean.shape[0])
-
-    def logits(self, features: np.ndarray) -> np.ndarray:
-        return standardised_mlp(features, self.layers, self.feature_mean, self.feature_std) - self.logit_offset
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.logits(features))
 
 
 def read_head_file(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The fp32 tensors and the (JSON-decoded) metadata of a `demo-toxicity-head/1` file."""
-    from safetensors import safe_open
-
     if not Path(path).is_file():
         raise ToxicityHeadUnavailable(f"toxicity head {path} not found; train it with `{TRAIN_COMMAND}`")
-    with safe_open(str(path), framework="np") as handle:
-        raw = handle.metadata() or {}
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    try:
-        metadata = json.loads(raw.get(METADATA_KEY, "{}"))
-    except json.JSONDecodeError:
-        metadata = {}
+    metadata = read_metadata(path, METADATA_KEY)
     if metadata.get("format") != HEAD_FORMAT:
         raise ToxicityHeadUnavailable(f"{path} is not a {HEAD_FORMAT} file; retrain it with `{TRAIN_COMMAND}`")
-    return tensors, metadata
+    return read_tensors(path), metadata
 
 
-def load_head_weights(path: Path) -> tuple[NumpyToxicityHead, dict]:
+def load_head_weights(path: Path) -> tuple[NumpyHead, dict]:
+    """The head in a head file, ready to serve: it gives logits (`sigmoid` makes them probabilities)."""
     tensors, metadata = read_head_file(path)
-    tensors = {name: array.astype(np.float64) for name, array in tensors.items()}
-    # nn.Sequential indices of the Linear layers (dropouts and GELU sit between them).
-    linear = sorted({int(name.split(".")[1]) for name in tensors if name.startswith("net.")})
-    head = NumpyToxicityHead(
-        layers=tuple((tensors[f"net.{i}.weight"], tensors[f"net.{i}.bias"]) for i in linear),
-        feature_mean=tensors["feature_mean"],
-        feature_std=tensors["feature_std"],
-        logit_offset=float(tensors["logit_offset"]),
-    )
-    return head, metadata
+    return NumpyHead.from_tensors(tensors, OFFSET_KEY), metadata
 
 
 class MeaningToxicityScorer:
@@ -115,7 +81,7 @@ class MeaningToxicityScorer:
     they match, so `score_features` can reuse the reward model's features of the same answer.
     """
 
-    def __init__(self, backbone, head: NumpyToxicityHead, metadata: dict):
+    def __init__(self, backbone, head: NumpyHead, metadata: dict):
         layer = "final" if backbone.layer is None else str(backbone.layer)
         if str(metadata.get("layer", layer)) != layer:
             raise ToxicityHeadUnavailable(
@@ -160,7 +126,7 @@ class MeaningToxicityScorer:
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.head.input_dim:
             raise ValueError(f"features must be [n, {self.head.input_dim}], got {list(features.shape)}")
-        return self.head(features)
+        return sigmoid(self.head(features))
 
     def score(self, texts: Sequence[str], prompts: Sequence[str] | None = None) -> np.ndarray:
         """[len(texts)] probabilities; each text is read as the assistant's answer to its prompt

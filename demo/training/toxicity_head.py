@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from ..paths import DATA_DIR, TOXICITY_ARTEFACTS_DIR
-from ..scoring.toxicity_head import BLIND_SPOTS, HEAD_FORMAT, METADATA_KEY, TRAIN_COMMAND, combine
+from ..scoring.toxicity_head import BLIND_SPOTS, HEAD_FORMAT, METADATA_KEY, OFFSET_KEY, TRAIN_COMMAND, combine
+from .heads import FeatureHead, head_tensors, load_head_tensors, write_head_file
 
 log = logging.getLogger(__name__)
 
@@ -115,39 +116,9 @@ class HeadConfig:
     epochs: int = 300
 
 
-class ToxicityHead(nn.Module):
-    """(feature − mean) / std → linear or one-hidden-layer MLP → logit − offset."""
-
-    # register_buffer's tensors, declared for type checkers (torch types them Tensor | Module)
-    feature_mean: torch.Tensor
-    feature_std: torch.Tensor
-    logit_offset: torch.Tensor
-    net: Any  # an nn.Sequential; torch types its items as Module and their weights as Tensor | Module
-
-    def __init__(self, input_dim: int, kind: str = "linear", hidden: int = 32, dropout: float = 0.0):
-        super().__init__()
-        if kind == "linear":
-            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(input_dim, 1))
-        elif kind == "mlp":
-            self.net = nn.Sequential(
-                nn.Dropout(dropout), nn.Linear(input_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
-            )
-        else:
-            raise ValueError(f"head kind must be 'linear' or 'mlp', got {kind!r}")
-        self.kind, self.hidden = kind, hidden
-        self.register_buffer("feature_mean", torch.zeros(input_dim))
-        self.register_buffer("feature_std", torch.ones(input_dim))
-        # Moves the chosen operating point to logit 0 (probability 0.5), set after training.
-        self.register_buffer("logit_offset", torch.zeros(()))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = (features - self.feature_mean) / self.feature_std
-        return self.net(x).squeeze(-1) - self.logit_offset
-
-
 @dataclass(frozen=True)
 class FitResult:
-    head: ToxicityHead
+    head: FeatureHead
     losses: tuple[float, ...]
 
 
@@ -164,7 +135,7 @@ def fit_head(
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        head = ToxicityHead(x.shape[1], config.kind, config.hidden, config.dropout)
+        head = FeatureHead(x.shape[1], config.kind, config.hidden, config.dropout)
         # Hidden states have a few dimensions hundreds of times larger than the rest.
         head.feature_mean.copy_(x.mean(dim=0))
         head.feature_std.copy_(x.std(dim=0).clamp_min(1e-4) if len(x) > 1 else torch.ones(x.shape[1]))
@@ -184,35 +155,25 @@ def fit_head(
 
 
 @torch.no_grad()
-def head_probabilities(head: ToxicityHead, features: np.ndarray) -> np.ndarray:
+def head_probabilities(head: FeatureHead, features: np.ndarray) -> np.ndarray:
     head.eval()
     return torch.sigmoid(head(torch.as_tensor(np.asarray(features), dtype=torch.float32))).double().numpy()
 
 
-def save_head(head: ToxicityHead, path: Path, metadata: dict) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {name: tensor.detach().float().contiguous() for name, tensor in head.state_dict().items()}
-    meta = {
-        "format": HEAD_FORMAT,
-        "head": head.kind,
-        "hidden": head.hidden,
-        "input_dim": int(head.feature_mean.shape[0]),
-        **metadata,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One sorted JSON string under one key, so a retrained head is byte-identical.
-    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True, ensure_ascii=False)})
+def save_head(head: FeatureHead, path: Path, metadata: dict) -> None:
+    meta = {"format": HEAD_FORMAT, "head": head.kind, "hidden": head.hidden, "input_dim": head.input_dim, **metadata}
+    write_head_file(path, head_tensors(head, OFFSET_KEY), METADATA_KEY, meta)
 
 
-def load_head(path: Path) -> tuple[ToxicityHead, dict]:
+def load_head(path: Path) -> tuple[FeatureHead, dict]:
     """The head in a head file as a torch module (for training tools; the app serves it in numpy)."""
     from ..scoring.toxicity_head import read_head_file
 
     tensors, metadata = read_head_file(path)
-    head = ToxicityHead(int(metadata["input_dim"]), metadata["head"], int(metadata["hidden"]))
-    head.load_state_dict({name: torch.tensor(array) for name, array in tensors.items()})
-    return head.eval(), metadata
+    head = load_head_tensors(
+        tensors, OFFSET_KEY, input_dim=int(metadata["input_dim"]), kind=metadata["head"], hidden=int(metadata["hidden"])
+    )
+    return head, metadata
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -367,7 +328,7 @@ def train_toxicity_head(
     # Final head: the CV-chosen cut, as a logit, becomes probability `threshold`.
     raw_cut = _logit(min(max(cut, 1e-6), 1 - 1e-6))
     with torch.no_grad():
-        fit.head.logit_offset.fill_(raw_cut - _logit(threshold))
+        fit.head.offset.fill_(raw_cut - _logit(threshold))
     meaning_held = head_probabilities(fit.head, x_held)
     if own is not None:
         own["test_auc"] = _output_aucs(fit.head, own.pop("x_test"), outputs.test if outputs else [])
@@ -414,7 +375,7 @@ def train_toxicity_head(
     return figures
 
 
-def _output_aucs(head: ToxicityHead, features: np.ndarray, texts: Sequence[ToxicityText]) -> dict:
+def _output_aucs(head: FeatureHead, features: np.ndarray, texts: Sequence[ToxicityText]) -> dict:
     """The head's AUC on labelled outputs: all of them, and the continuations alone."""
     if not len(texts):
         return {"all": float("nan"), "continuations": float("nan"), "texts": 0, "toxic": 0}

@@ -369,7 +369,7 @@ def test_trained_head_scorer_batch_equals_one_at_a_time(tmp_path, llama_dir):
 
 
 def test_evaluate_served_head_reads_every_set(tmp_path, llama_dir):
-    """`python -m demo.training.reward --evaluate`: the served scorer on the independent set,
+    """`python -m demo train-reward --evaluate`: the served scorer on the independent set,
     the same-writer test split and unseen.jsonl."""
     from demo.training.reward import evaluate_served_head, save_head
 
@@ -387,6 +387,29 @@ def test_evaluate_served_head_reads_every_set(tmp_path, llama_dir):
     assert set(result) == {"independent", "heldout", "unseen"}
     assert result["independent"].overall.pairs == 9 and result["unseen"].overall.pairs == 6
     assert set(result["independent"].by_type) == {"rambles"}
+
+
+def test_evaluate_is_one_function_behind_both_entry_points(tmp_path, monkeypatch, capsys):
+    """`python -m demo train-reward --evaluate` and `python -m demo.training.reward --evaluate`
+    run the same function: the same JSON, each recording its own command in --out."""
+    from demo import cli
+    from demo.training.reward import command, main
+
+    pairs = toy_pairs(4)
+    fake = {"independent": evaluate_rewards("independent", pairs, [1.0, 0.0, 1.0, 1.0], [0.0] * 4)}
+    monkeypatch.setattr(command, "evaluate_served_head", lambda config: fake)
+    assert cli.main(["train-reward", "--evaluate", "--json", "--out", str(tmp_path / "a.json")]) == 0
+    by_subcommand = capsys.readouterr().out
+    assert main(["--evaluate", "--json", "--out", str(tmp_path / "b.json")]) == 0
+    assert capsys.readouterr().out == by_subcommand
+    assert json.loads(by_subcommand)["independent"]["overall"]["accuracy"] == 0.75
+    a, b = (json.loads((tmp_path / name).read_text()) for name in ("a.json", "b.json"))
+    assert a["command"] == f"python -m demo train-reward --evaluate --json --out {tmp_path / 'a.json'}"
+    assert b["command"].startswith("python -m demo.training.reward --evaluate")
+    assert {k: v for k, v in a.items() if k not in ("command", "date")} == {
+        k: v for k, v in b.items() if k not in ("command", "date")
+    }
+    assert cli.main(["train-reward", "--evaluate"]) == 0 and "| **overall** | 4 | 75.0%" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("layer", [1, None])

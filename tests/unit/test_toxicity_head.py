@@ -16,6 +16,7 @@ from demo.scoring.toxicity_head import (
     combine,
     load_head_weights,
     read_head_file,
+    sigmoid,
 )
 from demo.training.toxicity_head import (
     HeadConfig,
@@ -113,7 +114,7 @@ def test_choose_cut_keeps_the_combined_false_positive_budget():
 def test_head_file_round_trips_and_numpy_equals_torch(tmp_path, kind):
     x, y = synthetic()
     head = fit_head(x, y, HeadConfig(kind=kind, hidden=8, epochs=30, lr=1e-2)).head
-    head.logit_offset.fill_(0.3)
+    head.offset.fill_(0.3)  # saved as the file's `logit_offset`
     path = tmp_path / "head.safetensors"
     save_head(
         head, path, {"layer": "20", "feature": "answer_mean", "heldout_rates": {"combined": {"fpr": 0.1, "fnr": 0.2}}}
@@ -123,10 +124,10 @@ def test_head_file_round_trips_and_numpy_equals_torch(tmp_path, kind):
     assert all(torch.equal(head.state_dict()[k], again.state_dict()[k]) for k in head.state_dict())
     numpy_head, _ = load_head_weights(path)
     expected = head_probabilities(head, x)
-    np.testing.assert_allclose(numpy_head(x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sigmoid(numpy_head(x)), expected, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         logits = head(torch.as_tensor(x)).double().numpy()
-    np.testing.assert_allclose(numpy_head.logits(x), logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(numpy_head(x), logits, rtol=1e-4, atol=1e-5)
     # Saving twice gives the same bytes: a retrained head shows up in git only if it changed.
     save_head(
         head,
