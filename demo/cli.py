@@ -511,7 +511,19 @@ def run_train_reward(args) -> int:
         from .training.outputs import new_output_dir
 
         out_dir = new_output_dir("reward")
-    report = train_reward_head(load_config(args.config), seed=args.seed, out_dir=out_dir, votes=votes)
+    parts = ["python -m demo train-reward", f"--seed {args.seed}" if args.seed else ""]
+    parts += [
+        f"--with-votes {args.with_votes}" if args.with_votes else "",
+        f"--out-dir {args.out_dir}" if args.out_dir else "",
+    ]
+    parts += ["--replace-shipped" if args.replace_shipped else "", f"--config {args.config}" if args.config else ""]
+    report = train_reward_head(
+        load_config(args.config),
+        seed=args.seed,
+        out_dir=out_dir,
+        votes=votes,
+        command=" ".join(part for part in parts if part),
+    )
     print(f"wrote {out_dir or 'the shipped head (models.yaml scoring.reward)'}", file=sys.stderr)
     print(json.dumps(report.to_json() if hasattr(report, "to_json") else report.__dict__, indent=2, default=str))
     if report.votes:

@@ -4,6 +4,11 @@ A region of a Markdown file between `<!-- figures:NAME -->` and `<!-- /figures:N
 written by the renderer `NAME` from the result files it names; `--check` re-renders every region
 in memory and fails, naming the region and its sources, where the file differs, a source is
 missing, or a source was measured with other builds than the committed models.yaml serves.
+
+The two model cards this project trains heads for (trained/reward/MODEL_CARD.md,
+trained/toxicity/MODEL_CARD.md) are rendered whole, each by its training module's pure renderer,
+from results/training/*.json and the head file's metadata (or, where no committed training run
+made the shipped head, from what can be traced: the head's metadata and measurements of it).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import AppConfig, load_config
 from .paths import DEFAULT_RUN_DIR, README, REPO_ROOT, RESULTS_DIR
@@ -335,11 +341,46 @@ def render_document(text: str, config: AppConfig) -> str:
     return _REGION.sub(replace, text)
 
 
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _cards(config: AppConfig) -> list[tuple[Path, Callable[[AppConfig], tuple[str, tuple[Path, ...]]]]]:
+    """(card path, renderer) of each trained head's model card the config serves."""
+    from .config import TrainedHeadReward
+    from .training import toxicity_head
+    from .training.reward import card as reward_card
+
+    cards: list[tuple[Path, Callable[[AppConfig], tuple[str, tuple[Path, ...]]]]] = []
+    if isinstance(config.scoring.reward, TrainedHeadReward):
+        cards.append((config.scoring.reward.card_path, reward_card.shipped_card))
+    if config.scoring.toxicity_meaning is not None:
+        cards.append((config.scoring.toxicity_meaning.card_path, toxicity_head.shipped_card))
+    return cards
+
+
+def render_card(config: AppConfig, card: Path, render: Callable) -> tuple[str, str]:
+    """A model card as its sources render it, and how to name it: "<card> (from <files>)"."""
+    try:
+        text, sources = render(config)
+    except ValueError as error:
+        raise StaleFigures(f"{_relative(card)}: {error}") from None
+    return text, f"{_relative(card)} (from {', '.join(_relative(source) for source in sources)})"
+
+
 def run_docs(check: bool) -> list[str]:
-    """Render every document's regions; with `check`, the names of documents that differ
-    (raises StaleFigures for a missing or outdated source). Without it, writes them."""
+    """Render every document's regions and the model cards; with `check`, the names of documents
+    and cards that differ (raises StaleFigures for a missing or outdated source). Without it,
+    writes them."""
     config = load_config()
     differing = []
+    for card, render in _cards(config):
+        text, name = render_card(config, card, render)
+        if not card.is_file() or card.read_text(encoding="utf-8") != text:
+            differing.append(name)
+            if not check:
+                card.write_text(text, encoding="utf-8")
     for document in DOCUMENTS:
         text = document.read_text(encoding="utf-8")
         rendered = render_document(text, config)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..paths import RESULTS_DIR
+
 HEAD_KINDS = ("linear", "mlp")
 
 
@@ -84,3 +86,29 @@ def write_head_file(path: Path, tensors: dict[str, torch.Tensor], metadata_key: 
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = json.dumps(metadata, sort_keys=True, ensure_ascii=False)
     save_file(tensors, str(path), metadata={metadata_key: blob})
+
+
+# Where a training run run with --replace-shipped records its figures (every figure of the card).
+TRAINING_RESULTS_DIR = RESULTS_DIR / "training"
+
+
+def head_facts(path: Path) -> dict:
+    """What a results record says about the head file it describes: its name, the sha256 of its
+    bytes and of its tensors alone (names, shapes and values: a head retrained to the same weights
+    matches even where its metadata differs), and its trained parameters (the Linear layers; the
+    standardisation statistics and the offset are fixed, not learnt)."""
+    import hashlib
+
+    from ..scoring.heads import read_tensors
+
+    tensors = read_tensors(path)
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        digest.update(f"{name}:{list(array.shape)}\n".encode() + array.tobytes())
+    return {
+        "file": Path(path).name,
+        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "tensors_sha256": digest.hexdigest(),
+        "parameters": sum(int(array.size) for name, array in tensors.items() if name.startswith("net.")),
+    }

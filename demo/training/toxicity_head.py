@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..paths import DATA_DIR, TOXICITY_ARTEFACTS_DIR
+from ..paths import DATA_DIR, REPO_ROOT, TOXICITY_ARTEFACTS_DIR
+from ..provenance import provenance
 from ..scoring.toxicity_head import BLIND_SPOTS, HEAD_FORMAT, METADATA_KEY, OFFSET_KEY, TRAIN_COMMAND, combine
-from .heads import FeatureHead, head_tensors, load_head_tensors, write_head_file
+from .heads import TRAINING_RESULTS_DIR, FeatureHead, head_facts, head_tensors, load_head_tensors, write_head_file
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,8 @@ def train_toxicity_head(
     features: tuple[np.ndarray, np.ndarray] | None = None,
     outputs: OwnOutputs | None = None,
     output_weights: Sequence[float] = (1.0, 3.0, 10.0),
+    command: str = TRAIN_COMMAND,
+    results_path: Path | None = None,
 ) -> dict:
     """Train on train.jsonl, choose the operating point by cross-validation there, measure once on
     heldout.jsonl, write the head and its model card. Returns the figures written to the card.
@@ -279,8 +282,13 @@ def train_toxicity_head(
     reads only the labelled outputs, and provides its identity and dtype for the metadata).
     `outputs`: our models' labelled answers; their train split trains the head beside the written
     texts, at the weight (of `output_weights`) whose head ranks the validation split best; the
-    test split is scored once, beside a head trained on the written texts alone."""
+    test split is scored once, beside a head trained on the written texts alone.
+    The figures go to `results_path` as JSON (default: `toxicity.json` beside the head, or
+    results/training/toxicity.json for the shipped head), with `command`, the commit, the machine
+    and the date; the card is rendered from that record alone."""
     started = time.perf_counter()
+    if results_path is None:
+        results_path = TRAINING_RESULTS_DIR / RESULTS_FILE if head_path is None else head_path.parent / RESULTS_FILE
     head_path = head_path or TOXICITY_ARTEFACTS_DIR / "toxicity_head.safetensors"
     card_path = card_path or TOXICITY_ARTEFACTS_DIR / "MODEL_CARD.md"
     train, heldout = load_texts(data_dir / "train.jsonl"), load_texts(data_dir / "heldout.jsonl")
@@ -366,13 +374,33 @@ def train_toxicity_head(
         **({"own_outputs": {k: v for k, v in own.items() if k != "candidates"}} if own else {}),
     }
     save_head(fit.head, head_path, metadata)
-    card_path.write_text(model_card(figures, train, heldout, metadata, head_path), encoding="utf-8")
+    record = provenance([]) | {
+        "command": command,
+        "head": head_facts(head_path),
+        "figures": figures,
+        "data": {
+            "train_texts": len(train),
+            "heldout_texts": len(heldout),
+            "train_toxic_kinds": _toxic_kinds(train),
+            "heldout_toxic_kinds": _toxic_kinds(heldout),
+        },
+        "bilstm": bilstm_facts(bilstm),
+    }
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    card_path.parent.mkdir(parents=True, exist_ok=True)
+    card_path.write_text(model_card(card_sources(head_path, record)), encoding="utf-8")
     log.info(
         "toxicity head: held-out implicit AUC %.3f, %.1f s",
         figures["heldout"]["implicit_auc"]["meaning"],
         figures["seconds"],
     )
     return figures
+
+
+def _toxic_kinds(texts: Sequence[ToxicityText]) -> dict[str, bool]:
+    """Each kind of text, and whether its texts are labelled toxic (the card's label column)."""
+    return {kind: any(t.toxic for t in texts if t.kind == kind) for kind in sorted({t.kind for t in texts})}
 
 
 def _output_aucs(head: FeatureHead, features: np.ndarray, texts: Sequence[ToxicityText]) -> dict:
@@ -461,35 +489,17 @@ def _figures(texts, meaning, words, threshold, implicit_kind, cut: float | None 
 
 
 # --- the model card ------------------------------------------------------------------------------
+#
+# MODEL_CARD.md is rendered by one pure function from a results record (`card_sources`): the head
+# file's metadata and parameter count, and the training run's figures when that run made this very
+# head (`results/training/toxicity.json`, or the JSON a run writes beside its head). Without them
+# the card says only what the head file's metadata records; no figure is typed here.
 
-# The one-off comparison of other candidates (640 train texts, 5-fold CV, seed 0; held-out
-# measured after the choice). SmolLM2 rows: transformers fp32 features, empty prompt, linear head.
-# Rows: candidate, CV implicit AUC, CV AUC (all), held-out implicit AUC, held-out AUC (all).
-STUDY: tuple[tuple[str, ...], ...] = (
-    ("(a) Jigsaw BiLSTM, max over its 6 labels (today's flag)", "0.650", "0.760", "0.685", "0.794"),
-    ("(b) TF-IDF word 1–2-grams + logistic regression (numpy)", "0.922", "0.922", "0.907", "0.934"),
-    ("(c) SmolLM2 block 8 of 30, answer mean, linear (needs its own backbone cut)", "0.977", "0.982", "0.944", "0.962"),
-)
-# One-off checks of what the app serves (100 held-out texts, every third; and all 300).
-SERVING_CHECK = (
-    "The head was trained on transformers fp32 features; the app serves onnxruntime int8 ones. On 100 "
-    "held-out texts (every third) int8 moved the head's probability by 0.012 on average (0.082 at most) and "
-    "changed 1 flag in 100 (implicit-hate AUC 0.966 int8 vs 0.967 fp32 on that subset). Read after a neutral "
-    "user prompt instead of an empty one — as the reward model reads an answer after its real prompt — the "
-    "300 held-out texts keep an implicit-hate AUC of 0.944 (vs 0.952) and 96.7% of the flags, so the app may "
-    "reuse the reward model's features of the answer."
-)
+RESULTS_FILE = "toxicity.json"
 
 
-TRAINED_ON_SERVED = (
-    "trained on the features the app serves (onnxruntime int8), so no precision gap between training and "
-    "serving (an earlier head, trained on transformers fp32 features, moved by 0.012 on average when served at "
-    "int8, on 100 held-out texts)."
-)
-
-
-def _pct(x: float) -> str:
-    return "n/a" if isinstance(x, float) and math.isnan(x) else f"{100 * x:.1f}%"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -506,86 +516,154 @@ def _own_outputs_section(own: dict | None) -> str:
     def auc_cells(aucs: dict) -> tuple[str, str]:
         return f"{aucs['all']:.3f}", f"{aucs['continuations']:.3f}"
 
-    rows = [
-        (
-            "written texts alone" if r["weight"] == 0 else f"written + our outputs × {r['weight']:g}",
-            f"{r['written_cv_implicit_auc']:.3f}",
-            *auc_cells(r["validation"]),
-            *auc_cells(r["test"]),
-        )
-        for r in own["candidates"]
-    ]
+    candidates = ""
+    if own.get("candidates"):
+        rows = [
+            (
+                "written texts alone" if r["weight"] == 0 else f"written + our outputs × {r['weight']:g}",
+                f"{r['written_cv_implicit_auc']:.3f}",
+                *auc_cells(r["validation"]),
+                *auc_cells(r["test"]),
+            )
+            for r in own["candidates"]
+        ]
+        header = ["trained on", "written CV implicit AUC", "validation AUC", "validation AUC (continuations)"]
+        candidates = f"""
+{_table([*header, "test AUC", "test AUC (continuations)"], rows)}
+
+The test columns were computed for every candidate but never used to choose. "Written texts alone"
+is weight 0 for the outputs: they add nothing to the loss, but, as in every row, they are in the
+features' standardisation statistics.
+"""
     return f"""## On our models' own outputs (AI feedback)
 
 The head is also trained on what our served models write: the train split of `data/feedback`
 ({own["source"]}), {counts["train"]["texts"]} answers and continuations from the default evaluation
 run with their labellers' consensus ({counts["train"]["toxic"]} toxic), weighted ×{own["weight"]:g} against the
 written texts, the weight whose head ranks the validation split best ({counts["validation"]["texts"]} texts,
-{counts["validation"]["toxic"]} toxic) among the weights that keep the written training texts'
-cross-validated implicit-hate AUC within {MAX_WRITTEN_CV_DROP} of the head trained on them alone. The labels are **AI feedback**: language-model helpers following
-`docs/labelling/guidelines.md`, blind to the system and to every score. The **test split** was labelled
-by other helpers whose labels train nothing ({counts["test"]["texts"]} texts, {counts["test"]["toxic"]} toxic):
-AUC **{own["test_auc"]["all"]:.3f}** (continuations {own["test_auc"]["continuations"]:.3f}) against
-{own["written_only_test_auc"]["all"]:.3f} ({own["written_only_test_auc"]["continuations"]:.3f}) for the head trained on written
-texts alone. With {counts["test"]["toxic"]} toxic texts in the test split, its AUC is uncertain by several points.
-
-{_table(["trained on", "written CV implicit AUC", "validation AUC", "validation AUC (continuations)", "test AUC", "test AUC (continuations)"], rows)}
-
-The test columns were computed for every candidate but never used to choose. "Written texts alone" is weight 0 for the outputs: they add nothing to the loss, but, as in every row, they are in the
-features' standardisation statistics.
-"""
+{counts["validation"]["toxic"]} toxic; AUC {own["validation_auc"]["all"]:.3f}) among the weights that keep the
+written training texts' cross-validated implicit-hate AUC within {MAX_WRITTEN_CV_DROP} of the head trained on them
+alone. The labels are **AI feedback**: language-model helpers following `docs/labelling/guidelines.md`, blind to
+the system and to every score. The **test split** was labelled by other helpers whose labels train nothing
+({counts["test"]["texts"]} texts, {counts["test"]["toxic"]} toxic): AUC **{own["test_auc"]["all"]:.3f}**
+(continuations {own["test_auc"]["continuations"]:.3f}) against {own["written_only_test_auc"]["all"]:.3f}
+({own["written_only_test_auc"]["continuations"]:.3f}) for the head trained on written texts alone. With
+{counts["test"]["toxic"]} toxic texts in the test split, its AUC is uncertain by several points.
+{candidates}"""
 
 
-def model_card(figures: dict, train, heldout, metadata: dict, head_path: Path) -> str:
-    held, cv = figures["heldout"], figures["cv"]
+_RULES = {"bilstm": "BiLSTM alone", "meaning": "meaning head alone", "combined": "combined (either)"}
+
+
+def _kind_rows(figures: dict, toxic_kinds: dict) -> list[tuple]:
+    return [
+        (
+            k,
+            figures["counts"][k],
+            "toxic" if toxic_kinds.get(k) else "not toxic",
+            *(_pct(figures["flag_rate_by_kind"][r][k]) for r in _RULES),
+        )
+        for k in figures["counts"]
+    ]
+
+
+def model_card(sources: dict) -> str:
+    """MODEL_CARD.md from `sources` (see above): {"metadata", "head": {"file", "parameters"},
+    "training": the run's record or None}."""
+    metadata, head, run = sources["metadata"], sources["head"], sources.get("training")
     config = metadata["head_config"]
-    this_run = (
-        f"**(c) SmolLM2 block {metadata['layer']} of 30, answer mean, {config['kind']} — chosen (free beside the reward model)**",
-        f"{cv['implicit_auc']['meaning']:.3f}",
-        f"{cv['auc']['meaning']:.3f}",
-        f"{held['implicit_auc']['meaning']:.3f}",
-        f"{held['auc']['meaning']:.3f}",
-    )
+    rates = metadata["heldout_rates"]
+    kind = "logistic (linear)" if config["kind"] == "linear" else "one-hidden-layer MLP"
+    what = f"""- **What it is:** a {kind} head ({head["parameters"]:,} trained parameters) on the frozen reward
+  backbone — {metadata.get("backbone_name", "?")}, residual stream after block {metadata["layer"]}, averaged over
+  the text's tokens read as an assistant answer to {"an empty user turn" if not metadata["prompt"] else repr(metadata["prompt"])},
+  {metadata["backbone_dtype"]} — the same feature the reward head reads, so the app gets it for free when the
+  reward model has scored the same answer. Trained on the features the app serves. Served in numpy
+  (`demo/scoring/toxicity_head.py`), no torch.
+- **File:** `{head["file"]}` (safetensors; standardisation statistics and the offset that puts the chosen
+  operating point at probability {metadata["calibrated_threshold"]} are tensors in it; the thresholds the app
+  serves are models.yaml's, chosen on our labelled outputs by `python -m demo feedback report`; metadata holds
+  the held-out FPR/FNR shown beside the flag).
+- **License:** Apache-2.0; the data was written for this project.
+"""
+    blind = f"""## What each scorer is blind to
+
+The legend the page shows beside the flag (`BLIND_SPOTS` in demo/scoring/toxicity_head.py):
+
+- **BiLSTM (words):** {BLIND_SPOTS["bilstm"]}.
+- **Meaning head:** {BLIND_SPOTS["meaning"]}.
+- Both: sarcasm and context outside the text (who is speaking, to whom); new slang and spellings.
+"""
+    if run is None:
+        return f"""# Meaning-aware toxicity head
+
+**On {metadata["heldout_texts"]} held-out texts written independently for this project (another writer,
+another brief), never used for any choice,** the combined flag (either signal) misses
+{_pct(rates["combined"]["fnr"])} of the toxic texts with a false-positive rate of {_pct(rates["combined"]["fpr"])}
+(BiLSTM alone: misses {_pct(rates["bilstm"]["fnr"])}, false positives {_pct(rates["bilstm"]["fpr"])}), as the head
+file's metadata records them.
+
+{what}- **Reproduce:** `{TRAIN_COMMAND} --replace-shipped` (seed {metadata["seed"]}; training data sha256
+  {metadata["train_sha256"]}…). No committed training run reproduces this head file, so the training figures
+  (AUCs, the operating point's cross-validation, per-group rates) are not quoted here.
+
+{_own_outputs_section(metadata.get("own_outputs"))}
+## The rule that combines the signals
+
+`combine(bilstm_score, meaning_score, threshold)`: **flag when either signal reaches the threshold.**
+The BiLSTM keeps the explicit insults, threats and slurs it already catches, and the head adds the
+stereotypes and demeaning generalisations written in polite words that the BiLSTM cannot read.
+
+{_table(["rule", "held-out FPR", "held-out FNR"], [(_RULES[r], _pct(rates[r]["fpr"]), _pct(rates[r]["fnr"])) for r in _RULES])}
+
+{blind}"""
+    figures, data = run["figures"], run["data"]
+    held, cv = figures["heldout"], figures["cv"]
     reading = (
         "the features were given (computed once for the study)"
         if figures.get("features_given")
         else f"{figures['feature_seconds']:.0f} s of it reading the backbone"
     )
-    names = {"bilstm": "BiLSTM alone", "meaning": "meaning head alone", "combined": "combined (either)"}
+    explicit = held["flag_rate_by_kind"]
     rule_rows = [
         (
-            names[r],
+            _RULES[r],
             _pct(held["rules"][r]["fpr"]),
             _pct(held["rules"][r]["fnr"]),
             _pct(held["rules"][r]["accuracy"]),
             _pct(cv["rules"][r]["fpr"]),
             _pct(cv["rules"][r]["fnr"]),
         )
-        for r in ("bilstm", "meaning", "combined")
+        for r in _RULES
     ]
-    kind_rows = [
+    budgets = [
+        (_pct(b["max_fpr"]), f"{b['cut']:.3f}", _pct(b["accuracy"]), _pct(b["fpr"]), _pct(b["fnr"]))
+        for b in figures["budgets"]
+    ]
+    signals = [
+        ("Jigsaw BiLSTM, max over its labels (the wording flag)", "bilstm"),
+        (f"**SmolLM2 block {metadata['layer']}, answer mean, {config['kind']} head (this head)**", "meaning"),
+    ]
+    signal_rows = [
         (
-            k,
-            held["counts"][k],
-            "toxic" if any(t.toxic for t in heldout if t.kind == k) else "not toxic",
-            *(_pct(held["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")),
+            name,
+            f"{cv['implicit_auc'][key]:.3f}",
+            f"{cv['auc'][key]:.3f}",
+            f"{held['implicit_auc'][key]:.3f}",
+            f"{held['auc'][key]:.3f}",
         )
-        for k in held["counts"]
+        for name, key in signals
     ]
-    cv_kind_rows = [
-        (
-            k,
-            cv["counts"][k],
-            "toxic" if any(t.toxic for t in train if t.kind == k) else "not toxic",
-            *(_pct(cv["flag_rate_by_kind"][r][k]) for r in ("bilstm", "meaning", "combined")),
-        )
-        for k in cv["counts"]
-    ]
-    explicit = held["flag_rate_by_kind"]
-    return (
-        f"""# Meaning-aware toxicity head
+    bilstm = run.get("bilstm")
+    words = (
+        f" The BiLSTM ({bilstm['parameters']:,} parameters, a {bilstm['vocabulary']:,}-word vocabulary) reads the last "
+        f"{bilstm['max_tokens']} words of a text."
+        if bilstm
+        else ""
+    )
+    return f"""# Meaning-aware toxicity head
 
-**On {len(heldout)} held-out texts written independently for this project (another writer,
+**On {data["heldout_texts"]} held-out texts written independently for this project (another writer,
 another brief), never used for any choice:** implicit-hate AUC **{held["implicit_auc"]["meaning"]:.3f}**
 for the meaning head against {held["implicit_auc"]["bilstm"]:.3f} for the Jigsaw BiLSTM; the combined flag
 (either signal) catches {_pct(explicit["combined"][EXPLICIT_HELDOUT_GROUP])} of the explicit insults
@@ -594,18 +672,8 @@ for the meaning head against {held["implicit_auc"]["bilstm"]:.3f} for the Jigsaw
 {_pct(explicit["bilstm"][IMPLICIT_HELDOUT_GROUP])}), with a false-positive rate of
 {_pct(held["rules"]["combined"]["fpr"])} on the non-toxic texts (BiLSTM alone {_pct(held["rules"]["bilstm"]["fpr"])}).
 
-- **What it is:** a {"logistic (linear)" if config["kind"] == "linear" else "one-hidden-layer MLP"} head on the
-  frozen reward backbone — {metadata.get("backbone_name", "SmolLM2-135M-Instruct")}, residual stream after
-  block {metadata["layer"]}, averaged over the text's tokens read as an assistant answer to
-  {"an empty user turn" if not metadata["prompt"] else repr(metadata["prompt"])}, {metadata["backbone_dtype"]} —
-  the same feature the reward head reads, so the app gets it for free when the reward model has
-  scored the same answer. Served in numpy (`demo/scoring/toxicity_head.py`), no torch.
-- **File:** `{Path(head_path).name}` (safetensors; standardisation statistics and the offset that puts
-  the chosen operating point at probability {metadata["calibrated_threshold"]} are tensors in it; the
-  thresholds the app serves are models.yaml's, chosen on our labelled outputs by `python -m demo feedback report`; metadata holds the held-out FPR/FNR shown beside the flag).
-- **License:** Apache-2.0; the data was written for this project.
-- **Reproduce:** `{TRAIN_COMMAND} --replace-shipped` (seed {metadata["seed"]}; {figures["seconds"]:.0f} s; {reading}).
-- **Served features:** {SERVING_CHECK if "int8" not in str(metadata["backbone_dtype"]) else TRAINED_ON_SERVED}
+{what}- **Reproduce:** `{TRAIN_COMMAND} --replace-shipped` (seed {metadata["seed"]}; {figures["seconds"]:.0f} s on
+  {run["machine"]}; {reading}).
 
 {_own_outputs_section(figures.get("own_outputs"))}
 ## The rule that combines the signals
@@ -619,57 +687,102 @@ within a budget, the budget itself chosen by the CV accuracy of the combined rul
 {_pct(figures["max_fpr"])}, cut {figures["cut"]:.3f} on the raw probability, stored as an offset so it reads as
 {metadata["calibrated_threshold"]}.
 
-{_table(["CV FPR budget", "cut", "CV accuracy", "CV FPR", "CV FNR"], [(_pct(b["max_fpr"]), f"{b['cut']:.3f}", _pct(b["accuracy"]), _pct(b["fpr"]), _pct(b["fnr"])) for b in figures["budgets"]])}
+{_table(["CV FPR budget", "cut", "CV accuracy", "CV FPR", "CV FNR"], budgets)}
 
-| rule | held-out FPR | held-out FNR | held-out accuracy | CV FPR (train) | CV FNR (train) |
-|---|---|---|---|---|---|
-"""
-        + "\n".join("| " + " | ".join(map(str, row)) + " |" for row in rule_rows)
-        + f"""
+{_table(["rule", "held-out FPR", "held-out FNR", "held-out accuracy", "CV FPR (train)", "CV FNR (train)"], rule_rows)}
 
 Share flagged per group of held-out texts (for toxic groups this is the recall, for the others the
 false-positive rate):
 
-{_table(["held-out group", "texts", "label", "BiLSTM", "meaning head", "combined"], kind_rows)}
+{_table(["held-out group", "texts", "label", "BiLSTM", "meaning head", "combined"], _kind_rows(held, data["heldout_toxic_kinds"]))}
 
-## How the signal was chosen
+## The two signals, measured alike
 
-All choices by stratified 5-fold cross-validation on `train.jsonl`; held-out figures are shown for
-every candidate but were measured after the choice and never used for it. Implicit AUC: the
-implicit-stereotype (train) / implicit-hate (held-out) texts against every non-toxic text.
+Stratified 5-fold cross-validation on `train.jsonl` (out-of-fold scores) and the held-out texts,
+measured after every choice. Implicit AUC: the implicit-stereotype (train) / implicit-hate
+(held-out) texts against every non-toxic text.
 
-{_table(["candidate", "CV implicit AUC", "CV AUC (all)", "held-out implicit AUC", "held-out AUC (all)"], (*STUDY, this_run))}
+{_table(["signal", "CV implicit AUC", "CV AUC (all)", "held-out implicit AUC", "held-out AUC (all)"], signal_rows)}
 
-Not tried for lack of CPU time in this round: the base Gemma's hidden states and the packaged
-all-MiniLM-L6-v2 (others found packaged sentence encoders weaker than this backbone for reward).
-Block 20 is both the best in CV and the reward head's own feature: no second backbone pass and no
-second ONNX build at serving time (block 8 would need both, for a lower CV figure). TF-IDF trained
-on this project's texts does far better than the packaged classifiers (~0.69), but stays below
-the backbone head in CV and on held-out texts.
+Block {metadata["layer"]} is the reward head's own feature: no second backbone pass and no second ONNX build
+at serving time.{words}
 
 Out-of-fold share flagged per type of training text, at the chosen cut:
 
-{_table(["train type", "texts", "label", "BiLSTM", "meaning head", "combined"], cv_kind_rows)}
+{_table(["train type", "texts", "label", "BiLSTM", "meaning head", "combined"], _kind_rows(cv, data["train_toxic_kinds"]))}
 
 Training: binary cross-entropy, full batch, AdamW (lr {config["lr"]}, weight decay {config["weight_decay"]},
 dropout {config["dropout"]}, {config["epochs"]} epochs); loss {figures["loss_first"]:.3f} → {figures["loss_last"]:.3f}.
 
 ## Data
 
-`train.jsonl`: {len(train)} texts written for this project — implicit stereotypes, dehumanising
+`train.jsonl`: {data["train_texts"]} texts written for this project — implicit stereotypes, dehumanising
 generalisations, explicit insults, threats, sexual harassment, masked slurs; and hard negatives:
 reclaimed or identity words, quoting to criticise, technical language ("kill -9"), medical and
-legal language, civil negativity, everyday text. `heldout.jsonl`: {len(heldout)} texts by a different
+legal language, civil negativity, everyday text. `heldout.jsonl`: {data["heldout_texts"]} texts by a different
 writer with a different brief (implicit hate, explicit, neutral texts about groups, hard negatives).
 
-## What each scorer is blind to
-
-- **BiLSTM (words):** {BLIND_SPOTS["bilstm"]}.
-- **Meaning head:** {BLIND_SPOTS["meaning"]}.
-- Both: sarcasm and context outside the text (who is speaking, to whom); new slang and spellings.
-- With 60–100 texts per held-out group, one text is 1–2 points: differences of a few points are noise.
+{blind}- With {min(held["counts"].values())}–{max(held["counts"].values())} texts per held-out group, one text is
+  {100 / max(held["counts"].values()):.0f}–{100 / min(held["counts"].values()):.0f} points: differences of a few points are noise.
 """
-    )
+
+
+def card_sources(head_path: Path, record: dict) -> dict:
+    """The card's sources for a head and the record of the training run that wrote it."""
+    from ..scoring.toxicity_head import read_head_file
+
+    return {"metadata": read_head_file(head_path)[1], "head": record["head"], "training": record}
+
+
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def shipped_card(config) -> tuple[str, tuple[Path, ...]]:
+    """The card of the head models.yaml serves, and the files it is rendered from: the committed
+    training run's record when it made this very head (the same tensors), else the head file's
+    metadata alone. Raises ValueError when the committed record was made by another head."""
+    from ..scoring.toxicity_head import read_head_file
+
+    spec = config.scoring.toxicity_meaning
+    if spec is None:
+        raise ValueError("models.yaml serves no meaning-aware toxicity head: there is no card to render")
+    head_path, results = spec.head_path, TRAINING_RESULTS_DIR / RESULTS_FILE
+    facts = head_facts(head_path)
+    if results.is_file():
+        record = json.loads(results.read_text(encoding="utf-8"))
+        if record["head"]["tensors_sha256"] != facts["tensors_sha256"]:
+            raise ValueError(
+                f"{_relative(results)} was written with another head than {_relative(head_path)} (tensors sha256 "
+                f"{record['head']['tensors_sha256'][:12]}… vs {facts['tensors_sha256'][:12]}…): re-run "
+                f"`{TRAIN_COMMAND} --replace-shipped`, or remove the record"
+            )
+        return model_card(card_sources(head_path, record)), (results, head_path)
+    sources = {"metadata": read_head_file(head_path)[1], "head": facts, "training": None}
+    return model_card(sources), (head_path,)
+
+
+def bilstm_facts(bilstm) -> dict | None:
+    """The word classifier's size, read from its weights (None for a stand-in without them)."""
+    from dataclasses import fields, is_dataclass
+
+    from ..scoring.toxicity_bilstm import MAX_LEN
+
+    weights = getattr(bilstm, "_weights", None)
+    if weights is None:
+        return None
+
+    def arrays(value) -> list[np.ndarray]:
+        if isinstance(value, np.ndarray):
+            return [value]
+        return [a for f in fields(value) for a in arrays(getattr(value, f.name))] if is_dataclass(value) else []
+
+    return {
+        "parameters": sum(int(a.size) for a in arrays(weights)),
+        "vocabulary": int(weights.embedding.shape[0]),
+        "max_tokens": MAX_LEN,
+    }
 
 
 def output_folder(out_dir: Path | None, replace_shipped: bool) -> Path | None:
@@ -690,6 +803,14 @@ def train_command(config_path: str | None, *, written_only: bool, out_dir: Path 
     from ..scoring.toxicity_bilstm import BiLSTMToxicityClassifier
 
     target = output_folder(out_dir, replace_shipped)
+    command = (
+        [TRAIN_COMMAND]
+        + (["--written-only"] if written_only else [])
+        + (["--out-dir", str(out_dir)] if out_dir else [])
+    )
+    command += (["--replace-shipped"] if replace_shipped else []) + (
+        ["--config", str(config_path)] if config_path else []
+    )
     app = load_config(config_path)
     spec = cast(TrainedHeadReward, app.scoring.reward)  # this tool needs the trained-head reward and the BiLSTM
     served = app.scoring.toxicity_meaning  # --replace-shipped writes where the config serves the head from
@@ -701,6 +822,8 @@ def train_command(config_path: str | None, *, written_only: bool, out_dir: Path 
         outputs=None if written_only else own_outputs(ITEMS, LABELS),
         head_path=(served.head_path if served else None) if target is None else target / "toxicity_head.safetensors",
         card_path=(served.card_path if served else None) if target is None else target / "MODEL_CARD.md",
+        command=" ".join(command),
+        results_path=TRAINING_RESULTS_DIR / RESULTS_FILE if target is None else target / RESULTS_FILE,
     )
     print(f"wrote {target or 'the served head (models.yaml scoring.toxicity_meaning)'}", file=sys.stderr)
     own = figures["own_outputs"] or {}

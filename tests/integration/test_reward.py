@@ -277,6 +277,14 @@ def test_trainer_learns_toy_preferences_and_writes_head_and_card(tmp_path, backb
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "longer answer wins" in card and "Apache-2.0" in card
     assert card.index("independently of its training data") < card.index("In-style figures")
+    # The card is the results file beside the head, rendered by a pure function.
+    from demo.training.reward.card import card_sources, model_card
+
+    record = json.loads((tmp_path / "out" / "reward.json").read_text(encoding="utf-8"))
+    assert {"command", "commit", "machine", "date", "head", "evaluation", "training"} <= set(record)
+    assert record["training"]["loss_curve"][-1] == pytest.approx(report.loss_last, abs=1e-4)
+    assert model_card(card_sources(local_config(llama_dir).scoring.reward.name, head_file, record)) == card
+    assert f"{100 * report.independent_accuracy:.1f}%" in card and "Training loss went from" in card
 
 
 def test_evaluation_counts_per_aspect_and_type_beside_the_baselines():

@@ -275,6 +275,17 @@ def test_a_head_trained_on_labelled_outputs_never_chooses_on_the_test_split(tmp_
     assert metadata["own_outputs"]["counts"]["test"]["texts"] == 40
     card = (tmp_path / "card-False.md").read_text()
     assert "AI feedback" in card and f"{own['test_auc']['all']:.3f}" in card
+    # Every figure of the card is in the results file written beside the head, and the card is
+    # that file rendered by a pure function.
+    from demo.training.toxicity_head import card_sources, model_card
+
+    record = json.loads((tmp_path / "toxicity.json").read_text())
+    assert {"command", "commit", "machine", "date", "head", "figures", "data"} <= set(record)
+    assert record["head"]["file"] == "head-True.safetensors"  # the last run wrote it
+    assert (
+        model_card(card_sources(tmp_path / "head-True.safetensors", record)) == (tmp_path / "card-True.md").read_text()
+    )
+    assert f"{record['figures']['heldout']['implicit_auc']['meaning']:.3f}" in card
 
 
 def test_own_outputs_keep_splits_and_pools_apart_and_match_the_served_head():

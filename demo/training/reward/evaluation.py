@@ -150,6 +150,15 @@ class Evaluation:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict) -> Evaluation:
+        """The evaluation `to_json` wrote (a results file's table)."""
+
+        def groups(values: dict) -> dict[str, GroupAccuracy]:
+            return {key: GroupAccuracy(**value) for key, value in values.items()}
+
+        return cls(data["name"], GroupAccuracy(**data["overall"]), groups(data["by_aspect"]), groups(data["by_type"]))
+
 
 def evaluate_rewards(
     name: str, pairs: Sequence[PreferencePair], chosen_rewards: Sequence[float], rejected_rewards: Sequence[float]

@@ -16,12 +16,16 @@ from ...config import AppConfig, TrainedHeadReward
 from ...preferences import (
     PREFERENCES_DIR,
     PreferencePair,
+    counts,
     load_independent,
     load_unseen,
     split_written,
     write_split,
 )
-from .card import model_card
+from ...provenance import provenance
+from ...scoring.reward_inputs import TRAIN_COMMAND
+from ..heads import TRAINING_RESULTS_DIR
+from .card import RESULTS_FILE, card_sources, head_facts, model_card
 from .evaluation import _fraction, evaluate_head
 from .features import _with_plain_variants, pair_features
 from .fitting import HeadConfig, fit_head, pair_accuracy, save_head
@@ -75,12 +79,17 @@ def train_reward_head(
     data_dir: Path = PREFERENCES_DIR,
     backbone=None,
     votes=None,
+    command: str = TRAIN_COMMAND,
+    results_path: Path | None = None,
 ) -> TrainingReport:
     """Train the reward head on the written pairs' train split; measure it on the independent
     set (never trained on, never used for a choice), the same-writer held-out split and
     unseen.jsonl; write the head (its metadata carries `independent_accuracy`) and its card.
 
-    `out_dir` overrides where the head and card go (default: the paths in models.yaml).
+    `out_dir` overrides where the head and card go (default: the paths in models.yaml). The run's
+    figures go to `results_path` as JSON (default: `reward.json` beside the head in `out_dir`, else
+    results/training/reward.json), with `command`, the commit, the machine and the date; the card
+    is rendered from that record alone.
     `votes` (demo.arena.export.VoteTraining) adds blind-vote pairs to the training pairs.
     """
     spec = config.scoring.reward
@@ -135,7 +144,8 @@ def train_reward_head(
             lambda c, r: fit_head(c, r, head_config, seed=seed),
             pair_accuracy,
         )
-    vote_card = vote_report.pop("card") if vote_report else ""
+    if vote_report:
+        vote_report.pop("card")  # rendered from the figures, in the card
     head = fit.head
     evaluations = {
         "independent": evaluate_head("independent", head, independent_features),
@@ -192,11 +202,28 @@ def train_reward_head(
     }
     save_head(head, head_path, metadata)
     report.seconds = round(time.perf_counter() - started, 1)
+    record = provenance([]) | {
+        "command": command,
+        "head": head_facts(head_path),
+        "evaluation": {name: evaluation.to_json() for name, evaluation in evaluations.items()},
+        "training": {
+            "train_pairs": len(train_pairs),
+            "loss_first": report.loss_first,
+            "loss_last": report.loss_last,
+            "loss_curve": list(report.loss_curve),
+            "train_accuracy": report.train_accuracy,
+            "seconds": report.seconds,
+            "feature_seconds": report.feature_seconds,
+            "train_aspects": counts(split.train, "aspect"),
+            "train_flaws": counts(split.train, "flaw"),
+            "votes": vote_report,
+        },
+    }
+    results_path = results_path or (Path(out_dir) / RESULTS_FILE if out_dir else TRAINING_RESULTS_DIR / RESULTS_FILE)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     card_path.parent.mkdir(parents=True, exist_ok=True)
-    card_path.write_text(
-        model_card(report, split, unseen, independent, evaluations, metadata, spec, head_path.parent) + vote_card,
-        encoding="utf-8",
-    )
+    card_path.write_text(model_card(card_sources(spec.name, head_path, record)), encoding="utf-8")
     log.info(
         "reward head: independent %.3f, held-out %.3f, unseen %.3f, %.1f s",
         report.independent_accuracy,
