@@ -16,6 +16,7 @@ from pathlib import Path
 from .config import ConfigError, load_config
 from .generation.formatting import BASE_MODES
 from .provenance import provenance
+from .session import ScoreKey
 from .settings import SETTINGS, SamplingSettings, settings_from_values
 from .token_shift import TokenShift, Unavailable
 
@@ -268,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="agreement, the toxicity flag calibrated on the labels, the judge against the labellers"
     )
     feedback_report.add_argument("--run", type=Path)
+    feedback_report.add_argument(
+        "--set",
+        choices=("outputs", "policy"),
+        default="outputs",
+        help="policy: what the policy label set holds and how its labellers agree (results/feedback/policy-report.json)",
+    )
     feedback_report.add_argument("--check", action="store_true", help="fail if the committed report would change")
 
     docs = commands.add_parser(
@@ -388,16 +395,18 @@ def run_score(args) -> int:
     if scorer.reward_error:
         print(f"warning: reward unavailable: {scorer.reward_error}", file=sys.stderr)
     for scores in scorer.score(pairs):
-        record = {key: value for key, value in scores.as_fields().items() if key != "reward_error"}
+        record = {key: value for key, value in scores.as_fields().items() if key != ScoreKey.REWARD_ERROR}
         print(json.dumps(record) if args.json or args.jsonl else _human_score(record), flush=True)
     return 0
 
 
 def _human_score(record: dict) -> str:
-    labels = ", ".join(f"{k} {v:.3f}" for k, v in sorted(record["toxicity_labels"].items(), key=lambda kv: -kv[1]))
+    labels = ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(record[ScoreKey.TOXICITY_LABELS].items(), key=lambda kv: -kv[1])
+    )
     lines = [f"reward {record['reward']}", f"toxicity {record['toxicity']:.3f} (toxic: {record['toxic']})"]
-    if "toxic_reason" in record:
-        meaning = record["toxicity_meaning"]
+    if ScoreKey.TOXIC_REASON in record:
+        meaning = record[ScoreKey.TOXICITY_MEANING]
         lines.append(
             f"meaning-aware toxicity {'n/a' if meaning is None else f'{meaning:.3f}'}: {record['toxic_reason']}"
         )
@@ -649,7 +658,10 @@ def run_feedback(args) -> int:
         items_path, labels_path = feedback.LABEL_SETS[args.set]
         print(feedback.ingest_file(args.file, args.labeller, args.pool, items_path, labels_path, kind))
         return 0
-    ok, text = feedback.report(run, feedback.ITEMS, feedback.LABELS, feedback.REPORT, args.check)
+    if args.set == "policy":
+        ok, text = feedback.write_policy_report(args.check)
+    else:
+        ok, text = feedback.report(run, feedback.ITEMS, feedback.LABELS, feedback.REPORT, args.check)
     print(text, end="" if text.endswith("\n") else "\n", file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

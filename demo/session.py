@@ -10,11 +10,27 @@ A stages run holds one side per model of `stages:` in models.yaml, in stage orde
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 from .token_shift import ShiftResult
 
-SCORE_FIELDS = ("reward", "toxicity", "toxic", "toxicity_labels", "reward_error")
+
+class ScoreKey(StrEnum):
+    """The score keys of a side, one spelling each: `/compare`'s and `compare --json`'s JSON, the
+    rows of stored runs, the scorers' `fields` and the views read these (each is its plain string)."""
+
+    REWARD = "reward"
+    REWARD_ERROR = "reward_error"
+    TOXICITY = "toxicity"  # the wording classifier's probability
+    TOXIC = "toxic"  # the served flag
+    TOXICITY_LABELS = "toxicity_labels"
+    TOXICITY_MEANING = "toxicity_meaning"  # the meaning head's probability, where configured
+    TOXIC_REASON = "toxic_reason"  # which signal raised the flag
+
+
+# The built-in keys a side carries as attributes; other scorers' keys go to `extra_scores`.
+SCORE_FIELDS = (ScoreKey.REWARD, ScoreKey.TOXICITY, ScoreKey.TOXIC, ScoreKey.TOXICITY_LABELS, ScoreKey.REWARD_ERROR)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from .arena.systems import SystemFormat, config_hash
 from .config import ROLES, AppConfig
 from .generation.formatting import BASE_MODES, BaseMode
 from .markdown import code_span, fenced
-from .session import Comparison, SideState
+from .session import Comparison, ScoreKey, SideState
 from .settings import SETTINGS, InvalidSetting, SamplingSettings, settings_from_values
 from .token_shift import TokenShift, Unavailable
 
@@ -81,7 +81,7 @@ def _scores_line(side: SideState) -> str:
     if side.reward is not None:
         parts.append(f"reward {side.reward:+.2f}")
     if side.toxicity is not None:
-        meaning = side.extra_scores.get("toxicity_meaning")
+        meaning = side.extra_scores.get(ScoreKey.TOXICITY_MEANING)
         toxicity = f"toxicity {side.toxicity:.2f} (wording)"
         if meaning is not None:
             toxicity += f", {meaning:.2f} (meaning)"

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config import ROLES, AppConfig
 from ..feedback.report import row_identity
 from ..scoring.scorer import AnswerScorer, preference
+from ..session import ScoreKey
 from .metrics import sent_prompt
 from .results import ResultsStore, comparison_record_key, pair_config_hash
 from .runner import EvaluationOptions, _key, model_hashes, plan_items, plan_rows, write_summary_and_report
@@ -98,7 +99,9 @@ def rescore_run(
 
 
 def _rekeyed(row: dict, pair_hash: str, hashes: dict[str, str], tie_tolerance: float) -> dict:
-    preferred, p_aligned = preference(row["base"].get("reward"), row["aligned"].get("reward"), tie_tolerance)
+    preferred, p_aligned = preference(
+        row["base"].get(ScoreKey.REWARD), row["aligned"].get(ScoreKey.REWARD), tie_tolerance
+    )
     row = {
         **row,
         "config_hash": pair_hash,

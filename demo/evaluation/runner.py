@@ -26,7 +26,7 @@ from ..generation.formatting import BaseMode
 from ..generation.runner import Failed, Finished, GenerationRequest
 from ..paths import RUNS_DIR
 from ..scoring.scorer import flag_rule, preference
-from ..session import SideState
+from ..session import ScoreKey, SideState
 from ..settings import SamplingSettings, clamp_settings
 from .metrics import TOXICITY_INSTRUCTIONS, sent_prompt
 from .report import write_report
@@ -444,7 +444,9 @@ def _score_sides(scorer: AnswerScorer | None, sides: Mapping[SideKey, SideState]
 
 def _store_comparison(run: _Run, item: _Item, base: dict, aligned: dict) -> None:
     """One finished comparison appended to the store (flushed at once: a killed run resumes)."""
-    preferred, p_aligned = preference(base.get("reward"), aligned.get("reward"), run.config.scoring.tie_tolerance)
+    preferred, p_aligned = preference(
+        base.get(ScoreKey.REWARD), aligned.get(ScoreKey.REWARD), run.config.scoring.tie_tolerance
+    )
     comparison = {
         "base": base,
         "aligned": aligned,

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from ..session import ScoreKey
 from .metrics import (
     N_RESAMPLES,
     TABLE1_PROPORTIONS,
@@ -208,11 +209,11 @@ def toxicity_summary(
     for row in rows:
         for role in ROLES:
             side = row[role]
-            if side.get("toxicity") is None:  # the side failed or was not scored
+            if side.get(ScoreKey.TOXICITY) is None:  # the side failed or was not scored
                 continue
             key = (row["pair"], row["base_format"], role, row["instruction"])
-            is_flagged = flag(side) if flag is not None else bool(side.get("toxic"))
-            cells[key].append((_prompt(row), float(side["toxicity"]), 1.0 if is_flagged else 0.0))
+            is_flagged = flag(side) if flag is not None else bool(side.get(ScoreKey.TOXIC))
+            cells[key].append((_prompt(row), float(side[ScoreKey.TOXICITY]), 1.0 if is_flagged else 0.0))
             model_ids.setdefault(key, str(side.get("model_id") or ""))
     instructions = list(TOXICITY_INSTRUCTIONS)
 

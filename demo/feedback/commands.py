@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..paths import DATA_DIR, RESULTS_DIR
 from .labels import AI_FEEDBACK, GUIDELINE_VERSION, ingest, parse_labels, read_labels
+from .policy_report import policy_report
 from .report import build_report, judge_agreement, row_identity
 from .tasks import Item, items_from_run, read_items, write_batch, write_items
 
@@ -29,6 +30,7 @@ POLICY_LABELS = DATA_DIR / "feedback" / "policy" / "labels.jsonl"
 # `--set`: which labelled set a command reads and writes (items, labels).
 LABEL_SETS = {"outputs": (ITEMS, LABELS), "policy": (POLICY_ITEMS, POLICY_LABELS)}
 REPORT = RESULTS_DIR / "feedback" / "report.json"
+POLICY_REPORT = RESULTS_DIR / "feedback" / "policy-report.json"
 RULE_BEFORE = (0.5, 0.5)  # (wording, meaning): the flag rule the default run was scored with, before labels v1
 
 
@@ -111,6 +113,19 @@ def report(run: Path, items_path: Path, store: Path, out: Path, check: bool) -> 
     return True, text
 
 
+def write_policy_report(check: bool) -> tuple[bool, str]:
+    """results/feedback/policy-report.json from the policy set's items and labels (`check`: only
+    say whether the committed file would change)."""
+    report = policy_report(read_items(POLICY_ITEMS), read_labels(POLICY_LABELS))
+    text = json.dumps(report, indent=1) + "\n"
+    if check:
+        same = POLICY_REPORT.is_file() and POLICY_REPORT.read_text(encoding="utf-8") == text
+        return same, "up to date" if same else f"{POLICY_REPORT} would change; run without --check"
+    POLICY_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    POLICY_REPORT.write_text(text, encoding="utf-8")
+    return True, text
+
+
 __all__ = [
     "AI_FEEDBACK",
     "ITEMS",
@@ -118,6 +133,7 @@ __all__ = [
     "LABEL_SETS",
     "POLICY_ITEMS",
     "POLICY_LABELS",
+    "POLICY_REPORT",
     "REPORT",
     "ingest_file",
     "labellers_on_run",
@@ -125,4 +141,5 @@ __all__ = [
     "read_items",
     "report",
     "write_batches",
+    "write_policy_report",
 ]

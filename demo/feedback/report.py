@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..session import ScoreKey
 from .labels import Label
 from .tasks import Answer, Item
 
@@ -102,8 +103,8 @@ def _scores(item: Item, number: str, rows: dict[str, dict]) -> tuple[float, floa
         row = rows.get(row_identity(key))
         for role in ("base", "aligned"):
             side = (row or {}).get(role) or {}
-            if side.get("text") == answer.text and side.get("toxicity") is not None:
-                return float(side["toxicity"]), float(side.get("toxicity_meaning") or 0.0)
+            if side.get("text") == answer.text and side.get(ScoreKey.TOXICITY) is not None:
+                return float(side[ScoreKey.TOXICITY]), float(side.get(ScoreKey.TOXICITY_MEANING) or 0.0)
     return None
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from ..config import AppConfig, KerasBiLSTMToxicity, ScoringSpec, SequenceClassifierToxicity
 from ..errors import public_message
-from ..session import SCORE_FIELDS
+from ..session import SCORE_FIELDS, ScoreKey
 
 Preference = Literal["base", "aligned", "tie"]
 
@@ -98,7 +98,7 @@ class RewardScorer:
     model is missing or fails; never an invented number)."""
 
     name = "reward"
-    fields: tuple[str, ...] = ("reward", "reward_error")
+    fields: tuple[str, ...] = (ScoreKey.REWARD, ScoreKey.REWARD_ERROR)
 
     def __init__(self, model: RewardModel | None, error: str | None = None, feedback_report: Path | None = None):
         self.model, self.error = model, error
@@ -135,13 +135,13 @@ class RewardScorer:
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         if self.model is not None:
             try:
-                return [{"reward": float(r), "reward_error": None} for r in self.model.score(pairs)]
+                return [{ScoreKey.REWARD: float(r), ScoreKey.REWARD_ERROR: None} for r in self.model.score(pairs)]
             except Exception as exc:
                 return [
-                    {"reward": None, "reward_error": public_message(exc, "scoring with the reward model")}
+                    {ScoreKey.REWARD: None, ScoreKey.REWARD_ERROR: public_message(exc, "scoring with the reward model")}
                     for _ in pairs
                 ]
-        return [{"reward": None, "reward_error": self.error} for _ in pairs]
+        return [{ScoreKey.REWARD: None, ScoreKey.REWARD_ERROR: self.error} for _ in pairs]
 
 
 class ToxicityScorer:
@@ -155,7 +155,7 @@ class ToxicityScorer:
     """
 
     name = "toxicity"
-    fields: tuple[str, ...] = ("toxicity", "toxic", "toxicity_labels")
+    fields: tuple[str, ...] = (ScoreKey.TOXICITY, ScoreKey.TOXIC, ScoreKey.TOXICITY_LABELS)
 
     def __init__(
         self, classifier: ToxicityClassifier, spec: ScoringSpec, meaning=None, meaning_error: str | None = None
@@ -169,7 +169,7 @@ class ToxicityScorer:
         self._meaning_threshold = spec.toxicity_meaning_threshold
         self._feedback_report = spec.feedback_report
         if self.meaning_configured:
-            self.fields = (*self.fields, "toxicity_meaning", "toxic_reason")
+            self.fields = (*self.fields, ScoreKey.TOXICITY_MEANING, ScoreKey.TOXIC_REASON)
 
     @classmethod
     def from_config(cls, config: AppConfig) -> ToxicityScorer:
@@ -205,14 +205,18 @@ class ToxicityScorer:
         results = []
         for labels, meaning in zip(rows, meanings):
             value = toxicity_score(labels, self.toxic_labels)
-            result: dict[str, Any] = {"toxicity": value, "toxic": value >= self.threshold, "toxicity_labels": labels}
+            result: dict[str, Any] = {
+                ScoreKey.TOXICITY: value,
+                ScoreKey.TOXIC: value >= self.threshold,
+                ScoreKey.TOXICITY_LABELS: labels,
+            }
             if self.meaning_configured:
                 from .toxicity_head import combine
 
                 if meaning is None:
                     reason = f"wording only ({error or 'the meaning-aware signal is not loaded'})"
                 else:
-                    result["toxic"], reason = combine(value, meaning, self.threshold, self.meaning_threshold)
+                    result[ScoreKey.TOXIC], reason = combine(value, meaning, self.threshold, self.meaning_threshold)
                 result.update(toxicity_meaning=meaning, toxic_reason=reason)
             results.append(result)
         return results
@@ -268,7 +272,7 @@ def flag_rule(spec: ScoringSpec) -> Callable[[Mapping], bool]:
     from .toxicity_head import combine
 
     def flagged(side: Mapping) -> bool:
-        wording, meaning = float(side["toxicity"]), side.get("toxicity_meaning")
+        wording, meaning = float(side[ScoreKey.TOXICITY]), side.get(ScoreKey.TOXICITY_MEANING)
         if spec.toxicity_meaning is None or meaning is None:
             return wording >= spec.toxicity_threshold
         return combine(wording, float(meaning), spec.toxicity_threshold, spec.toxicity_meaning_threshold)[0]
@@ -339,7 +343,7 @@ class AnswerScorer:
                 row.update(result)
         return [
             AnswerScores(
-                **{key: row.get(key) for key in SCORE_FIELDS},
+                **{str(key): row.get(key) for key in SCORE_FIELDS},
                 extra={k: v for k, v in row.items() if k not in SCORE_FIELDS} or None,
             )
             for row in merged

@@ -18,7 +18,7 @@ from ..paths import EXAMPLES_DIR
 from ..scoring.reward_head import read_head_metadata
 from ..scoring.reward_inputs import RewardUnavailable
 from ..scoring.toxicity_head import BLIND_SPOTS
-from ..session import Comparison, SideState
+from ..session import Comparison, ScoreKey, SideState
 
 ROLE_LABELS = {"base": "Base model", "aligned": "Aligned model"}
 STAGE_LABELS = {"pretrained": "Base model", "sft": "SFT model", "preference-tuned": "Aligned model"}
@@ -79,9 +79,9 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
     )
     labels = sorted((side.toxicity_labels or {}).items(), key=lambda kv: -kv[1])[:3]
     label_text = ", ".join(f"{escape(name)} {p:.2f}" for name, p in labels)
-    meaning = side.extra_scores.get("toxicity_meaning")
-    reason = side.extra_scores.get("toxic_reason")
-    if "toxic_reason" in side.extra_scores:
+    meaning = side.extra_scores.get(ScoreKey.TOXICITY_MEANING)
+    reason = side.extra_scores.get(ScoreKey.TOXIC_REASON)
+    if ScoreKey.TOXIC_REASON in side.extra_scores:
         signal = "n/a" if meaning is None else f"<b>{meaning:.2f}</b>"
         flag = flag.replace("<span ", f'<span title="{escape(reason)}" ', 1)
         toxicity_line = (
@@ -106,7 +106,7 @@ def scores_html(side: SideState, threshold: float, calibration: dict | None = No
     rates_line = (
         f'<div class="demo-muted">On held-out texts written elsewhere {which} raised on '
         f"{rates['fpr']:.0%} of harmless texts and misses {rates['fnr']:.0%} of toxic ones.</div>"
-        if rates and "toxic_reason" in side.extra_scores
+        if rates and ScoreKey.TOXIC_REASON in side.extra_scores
         else ""
     )
     return (
