@@ -189,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     align = commands.add_parser(
         "align", help="SFT, reward model and RL on the base model (needs requirements-train.txt)"
     )
-    align.add_argument("step", choices=("sft", "reward", "rl", "all"))
+    align.add_argument(
+        "step",
+        choices=("sft", "reward", "rl", "all", "reward-policy"),
+        help="reward-policy: step 2 on labellers' rankings of the SFT policy's own samples (data/feedback/policy/)",
+    )
     align.add_argument("--resume", action="store_true", help="continue from the step's last checkpoint")
     align.add_argument(
         "--stop-after",

@@ -24,6 +24,9 @@ from .rl import Judge, RLSettings, train_rl
 from .sft import SFTSettings, train_sft
 
 STEPS = ("sft", "reward", "rl")
+# Step 2 again, on labellers' rankings of the SFT policy's own samples (data/feedback/policy/);
+# not part of `all` until an RL run trains against it.
+POLICY_REWARD_STEP = "reward-policy"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class AlignFolders:
     @property
     def rlhf(self) -> Path:
         return self.root / "rlhf"
+
+    @property
+    def reward_policy(self) -> Path:
+        return self.root / POLICY_REWARD_STEP
 
     def sft_input(self) -> Path:
         return self.sft if (self.sft / "adapter_model.safetensors").is_file() else SHIPPED.sft
@@ -110,8 +117,8 @@ def run(
     the cache's, never the shipped ones); returns their reports. `stop_after` (SFT only) ends SFT
     after that optimiser step as an interruption would."""
     folders = folders or output_folders(None, replace_shipped=False)
-    if step not in (*STEPS, "all"):
-        raise ValueError(f"align step must be one of {(*STEPS, 'all')}, got {step!r}")
+    if step not in (*STEPS, POLICY_REWARD_STEP, "all"):
+        raise ValueError(f"align step must be one of {(*STEPS, POLICY_REWARD_STEP, 'all')}, got {step!r}")
     config = load_config(config_path)
     base = resolve_checkpoint(base_source(config)).path
     reports = {}
@@ -122,6 +129,8 @@ def run(
             )
             if "stopped_at" in reports[name]:
                 break
+        elif name == POLICY_REWARD_STEP:
+            reports[name] = _train_policy_reward(config, folders)
         elif name == "reward":
             reports[name] = train_reward_model(
                 sft_checkpoint(config, folders.sft_input()),
@@ -146,6 +155,24 @@ def run(
             )
             save_reward_vs_kl(reports[name]["rounds"], folders.rlhf / "reward_vs_kl.png")
     return reports
+
+
+def _train_policy_reward(config: AppConfig, folders: AlignFolders) -> dict:
+    from ...feedback.commands import POLICY_ITEMS, POLICY_LABELS
+    from ...feedback.labels import read_labels
+    from ...feedback.tasks import read_items
+    from .policy_reward import train_policy_reward_model
+
+    labels = read_labels(POLICY_LABELS)
+    return train_policy_reward_model(
+        sft_checkpoint(config, folders.sft_input()),
+        read_items(POLICY_ITEMS),
+        [label for label in labels if label.pool == "train"],
+        [label for label in labels if label.pool == "test"],
+        folders.reward_policy,
+        previous_head=folders.reward_input() / HEAD_FILE,
+        judge=_judge(config),
+    )
 
 
 def save_reward_vs_kl(rounds: Sequence[dict], path: Path) -> Path | None:

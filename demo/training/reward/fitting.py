@@ -74,16 +74,23 @@ def fit_head(
     *,
     seed: int = 0,
     lengths: tuple[torch.Tensor, torch.Tensor] | None = None,
+    weights: torch.Tensor | None = None,
 ) -> FitResult:
     """Train a head with the Bradley–Terry loss, full batch, seeded: the same inputs and seed give
     bit-identical weights on the same machine. `lengths` (characters of each chosen and rejected
-    answer) is needed when `config.length_control` is on. With `config.ensemble > 1` the members
-    are merged into one head (`merge_heads`); the losses are the first member's."""
+    answer) is needed when `config.length_control` is on. `weights` (one per pair, default equal)
+    weigh the pairs' losses, e.g. the pairs of one ranking as one element, as InstructGPT does.
+    With `config.ensemble > 1` the members are merged into one head (`merge_heads`); the losses
+    are the first member's."""
     if chosen.shape != rejected.shape or chosen.ndim != 2 or len(chosen) == 0:
         raise ValueError("chosen and rejected features must be non-empty [pairs, dim] tensors of one shape")
     if config.length_control and lengths is None:
         raise ValueError("length_control needs the lengths of the chosen and rejected answers")
-    fits = [_fit_one(chosen, rejected, config, seed + member, lengths) for member in range(max(1, config.ensemble))]
+    if weights is not None and weights.shape != (len(chosen),):
+        raise ValueError("weights must hold one number per pair")
+    fits = [
+        _fit_one(chosen, rejected, config, seed + member, lengths, weights) for member in range(max(1, config.ensemble))
+    ]
     if len(fits) == 1:
         return fits[0]
     head = merge_heads([fit.head for fit in fits])
@@ -92,7 +99,7 @@ def fit_head(
     return FitResult(head=head, losses=fits[0].losses)
 
 
-def _fit_one(chosen, rejected, config: HeadConfig, seed: int, lengths) -> FitResult:
+def _fit_one(chosen, rejected, config: HeadConfig, seed: int, lengths, weights=None) -> FitResult:
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -115,7 +122,7 @@ def _fit_one(chosen, rejected, config: HeadConfig, seed: int, lengths) -> FitRes
             if config.length_control:
                 margin_chosen = margin_chosen + length_weight * log_chosen
                 margin_rejected = margin_rejected + length_weight * log_rejected
-            loss = bradley_terry_loss(margin_chosen, margin_rejected)
+            loss = bradley_terry_loss(margin_chosen, margin_rejected, weights)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
@@ -147,9 +154,13 @@ def merge_heads(heads: Sequence[RewardHead]) -> RewardHead:
     return merged.eval()
 
 
-def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
-    """−log σ(r_chosen − r_rejected), averaged: the InstructGPT reward-model loss for one pair each."""
-    return -nn.functional.logsigmoid(r_chosen - r_rejected).mean()
+def bradley_terry_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """−log σ(r_chosen − r_rejected), averaged (weighted by `weights` when given): the InstructGPT
+    reward-model loss for one pair each."""
+    losses = -nn.functional.logsigmoid(r_chosen - r_rejected)
+    return losses.mean() if weights is None else (losses * weights).sum() / weights.sum()
 
 
 @torch.no_grad()
