@@ -22,7 +22,11 @@ from pathlib import Path
 from .config import AppConfig, load_config
 from .paths import DEFAULT_RUN_DIR, README, REPO_ROOT, RESULTS_DIR
 
-DOCUMENTS = (README, *sorted((REPO_ROOT / "docs").glob("*.md")))
+DOCUMENTS = (
+    README,
+    *sorted((REPO_ROOT / "docs").glob("*.md")),
+    REPO_ROOT / "data" / "feedback" / "policy" / "README.md",
+)
 _REGION = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
 
 
@@ -318,7 +322,40 @@ def _token_shift(config: AppConfig, data: dict[str, dict]) -> str:
     )
 
 
+def _policy_labels(config: AppConfig, data: dict[str, dict]) -> str:
+    report = data["feedback/policy-report.json"]
+    items, labelled = report["items"], report["labelled_items"]
+    rows = [
+        "| split | prompts (items) | labelled | labelled by |",
+        "|---|---|---|---|",
+    ]
+    for split, pool in (("train", "train"), ("validation", "train"), ("test", "test")):
+        names = ", ".join(r["labeller"] for r in report["labellers"] if r["pool"] == pool)
+        rows.append(f"| {split} | {items[split]} | {labelled[split]} | {names} |")
+    counts = ", ".join(f"{r['labeller']} {r['labels']}" for r in report["labellers"])
+    kinds = sorted({r["kind"] for r in report["labellers"]})
+    versions = sorted({r["guideline_version"] for r in report["labellers"]})
+    lines = [
+        "\n".join(rows),
+        "",
+        f"{report['labels']} rankings in all ({counts}); "
+        f"labeller kind: {', '.join(kinds)}; guidelines {', '.join(versions)}. "
+        f"{_pct(report['rankings_with_a_tie'])} of the rankings have a tie.",
+    ]
+    for pool, agreement in report["agreement"].items():
+        if agreement["agreement"] is not None:
+            lines.append(
+                f"- {pool} pool: on {agreement['items_with_two_labellers']} prompts ranked by two labellers, they agree "
+                f"on {_pct(agreement['agreement'])} of the {agreement['pairs_decisive_for_both']} pairs both call "
+                "(the paper's human labellers: 73 %)."
+            )
+    return (
+        "\n".join(lines) + "\n\n(`python -m demo feedback report --set policy`; results/feedback/policy-report.json.)\n"
+    )
+
+
 RENDERERS: dict[str, Renderer] = {
+    "policy-labels": Renderer(("feedback/policy-report.json",), _policy_labels),
     "token-shift": Renderer(("token-shift/summary.json",), _token_shift),
     "feedback": Renderer(("feedback/report.json",), _feedback),
     "headline": Renderer(("evaluation/default-run/summary.json",), _headline),
@@ -385,7 +422,7 @@ def run_docs(check: bool) -> list[str]:
         text = document.read_text(encoding="utf-8")
         rendered = render_document(text, config)
         if rendered != text:
-            differing.append(document.name)
+            differing.append(document.relative_to(REPO_ROOT).as_posix())
             if not check:
                 document.write_text(rendered, encoding="utf-8")
     return differing
