@@ -4,7 +4,7 @@ model's own backbone, and it is trained on the project's comparisons with the Br
 Measured on the shared 2-core CPU, a LoRA RewardTrainer run (forward + backward through 270M
 parameters for both answers of each pair, several epochs) did not fit next to the other steps'
 budget, so the backbone is frozen: the residual stream of one SFT block, averaged over the
-answer's tokens, feeds a small head trained with the BT loss (demo/training/reward.py's head and
+answer's tokens, feeds a small head trained with the BT loss (demo/training/reward/'s head and
 loss, reused). The block is chosen by 5-fold cross-validation on the train split only; the
 written test split and the independent held-out set are measured once, at the end.
 """
