@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add_command in SUBCOMMANDS:
+        add_command(commands)
+    return parser
 
+
+def _add_compare_command(commands) -> None:
     compare = commands.add_parser("compare", help="run prompts through both models and score them")
     compare.add_argument("prompts", nargs="+", metavar="PROMPT")
     add_settings_flags(compare)
@@ -48,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(compare)
 
+
+def _add_score_command(commands) -> None:
     score = commands.add_parser("score", help="reward and toxicity of answers")
     score.add_argument("--prompt", default="")
     score.add_argument("--answer")
@@ -55,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true")
     _add_config(score)
 
+
+def _add_evaluate_command(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="the paper's comparisons on prompt suites: preference, truthfulness, toxicity"
     )
@@ -90,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_flags(evaluate, skip=("seed",))  # --seed above is the sampling seed
     _add_config(evaluate)
 
+
+def _add_toxicity_command(commands) -> None:
     toxicity = commands.add_parser(
         "train-toxicity", help="train the meaning-aware toxicity head on the written texts and our labelled outputs"
     )
@@ -106,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(toxicity)
 
+
+def _add_train_command(commands) -> None:
     train = commands.add_parser(
         "train-reward", help="train the demo reward head on data/preferences, or measure the served one (--evaluate)"
     )
@@ -141,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(train)
 
+
+def _add_votes_command(commands) -> None:
     votes = commands.add_parser("votes", help="the blind votes: export them for training, or print the leaderboard")
     votes_commands = votes.add_subparsers(dest="votes_command", required=True)
     export = votes_commands.add_parser("export", help="write the votes in TRL's formats")
@@ -158,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     _add_config(stats)
 
+
+def _add_shift_command(commands) -> None:
     shift = commands.add_parser(
         "token-shift",
         help="rank the stored aligned answers of evaluation runs under the model before each step (token shift)",
@@ -174,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     shift.add_argument("--fresh", action="store_true", help="start over instead of resuming answers.jsonl")
     shift.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_config(shift)
+
+
+def _add_bench_command(commands) -> None:
     bench = commands.add_parser("bench", help="measure load, latency, throughput and memory")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--skip-baseline", action="store_true", help="skip the naive fp32 baseline")
@@ -186,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--processes", type=_positive, default=1, help="--start: app processes started at once")
     _add_config(bench)
 
+
+def _add_align_command(commands) -> None:
     align = commands.add_parser(
         "align", help="SFT, reward model and RL on the base model (needs requirements-train.txt)"
     )
@@ -213,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(align)
 
+
+def _add_fidelity_command(commands) -> None:
     fidelity = commands.add_parser(
         "fidelity", help="per-token KL and top-1 agreement of each served build against its fp32 reference"
     )
@@ -227,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(fidelity)
 
+
+def _add_feedback_command(commands) -> None:
     feedback = commands.add_parser(
         "feedback", help="labels on our models' outputs: build tasks, ingest labels, calibrate and report"
     )
@@ -281,16 +307,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feedback_report.add_argument("--check", action="store_true", help="fail if the committed report would change")
 
+
+def _add_docs_command(commands) -> None:
     docs = commands.add_parser(
         "docs", help="render the figure tables of README.md and docs/ from the committed results/"
     )
     docs.add_argument("--check", action="store_true", help="fail where a document differs from its results")
 
+
+def _add_prepare_command(commands) -> None:
     prepare = commands.add_parser(
         "prepare", help="build every model and scorer into the cache ahead of time (a Space's or image's build step)"
     )
     _add_config(prepare)
 
+
+def _add_data_command(commands) -> None:
     from .training.data_builders import BUILDERS
 
     data = commands.add_parser(
@@ -302,9 +334,30 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("builder", choices=list(BUILDERS))
     data.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the builder")
 
+
+def _add_serve_command(commands) -> None:
     serve = commands.add_parser("serve", help="serve the web UI (same as python app.py)")
     _add_config(serve)
-    return parser
+
+
+# The subcommands in `--help` order; each adds its parser (arguments and help) to `commands`.
+SUBCOMMANDS = (
+    _add_compare_command,
+    _add_score_command,
+    _add_evaluate_command,
+    _add_toxicity_command,
+    _add_train_command,
+    _add_votes_command,
+    _add_shift_command,
+    _add_bench_command,
+    _add_align_command,
+    _add_fidelity_command,
+    _add_feedback_command,
+    _add_docs_command,
+    _add_prepare_command,
+    _add_data_command,
+    _add_serve_command,
+)
 
 
 def _positive(text: str) -> int:
