@@ -306,3 +306,48 @@ def test_select_round_keeps_the_best_training_rm_round_earliest_on_ties():
 
     assert select_round([row(0, -1.4, -2.3), row(1, -1.0, -9.0), row(2, -1.4, 5.0)]) == 1  # not the judge's pick
     assert select_round([row(0, 0.5, 0), row(1, 0.5, 0)]) == 0
+
+
+def test_policy_reward_model_learns_the_rankings_and_reuses_its_features(reward_run, tmp_path, monkeypatch):
+    from demo.feedback.labels import Label
+    from demo.feedback.tasks import Answer, Item
+    from demo.training.align.policy_reward import PolicyRewardSettings, train_policy_reward_model
+    from demo.training.align.reward_model import HEAD_FILE, SFTRewardModel
+
+    merged, work, _ = reward_run
+    rng = random.Random(3)
+    items, labels = [], []
+    for n in range(36):
+        split = "train" if n < 24 else "validation" if n < 30 else "test"
+        bad = [" ".join(rng.choice(WORDS) for _ in range(6)) for _ in range(2)]
+        answers = (
+            Answer("1", "s0", bad[0], ()),
+            Answer("2", "s1", "the cat sat on the mat", ()),
+            Answer("3", "s2", bad[1], ()),
+        )
+        items.append(Item(f"i{n}", "ranking", split, f"prompt {n}", "chat", None, answers))
+        pool = "test" if split == "test" else "train"
+        labels.append(Label(f"i{n}", "L", "ai", "v1", pool, ranking=(("2",), ("1", "3")), answers={}))  # type: ignore[arg-type]
+    train_labels = [label for label in labels if label.pool == "train"]
+    test_labels = [label for label in labels if label.pool == "test"]
+    settings = PolicyRewardSettings(candidate_layers=(1, 2), epochs=60)
+    report = train_policy_reward_model(
+        merged,
+        items,
+        train_labels,
+        test_labels,
+        tmp_path / "rm",
+        settings,
+        previous_head=work / "rm" / HEAD_FILE,
+        feature_cache=tmp_path / "cache",
+    )
+    assert report["items"] == {"train": 24, "validation": 6, "test": 6}
+    assert report["agreement"]["test (held-out labellers)"] == {"pairs": 12, "agreement": 1.0}
+    assert "test, reward model RL used before (written pairs)" in report["agreement"]
+    assert (tmp_path / "rm" / HEAD_FILE).is_file() and (tmp_path / "rm" / "metrics.json").is_file()
+    # Trained again on the same texts: every feature comes from the cache.
+    monkeypatch.setattr(SFTRewardModel, "features", lambda *a, **k: pytest.fail("features read again"))
+    again = train_policy_reward_model(
+        merged, items, train_labels, test_labels, tmp_path / "rm2", settings, feature_cache=tmp_path / "cache"
+    )
+    assert again["agreement"] == {k: v for k, v in report["agreement"].items() if "before" not in k}

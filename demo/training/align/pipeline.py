@@ -172,6 +172,7 @@ def _train_policy_reward(config: AppConfig, folders: AlignFolders) -> dict:
         folders.reward_policy,
         previous_head=folders.reward_input() / HEAD_FILE,
         judge=_judge(config),
+        feature_cache=checkpoints_dir(POLICY_REWARD_STEP),
     )
 
 

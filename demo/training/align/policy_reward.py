@@ -36,7 +36,8 @@ class PolicyRewardSettings:
     candidate_layers: tuple[int, ...] = (6, 12, 18)
     max_tokens: int = 256
     tokens_per_batch: int = 2048
-    head_kind: Literal["linear", "mlp"] = "mlp"
+    # Candidates, each block with each head kind; the validation split's labels choose one.
+    head_kinds: tuple[Literal["linear", "mlp"], ...] = ("linear", "mlp")
     head_hidden: int = 64
     epochs: int = 200
 
@@ -83,6 +84,30 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return round(float(spearmanr(x, y).statistic), 4)
 
 
+def _cached_features(
+    scorer: SFTRewardModel,
+    texts: list[tuple[str, str]],
+    layers: list[int],
+    settings: PolicyRewardSettings,
+    cache: Path | None,
+) -> dict[int, torch.Tensor]:
+    """{layer: [len(texts), hidden]}; with `cache`, texts read before (same layers and length
+    limit) are not read again, so labelling more prompts and retraining costs only the new ones."""
+    stored: dict[tuple[str, str], torch.Tensor] = {}
+    path = cache / f"features-{'-'.join(map(str, layers))}-{settings.max_tokens}.pt" if cache else None
+    if path is not None and path.is_file():
+        stored = torch.load(path)
+    missing = [text for text in texts if text not in stored]
+    if missing:
+        new = scorer.features(missing, layers, settings.tokens_per_batch, progress=True)
+        stored.update({text: torch.stack([new[layer][n] for layer in layers]) for n, text in enumerate(missing)})
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(stored, path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)
+    return {layer: torch.stack([stored[text][k] for text in texts]) for k, layer in enumerate(layers)}
+
+
 def train_policy_reward_model(
     sft_checkpoint: Path,
     items: Sequence[Item],
@@ -93,6 +118,7 @@ def train_policy_reward_model(
     *,
     previous_head: Path | None = None,
     judge: Callable[[Sequence[tuple[str, str]]], Sequence[float | None]] | None = None,
+    feature_cache: Path | None = None,
 ) -> dict:
     """Fit the head on the train split's rankings, choose the block on the validation split's,
     measure the test split's once; write the head and metrics.json to `output`."""
@@ -103,15 +129,15 @@ def train_policy_reward_model(
     scorer = SFTRewardModel.load(sft_checkpoint, max_tokens=settings.max_tokens)
     layers = [layer for layer in settings.candidate_layers if layer <= scorer.model.config.num_hidden_layers]
     scorer.truncate(max(layers))
-    features = scorer.features(texts, layers, settings.tokens_per_batch, progress=True)
+    features = _cached_features(scorer, texts, layers, settings, feature_cache)
 
     train = weighted_pairs(split_items["train"], train_labels)
     chosen_rows = [index[(p, c)] for (p, c, _), _ in train]
     rejected_rows = [index[(p, r)] for (p, _, r), _ in train]
     weights = torch.tensor([w for _, w in train])
-    config = HeadConfig(layer=None, kind=settings.head_kind, hidden=settings.head_hidden, epochs=settings.epochs)
 
-    def fitted(layer: int):
+    def fitted(layer: int, kind: Literal["linear", "mlp"]):
+        config = HeadConfig(layer=None, kind=kind, hidden=settings.head_hidden, epochs=settings.epochs)
         f = features[layer]
         return fit_head(f[chosen_rows], f[rejected_rows], config, seed=settings.seed, weights=weights).head
 
@@ -121,22 +147,26 @@ def train_policy_reward_model(
             values = head(features[layer]).tolist()
         return lambda prompt, answer: values[index[(prompt, answer)]]
 
-    heads = {layer: fitted(layer) for layer in layers}
+    candidates = [(layer, kind) for layer in layers for kind in settings.head_kinds]
+    heads = {candidate: fitted(*candidate) for candidate in candidates}
     validation = {
-        layer: agreement(scorer_of(heads[layer], layer), split_items["validation"], train_labels) for layer in layers
+        (layer, kind): agreement(scorer_of(heads[(layer, kind)], layer), split_items["validation"], train_labels)
+        for layer, kind in candidates
     }
-    layer = max(layers, key=lambda n: ((validation[n]["agreement"] or 0.0), -n))
-    head, score = heads[layer], scorer_of(heads[layer], layer)
+    # Ties go to the earlier block and the simpler head (candidates are in that order).
+    layer, kind = max(candidates, key=lambda c: (validation[c]["agreement"] or 0.0, -candidates.index(c)))
+    head, score = heads[(layer, kind)], scorer_of(heads[(layer, kind)], layer)
     report: dict = {
         "step": "reward on our policy's ranked samples",
         "settings": asdict(settings),
         "items": {split: len(v) for split, v in split_items.items()},
         "train_pairs": len(train),
-        "validation_agreement_by_layer": {str(n): v for n, v in validation.items()},
+        "validation_agreement_by_candidate": {f"block {n}, {k}": v for (n, k), v in validation.items()},
         "layer": layer,
+        "head_kind": kind,
         "agreement": {
             "train": agreement(score, split_items["train"], train_labels),
-            "validation": validation[layer],
+            "validation": validation[(layer, kind)],
             "test (held-out labellers)": agreement(score, split_items["test"], test_labels),
         },
         "test_labellers_with_each_other": labeller_agreement(
