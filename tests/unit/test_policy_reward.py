@@ -108,3 +108,11 @@ def test_pair_weights_decide_which_of_two_contradicting_preferences_the_head_lea
         assert torch.allclose(uniform(chosen), plain(chosen), atol=1e-4)
     with pytest.raises(ValueError, match="one number per pair"):
         fit_head(chosen, rejected, config, weights=torch.ones(3))
+
+
+def test_a_bootstrap_over_prompts_brackets_the_agreement():
+    items = {f"i{n}": _item(f"i{n}", ["good", "bad"]) for n in range(20)}
+    labels = [_label(f"i{n}", [["1"], ["2"]] if n % 4 else [["2"], ["1"]]) for n in range(20)]
+    result = agreement(lambda prompt, answer: 1.0 if answer == "good" else 0.0, items, labels, bootstrap=500)
+    low, high = result["ci95"]
+    assert result["agreement"] == 0.75 and low < 0.75 < high and 0.4 < low and high <= 1.0

@@ -13,6 +13,7 @@ reward model RL used before (trained on written pairs) and the app's independent
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -60,10 +61,18 @@ def weighted_pairs(items: dict[str, Item], labels: Iterable[Label]) -> list[tupl
     return out
 
 
-def agreement(score: Callable[[str, str], float], items: dict[str, Item], labels: Iterable[Label]) -> dict:
+def agreement(
+    score: Callable[[str, str], float],
+    items: dict[str, Item],
+    labels: Iterable[Label],
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict:
     """How often `score(prompt, answer)` orders a labeller's decisive pairs as the labeller does
-    (a tie of scores counts half), over all labellers' pairs; with the pairs counted."""
-    agreed, total = 0.0, 0
+    (a tie of scores counts half), over all labellers' pairs; with the pairs counted. With
+    `bootstrap` > 0, a 95 % interval from resampling prompts (a prompt's pairs move together)."""
+    per_item: dict[str, list[float]] = {}
     for label in labels:
         if label.ranking is None or label.item not in items:
             continue
@@ -71,9 +80,18 @@ def agreement(score: Callable[[str, str], float], items: dict[str, Item], labels
         text = {a.number: a.text for a in item.answers}
         for better, worse in decisive_pairs(label):
             high, low = score(item.prompt, text[better]), score(item.prompt, text[worse])
-            agreed += 1.0 if high > low else 0.5 if high == low else 0.0
-            total += 1
-    return {"pairs": total, "agreement": round(agreed / total, 4) if total else None}
+            per_item.setdefault(item.id, []).append(1.0 if high > low else 0.5 if high == low else 0.0)
+    total = sum(len(v) for v in per_item.values())
+    result: dict = {"pairs": total, "agreement": round(sum(map(sum, per_item.values())) / total, 4) if total else None}
+    if bootstrap and total:
+        rng = random.Random(seed)
+        groups = list(per_item.values())
+        shares = sorted(
+            sum(sum(g) for g in sample) / sum(len(g) for g in sample)
+            for sample in ([rng.choice(groups) for _ in groups] for _ in range(bootstrap))
+        )
+        result["ci95"] = [round(shares[int(0.025 * bootstrap)], 4), round(shares[int(0.975 * bootstrap) - 1], 4)]
+    return result
 
 
 def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -167,7 +185,7 @@ def train_policy_reward_model(
         "agreement": {
             "train": agreement(score, split_items["train"], train_labels),
             "validation": validation[(layer, kind)],
-            "test (held-out labellers)": agreement(score, split_items["test"], test_labels),
+            "test (held-out labellers)": agreement(score, split_items["test"], test_labels, bootstrap=2000),
         },
         "test_labellers_with_each_other": labeller_agreement(
             [label for label in test_labels if label.item in split_items["test"]]
@@ -181,7 +199,7 @@ def train_policy_reward_model(
         old_layer = int(metadata["layer"])
         if old_layer in features:
             report["agreement"]["test, reward model RL used before (written pairs)"] = agreement(
-                scorer_of(old, old_layer), split_items["test"], test_labels
+                scorer_of(old, old_layer), split_items["test"], test_labels, bootstrap=2000
             )
     if judge is not None and test_texts:
         judged = judge(list(test_texts))
@@ -192,7 +210,7 @@ def train_policy_reward_model(
             return 0.0 if value is None else value
 
         report["agreement"]["test, the app's judge (independent)"] = agreement(
-            judged_score, split_items["test"], test_labels
+            judged_score, split_items["test"], test_labels, bootstrap=2000
         )
         kept = [(score(p, a), v) for (p, a), v in zip(test_texts, judged) if v is not None]
         report["spearman_with_judge_on_test_answers"] = _spearman([s for s, _ in kept], [v for _, v in kept])
