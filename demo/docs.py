@@ -26,6 +26,7 @@ DOCUMENTS = (
     README,
     *sorted((REPO_ROOT / "docs").glob("*.md")),
     REPO_ROOT / "data" / "feedback" / "policy" / "README.md",
+    REPO_ROOT / "trained" / "align" / "reward-policy" / "MODEL_CARD.md",
 )
 _REGION = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
 
@@ -354,7 +355,45 @@ def _policy_labels(config: AppConfig, data: dict[str, dict]) -> str:
     )
 
 
+def _interval(figure: dict) -> str:
+    low, high = figure.get("ci95") or (None, None)
+    return "–" if low is None else f"{_pct(low)}–{_pct(high)}"
+
+
+def _policy_reward(config: AppConfig, data: dict[str, dict]) -> str:
+    report = data["training/reward-policy.json"]
+    agreement = report["agreement"]
+    names = {
+        "test (held-out labellers)": "**this reward model** (rankings of our policy's samples)",
+        "test, reward model RL used before (written pairs)": "the reward model our RL step used (written pairs)",
+        "test, the app's judge (independent)": "the app's judge (SmolLM2 head, written pairs)",
+    }
+    rows = [
+        "| on the test split's rankings (other labellers) | decisive pairs | agreement (95 % CI over prompts) |",
+        "|---|---|---|",
+    ]
+    rows += [
+        f"| {label} | {agreement[key]['pairs']} | {_pct(agreement[key]['agreement'])} ({_interval(agreement[key])}) |"
+        for key, label in names.items()
+        if key in agreement
+    ]
+    ceiling = report["test_labellers_with_each_other"]
+    items = report["items"]
+    return (
+        "\n".join(rows)
+        + f"\n\nTrained on {items['train']} prompts' rankings ({report['train_pairs']} weighted pairs; training "
+        f"agreement {_pct(agreement['train']['agreement'])}), block {report['layer']} and a {report['head_kind']} head "
+        f"chosen on {items['validation']} validation prompts ({_pct(agreement['validation']['agreement'])}), "
+        f"measured once on {items['test']} test prompts. The two test labellers agree with each other on "
+        f"{_pct(ceiling['agreement'])} of the {ceiling['pairs_decisive_for_both']} pairs both call. Spearman "
+        f"correlation with the app's judge over the test answers: {report['spearman_with_judge_on_test_answers']}.\n"
+        f"\n(`{report['command']}`, commit {report['commit']}; results/training/reward-policy.json. The labels are "
+        "AI feedback.)\n"
+    )
+
+
 RENDERERS: dict[str, Renderer] = {
+    "policy-reward": Renderer(("training/reward-policy.json",), _policy_reward),
     "policy-labels": Renderer(("feedback/policy-report.json",), _policy_labels),
     "token-shift": Renderer(("token-shift/summary.json",), _token_shift),
     "feedback": Renderer(("feedback/report.json",), _feedback),

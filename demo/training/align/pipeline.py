@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ...cache import cache_dir
 from ...config import AppConfig, MergedAdapterSource, WeightsSource, load_config
-from ...paths import ALIGN_ARTEFACTS_DIR
+from ...paths import ALIGN_ARTEFACTS_DIR, RESULTS_DIR
+from ...provenance import provenance
 from ...weights import resolve_checkpoint
 from .common import BASE_MODEL_ID, checkpoints_dir
 from .reward_model import HEAD_FILE, RewardSettings, SFTRewardModel, train_reward_model
@@ -27,6 +28,7 @@ STEPS = ("sft", "reward", "rl")
 # Step 2 again, on labellers' rankings of the SFT policy's own samples (data/feedback/policy/);
 # not part of `all` until an RL run trains against it.
 POLICY_REWARD_STEP = "reward-policy"
+POLICY_REWARD_RESULTS = RESULTS_DIR / "training" / "reward-policy.json"
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def _train_policy_reward(config: AppConfig, folders: AlignFolders) -> dict:
     from .policy_reward import train_policy_reward_model
 
     labels = read_labels(POLICY_LABELS)
-    return train_policy_reward_model(
+    report = train_policy_reward_model(
         sft_checkpoint(config, folders.sft_input()),
         read_items(POLICY_ITEMS),
         [label for label in labels if label.pool == "train"],
@@ -174,6 +176,10 @@ def _train_policy_reward(config: AppConfig, folders: AlignFolders) -> dict:
         judge=_judge(config),
         feature_cache=checkpoints_dir(POLICY_REWARD_STEP),
     )
+    if folders == SHIPPED:  # the card's figures: a committed result with who made it
+        POLICY_REWARD_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        POLICY_REWARD_RESULTS.write_text(json.dumps(provenance(sys.argv) | report, indent=1) + "\n")
+    return report
 
 
 def save_reward_vs_kl(rounds: Sequence[dict], path: Path) -> Path | None:
