@@ -104,7 +104,11 @@ def labellers_on_run(run_rows: Sequence[dict], items_path: Path = ITEMS, store: 
 
 def report(run: Path, items_path: Path, store: Path, out: Path, check: bool) -> tuple[bool, str]:
     result = build_report(read_items(items_path), read_labels(store), _run_rows(run), RULE_BEFORE)
-    text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    return _write_or_check(out, json.dumps(result, indent=2, ensure_ascii=False) + "\n", check)
+
+
+def _write_or_check(out: Path, text: str, check: bool) -> tuple[bool, str]:
+    """Write a report; with `check`, only say whether the committed file differs from `text`."""
     if check:
         same = out.is_file() and out.read_text(encoding="utf-8") == text
         return same, "up to date" if same else f"{out} differs from what the committed labels give"
@@ -117,13 +121,7 @@ def write_policy_report(check: bool) -> tuple[bool, str]:
     """results/feedback/policy-report.json from the policy set's items and labels (`check`: only
     say whether the committed file would change)."""
     report = policy_report(read_items(POLICY_ITEMS), read_labels(POLICY_LABELS))
-    text = json.dumps(report, indent=1) + "\n"
-    if check:
-        same = POLICY_REPORT.is_file() and POLICY_REPORT.read_text(encoding="utf-8") == text
-        return same, "up to date" if same else f"{POLICY_REPORT} would change; run without --check"
-    POLICY_REPORT.parent.mkdir(parents=True, exist_ok=True)
-    POLICY_REPORT.write_text(text, encoding="utf-8")
-    return True, text
+    return _write_or_check(POLICY_REPORT, json.dumps(report, indent=1) + "\n", check)
 
 
 __all__ = [

@@ -342,7 +342,7 @@ def test_policy_reward_model_learns_the_rankings_and_reuses_its_features(reward_
         feature_cache=tmp_path / "cache",
     )
     assert report["items"] == {"train": 24, "validation": 6, "test": 6}
-    assert report["agreement"]["test (held-out labellers)"] == {"pairs": 12, "agreement": 1.0}
+    assert report["agreement"]["test (held-out labellers)"] == {"pairs": 12, "agreement": 1.0, "ci95": [1.0, 1.0]}
     assert "test, reward model RL used before (written pairs)" in report["agreement"]
     assert (tmp_path / "rm" / HEAD_FILE).is_file() and (tmp_path / "rm" / "metrics.json").is_file()
     # Trained again on the same texts: every feature comes from the cache.

@@ -25,8 +25,8 @@ import torch
 from ...feedback.labels import Label
 from ...feedback.policy_report import decisive_pairs, labeller_agreement
 from ...feedback.tasks import Item
-from ..reward import HeadConfig, fit_head, save_head
-from .reward_model import HEAD_FILE, SFTRewardModel
+from ..reward import HeadConfig, fit_head
+from .reward_model import SFTRewardModel, save_sft_head
 
 Pair = tuple[str, str, str]  # (prompt, chosen answer, rejected answer)
 
@@ -214,18 +214,12 @@ def train_policy_reward_model(
         )
         kept = [(score(p, a), v) for (p, a), v in zip(test_texts, judged) if v is not None]
         report["spearman_with_judge_on_test_answers"] = _spearman([s for s, _ in kept], [v for _, v in kept])
-    output.mkdir(parents=True, exist_ok=True)
-    save_head(
+    save_sft_head(
         head,
-        output / HEAD_FILE,
-        {
-            "input_dim": str(scorer.model.config.hidden_size),
-            "layer": str(layer),
-            "feature": "answer_mean",
-            "backbone": "gemma-3-270m-sft (merged)",
-            "max_tokens": str(settings.max_tokens),
-            "trained_on": "data/feedback/policy (rankings of our SFT policy's samples; AI feedback)",
-        },
+        output,
+        scorer,
+        layer,
+        trained_on="data/feedback/policy (rankings of our SFT policy's samples; AI feedback)",
     )
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     (output / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -238,18 +238,7 @@ def train_reward_model(
         _accuracy_by(fit.head, features["test"][layer], [flaw_of[t] for t in groups["test"]]) if groups["test"] else {}
     )
 
-    output.mkdir(parents=True, exist_ok=True)
-    save_head(
-        fit.head,
-        output / HEAD_FILE,
-        {
-            "input_dim": str(scorer.model.config.hidden_size),
-            "layer": str(layer),
-            "feature": "answer_mean",
-            "backbone": "gemma-3-270m-sft (merged)",
-            "max_tokens": str(settings.max_tokens),
-        },
-    )
+    save_sft_head(fit.head, output, scorer, layer)
     report = {
         "step": "reward",
         "settings": asdict(settings),
@@ -265,6 +254,19 @@ def train_reward_model(
     }
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def save_sft_head(head: RewardHead, output: Path, scorer: SFTRewardModel, layer: int, **extra: str) -> None:
+    """A head on the SFT backbone, with what `SFTRewardModel.load` needs to read it again."""
+    output.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "input_dim": str(scorer.model.config.hidden_size),
+        "layer": str(layer),
+        "feature": "answer_mean",
+        "backbone": "gemma-3-270m-sft (merged)",
+        "max_tokens": str(scorer.max_tokens),
+    }
+    save_head(head, output / HEAD_FILE, metadata | extra)
 
 
 def _accuracy_by(head: RewardHead, pair: PairTensors, labels: list[str]) -> dict[str, float]:
