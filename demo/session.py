@@ -10,15 +10,15 @@ A stages run holds one side per model of `stages:` in models.yaml, in stage orde
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from typing import Any
 
 from .token_shift import ShiftResult
 
 
-class ScoreKey(StrEnum):
+class ScoreKey:
     """The score keys of a side, one spelling each: `/compare`'s and `compare --json`'s JSON, the
-    rows of stored runs, the scorers' `fields` and the views read these (each is its plain string)."""
+    rows of stored runs, the scorers' `fields` and the views read these. Plain strings, not an
+    enum: Gradio's JSON encoder (orjson) refuses dict keys that are str subclasses."""
 
     REWARD = "reward"
     REWARD_ERROR = "reward_error"

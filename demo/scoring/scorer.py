@@ -343,7 +343,7 @@ class AnswerScorer:
                 row.update(result)
         return [
             AnswerScores(
-                **{str(key): row.get(key) for key in SCORE_FIELDS},
+                **{key: row.get(key) for key in SCORE_FIELDS},
                 extra={k: v for k, v in row.items() if k not in SCORE_FIELDS} or None,
             )
             for row in merged
