@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import repo_relative
 from ..paths import RESULTS_DIR
 
 HEAD_KINDS = ("linear", "mlp")
@@ -112,3 +113,19 @@ def head_facts(path: Path) -> dict:
         "tensors_sha256": digest.hexdigest(),
         "parameters": sum(int(array.size) for name, array in tensors.items() if name.startswith("net.")),
     }
+
+
+def shipped_record(results: Path, head_path: Path, facts: dict, train_command: str) -> dict | None:
+    """The committed results record of a shipped head (None when there is none), or ValueError
+    when it was written with another head than the one at `head_path` (`facts`: its `head_facts`;
+    compared by tensors)."""
+    if not results.is_file():
+        return None
+    record = json.loads(results.read_text(encoding="utf-8"))
+    if record["head"]["tensors_sha256"] != facts["tensors_sha256"]:
+        raise ValueError(
+            f"{repo_relative(results)} was written with another head than {repo_relative(head_path)} (tensors "
+            f"sha256 {record['head']['tensors_sha256'][:12]}… vs {facts['tensors_sha256'][:12]}…): re-run "
+            f"`{train_command} --replace-shipped`, or remove the record"
+        )
+    return record

@@ -27,10 +27,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..paths import DATA_DIR, REPO_ROOT, TOXICITY_ARTEFACTS_DIR
+from ..paths import DATA_DIR, TOXICITY_ARTEFACTS_DIR
 from ..provenance import provenance
 from ..scoring.toxicity_head import BLIND_SPOTS, HEAD_FORMAT, METADATA_KEY, OFFSET_KEY, TRAIN_COMMAND, combine
-from .heads import TRAINING_RESULTS_DIR, FeatureHead, head_facts, head_tensors, load_head_tensors, write_head_file
+from .heads import (
+    TRAINING_RESULTS_DIR,
+    FeatureHead,
+    head_facts,
+    head_tensors,
+    load_head_tensors,
+    shipped_record,
+    write_head_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -734,11 +742,6 @@ def card_sources(head_path: Path, record: dict) -> dict:
     return {"metadata": read_head_file(head_path)[1], "head": record["head"], "training": record}
 
 
-def _relative(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-
 def shipped_card(config) -> tuple[str, tuple[Path, ...]]:
     """The card of the head models.yaml serves, and the files it is rendered from: the committed
     training run's record when it made this very head (the same tensors), else the head file's
@@ -750,14 +753,8 @@ def shipped_card(config) -> tuple[str, tuple[Path, ...]]:
         raise ValueError("models.yaml serves no meaning-aware toxicity head: there is no card to render")
     head_path, results = spec.head_path, TRAINING_RESULTS_DIR / RESULTS_FILE
     facts = head_facts(head_path)
-    if results.is_file():
-        record = json.loads(results.read_text(encoding="utf-8"))
-        if record["head"]["tensors_sha256"] != facts["tensors_sha256"]:
-            raise ValueError(
-                f"{_relative(results)} was written with another head than {_relative(head_path)} (tensors sha256 "
-                f"{record['head']['tensors_sha256'][:12]}… vs {facts['tensors_sha256'][:12]}…): re-run "
-                f"`{TRAIN_COMMAND} --replace-shipped`, or remove the record"
-            )
+    record = shipped_record(results, head_path, facts, TRAIN_COMMAND)
+    if record is not None:
         return model_card(card_sources(head_path, record)), (results, head_path)
     sources = {"metadata": read_head_file(head_path)[1], "head": facts, "training": None}
     return model_card(sources), (head_path,)

@@ -15,11 +15,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...config import AppConfig, TrainedHeadReward
-from ...paths import REPO_ROOT, RESULTS_DIR
+from ...config import AppConfig, TrainedHeadReward, repo_relative
+from ...paths import RESULTS_DIR
 from ...scoring.reward_head import read_head_metadata
 from ...scoring.reward_inputs import TRAIN_COMMAND
-from ..heads import TRAINING_RESULTS_DIR, head_facts
+from ..heads import TRAINING_RESULTS_DIR, head_facts, shipped_record
 from .evaluation import Evaluation, _pct, _table, evaluation_table
 
 _FEATURE_WORDS = {
@@ -311,11 +311,6 @@ def card_sources(name: str, head_path: Path, record: dict) -> dict:
     }
 
 
-def _relative(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-
 def shipped_card(config: AppConfig) -> tuple[str, tuple[Path, ...]]:
     """The card of the head models.yaml serves, and the files it is rendered from: the committed
     training run's record when it made this very head (same sha256), else the head file's metadata
@@ -327,19 +322,13 @@ def shipped_card(config: AppConfig) -> tuple[str, tuple[Path, ...]]:
     head_path, results = spec.head_path, TRAINING_RESULTS_DIR / RESULTS_FILE
     facts = head_facts(head_path)
     study = (head_path.parent / CANDIDATES_FILE,) if (head_path.parent / CANDIDATES_FILE).is_file() else ()
-    if results.is_file():
-        record = json.loads(results.read_text(encoding="utf-8"))
-        if record["head"]["tensors_sha256"] != facts["tensors_sha256"]:
-            raise ValueError(
-                f"{_relative(results)} was written with another head than {_relative(head_path)} "
-                f"(tensors sha256 {record['head']['tensors_sha256'][:12]}… vs {facts['tensors_sha256'][:12]}…): re-run `{TRAIN_COMMAND} "
-                "--replace-shipped`, or remove the record"
-            )
+    record = shipped_record(results, head_path, facts, TRAIN_COMMAND)
+    if record is not None:
         return model_card(card_sources(spec.name, head_path, record)), (results, head_path, *study)
     try:
         measured = json.loads(EVALUATE_RESULTS.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"{_relative(EVALUATE_RESULTS)} is missing or unreadable ({error})") from None
+        raise ValueError(f"{repo_relative(EVALUATE_RESULTS)} is missing or unreadable ({error})") from None
     sources = {
         "name": spec.name,
         "metadata": read_head_metadata(head_path),
