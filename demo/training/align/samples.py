@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ...config import AppConfig
 from ...evaluation.runner import generate_pair
+from ...evaluation.token_shift import read_records
 from ...feedback.tasks import Answer, Item, Split, item_id, split_of
 from ...generation.runner import Failed, GenerationRequest
 from ...settings import SamplingSettings, clamp_settings
@@ -55,16 +56,9 @@ def read_prompts(path: Path, limit: int | None = None) -> list[dict]:
 
 
 def read_samples(checkpoint: Path) -> list[dict]:
-    """The rows sampled so far (a torn last line, from a killed run, is dropped)."""
-    if not checkpoint.is_file():
-        return []
-    rows = []
-    for line in checkpoint.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
+    """The rows sampled so far: the evaluation's tolerant JSONL reader, so a line torn by a killed
+    run (and anything appended onto it) is skipped, and its samples are drawn again on resume."""
+    return read_records(checkpoint)
 
 
 def sample_policy(
